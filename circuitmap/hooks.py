@@ -1,0 +1,156 @@
+"""Hook points on plain HF decoder-only models (Gemma 2, Gemma 3, Llama, Qwen families).
+
+Conventions used everywhere in circuitmap:
+- ``resid_pre`` of layer l is the hidden state entering decoder layer l (for l = 0: the scaled
+  embeddings). It equals ``hook_resid_post`` of layer l-1 in TransformerLens / sae-lens names.
+- The MLP post-activation of layer L is the input of ``mlp.down_proj``: act(gate(x)) * up(x),
+  shape (batch, seq, d_mlp). A "neuron" is one coordinate of it.
+- Forwards stop early by raising :class:`StopForward` from the deepest hook they need, so no layer
+  after it (nor the 262k-vocab unembedding) is ever run.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import torch
+from torch import nn
+
+
+class StopForward(Exception):
+    """Raised by a hook once everything a forward needs has been recorded."""
+
+
+def decoder_layers(model: nn.Module) -> nn.ModuleList:
+    """The decoder layers of a causal LM (``model.model.layers`` and multimodal variants)."""
+    for path in ("model.layers", "model.language_model.layers", "language_model.model.layers"):
+        module: Any = model
+        for name in path.split("."):
+            module = getattr(module, name, None)
+            if module is None:
+                break
+        if isinstance(module, nn.ModuleList):
+            return module
+    raise TypeError(f"cannot find decoder layers in {type(model).__name__}")
+
+
+def mlp_down_proj(model: nn.Module, layer: int) -> nn.Linear:
+    """The ``down_proj`` of layer ``layer``'s MLP; its input is the MLP post-activation."""
+    return decoder_layers(model)[layer].mlp.down_proj
+
+
+def _hidden(args: tuple, kwargs: dict) -> torch.Tensor:
+    return args[0] if args else kwargs["hidden_states"]
+
+
+def _with_hidden(args: tuple, kwargs: dict, hidden: torch.Tensor) -> tuple[tuple, dict]:
+    if args:
+        return (hidden, *args[1:]), kwargs
+    return args, {**kwargs, "hidden_states": hidden}
+
+
+class Injection:
+    """Replaces resid_pre[:, position] of one layer with per-row vectors while ``active``.
+
+    Patchscope decodes set ``active = False`` after the prefill so later tokens run clean.
+    """
+
+    def __init__(self, vectors: torch.Tensor, position: int) -> None:
+        self.vectors = vectors  # (batch, d_model) or (d_model,), broadcast over the batch
+        self.position = position
+        self.active = True
+
+    def apply(self, hidden: torch.Tensor) -> torch.Tensor:
+        """hidden: (batch, seq, d_model) -> a copy with one position replaced (autograd-safe)."""
+        patched = hidden.clone()
+        patched[:, self.position] = self.vectors.to(hidden.device, hidden.dtype)
+        return patched
+
+
+@contextmanager
+def inject_resid_pre(
+    model: nn.Module, layer: int, position: int, vectors: torch.Tensor
+) -> Iterator[Injection]:
+    """Within the block, resid_pre of ``layer`` at ``position`` is replaced by ``vectors``."""
+    injection = Injection(vectors, position)
+
+    def hook(_module: nn.Module, args: tuple, kwargs: dict) -> tuple[tuple, dict] | None:
+        if not injection.active:
+            return None
+        return _with_hidden(args, kwargs, injection.apply(_hidden(args, kwargs)))
+
+    handle = decoder_layers(model)[layer].register_forward_pre_hook(hook, with_kwargs=True)
+    try:
+        yield injection
+    finally:
+        handle.remove()
+
+
+@contextmanager
+def record_resid_pre(
+    model: nn.Module, layers: list[int], *, stop: bool = False
+) -> Iterator[dict[int, torch.Tensor]]:
+    """Record resid_pre (batch, seq, d_model) of each layer; ``stop`` ends the forward after the
+    deepest one."""
+    records: dict[int, torch.Tensor] = {}
+    deepest = max(layers)
+    handles = []
+    for layer in sorted(set(layers)):
+
+        def hook(_m: nn.Module, args: tuple, kwargs: dict, layer: int = layer) -> None:
+            records[layer] = _hidden(args, kwargs)
+            if stop and layer == deepest:
+                raise StopForward
+
+        handles.append(
+            decoder_layers(model)[layer].register_forward_pre_hook(hook, with_kwargs=True)
+        )
+    try:
+        yield records
+    finally:
+        for handle in handles:
+            handle.remove()
+
+
+@contextmanager
+def record_mlp_post(
+    model: nn.Module, layer: int, *, stop: bool = False
+) -> Iterator[dict[int, torch.Tensor]]:
+    """Record the MLP post-activation (batch, seq, d_mlp) of ``layer`` under key ``layer``;
+    ``stop`` ends the forward right there (before down_proj runs)."""
+    records: dict[int, torch.Tensor] = {}
+
+    def hook(_m: nn.Module, args: tuple) -> None:
+        records[layer] = args[0]
+        if stop:
+            raise StopForward
+
+    handle = mlp_down_proj(model, layer).register_forward_pre_hook(hook)
+    try:
+        yield records
+    finally:
+        handle.remove()
+
+
+def run_body(
+    model: nn.Module, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None
+) -> None:
+    """Run the transformer body (no unembedding) until a hook raises :class:`StopForward`.
+
+    With an ``attention_mask`` (left padding), position ids count real tokens only, so a padded
+    text gets the same positions, and the same activations, as the text alone.
+    """
+    position_ids = None
+    if attention_mask is not None:
+        position_ids = (attention_mask.long().cumsum(-1) - 1).clamp(min=0)  # (batch, seq)
+    try:
+        model.base_model(
+            input_ids=input_ids,
+            attention_mask=attention_mask,
+            position_ids=position_ids,
+            use_cache=False,
+        )
+    except StopForward:
+        pass

@@ -1,0 +1,84 @@
+"""Run folders: every result is written atomically (temp file + rename) as JSON or safetensors,
+formats that other tools read, with the run's config beside it."""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
+
+from .errors import CircuitmapError
+
+CONFIG_FILE = "config.json"
+RESULT_FILE = "result.json"
+TENSORS_FILE = "tensors.safetensors"
+
+
+def _atomic(path: Path, write: Any) -> None:
+    """Call ``write(tmp_path)`` then rename over ``path``, so readers never see a partial file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
+    try:
+        write(Path(tmp))
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    _atomic(path, lambda tmp: tmp.write_text(text, encoding="utf-8"))
+
+
+def atomic_write_json(path: Path, data: Any) -> None:
+    atomic_write_text(path, json.dumps(data, indent=2, ensure_ascii=False) + "\n")
+
+
+def atomic_save_tensors(path: Path, tensors: dict[str, torch.Tensor]) -> None:
+    cpu = {k: v.detach().to("cpu").contiguous() for k, v in tensors.items()}
+    _atomic(path, lambda tmp: save_file(cpu, str(tmp)))
+
+
+def read_json(path: Path) -> Any:
+    """Read a JSON file of a run; a missing or corrupt file is a one-line error."""
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError) as exc:
+        raise CircuitmapError(f"cannot read {path}: {exc}") from exc
+
+
+def read_tensors(path: Path) -> dict[str, torch.Tensor]:
+    try:
+        return load_file(str(path))
+    except (OSError, SafetensorError) as exc:
+        raise CircuitmapError(f"cannot read {path}: {exc}") from exc
+
+
+def new_run_dir(root: Path, name: str) -> Path:
+    """A fresh folder ``root/<timestamp>-<name>`` (suffixed if it exists)."""
+    stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
+    base = root / f"{stamp}-{name}"
+    path, i = base, 1
+    while path.exists():
+        path, i = Path(f"{base}-{i}"), i + 1
+    path.mkdir(parents=True)
+    return path
+
+
+def check_run_dir(path: Path) -> Path:
+    """A readable run folder (holding config.json), or a one-line error."""
+    if not path.is_dir():
+        raise CircuitmapError(f"run folder {str(path)!r} does not exist")
+    if not (path / CONFIG_FILE).is_file():
+        raise CircuitmapError(
+            f"{str(path)!r} is not a circuitmap run folder: it has no {CONFIG_FILE}"
+        )
+    return path

@@ -1,0 +1,1 @@
+"""The `circuitmap` command line (installed as the `circuitmap_cli` package)."""

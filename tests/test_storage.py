@@ -1,0 +1,84 @@
+import json
+
+import pytest
+import torch
+
+from circuitmap.config import (
+    CorpusConfig,
+    ExplainConfig,
+    ModelConfig,
+    OptimConfig,
+    from_dict,
+    to_dict,
+)
+from circuitmap.corpus import build_default_corpus, load_corpus
+from circuitmap.errors import CircuitmapError
+from circuitmap.explain import ExplainResult
+from circuitmap.storage import atomic_save_tensors, atomic_write_json, read_tensors
+
+
+def test_config_round_trips_through_json():
+    config = ExplainConfig(
+        target_layer=5,
+        neuron=3,
+        layer=2,
+        model=ModelConfig(name="x"),
+        optim=OptimConfig(lr=0.1, norm_constraint=True),
+    )
+    again = from_dict(ExplainConfig, json.loads(json.dumps(to_dict(config))))
+    assert again == config
+
+
+def test_unknown_config_field_is_rejected():
+    with pytest.raises(ValueError, match="unknown ExplainConfig fields"):
+        from_dict(ExplainConfig, {"target_layer": 1, "neuron": 1, "layer": 0, "bogus": 1})
+
+
+def test_atomic_writes_leave_no_temp_files(tmp_path):
+    atomic_write_json(tmp_path / "a.json", {"x": 1})
+    atomic_save_tensors(tmp_path / "t.safetensors", {"v": torch.arange(3.0)})
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.json", "t.safetensors"]
+    torch.testing.assert_close(read_tensors(tmp_path / "t.safetensors")["v"], torch.arange(3.0))
+
+
+def test_failed_write_keeps_the_old_file(tmp_path):
+    atomic_write_json(tmp_path / "a.json", {"x": 1})
+    with pytest.raises(TypeError):
+        atomic_write_json(tmp_path / "a.json", {"x": object()})
+    assert json.loads((tmp_path / "a.json").read_text()) == {"x": 1}
+    assert [p.name for p in tmp_path.iterdir()] == ["a.json"]
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda p: None,
+        lambda p: p.mkdir(),
+        lambda p: (p.mkdir(), (p / "config.json").write_text("{")),
+    ],
+)
+def test_unreadable_run_folder_is_a_user_error(tmp_path, make):
+    run = tmp_path / "run"
+    make(run)
+    with pytest.raises(CircuitmapError):
+        ExplainResult.load(run)
+
+
+def test_default_corpus_holds_math_and_licences(tmp_path):
+    path = build_default_corpus(tmp_path / "c.jsonl")
+    records = [json.loads(line) for line in path.read_text().splitlines()]
+    sources = {r["source"] for r in records}
+    assert {"sympy", "networkx", "licence"} <= sources
+    assert all(len(r["text"]) >= 80 for r in records)
+    assert len(records) > 1000
+    assert any(
+        "Permission is hereby granted" in r["text"] for r in records if r["source"] == "licence"
+    )
+
+
+def test_local_text_folder_loads(tmp_path):
+    (tmp_path / "d").mkdir()
+    (tmp_path / "d" / "a.txt").write_text("first paragraph\n\nsecond paragraph")
+    (tmp_path / "d" / "b.txt").write_text("third")
+    dataset = load_corpus(CorpusConfig(dataset=str(tmp_path / "d")), tmp_path)
+    assert sorted(dataset["text"]) == ["first paragraph", "second paragraph", "third"]
