@@ -76,6 +76,34 @@ class PatchscopeConfig:
 
 
 @dataclass
+class SAESource:
+    """Where SAEs come from; ``{layer}`` in ``sae_id``/``path`` is the SAE's own layer number."""
+
+    release: str | None = None  # sae-lens release, e.g. gemma-scope-2b-pt-res-canonical
+    sae_id: str | None = None  # e.g. layer_{layer}/width_16k/canonical
+    path: str | None = None  # local folder (cfg.json + sae_weights.safetensors), templated
+    hook: str = "resid_post"  # the hook the release's layer numbers name
+    sae_dir: str | None = None  # circuitmap's own SAEs [default: cache/saes/<model id>]
+
+
+@dataclass
+class SAETrainConfig:
+    """How circuitmap trains an SAE for one resid_pre layer."""
+
+    architecture: str = "topk"  # topk | jumprelu
+    width: int = 2048
+    k: int = 32  # TopK: active latents per token
+    l0_coefficient: float = 1.0  # JumpReLU: sparsity penalty
+    n_tokens: int = 200_000
+    eval_tokens: int = 10_000
+    context: int = 128
+    batch_tokens: int = 512
+    lr: float = 1e-3
+    seed: int = 0
+    eval_texts: int = 8  # texts for the spliced next-token loss
+
+
+@dataclass
 class ExplainConfig:
     """One (target neuron, upstream layer) explanation: the report's whole method."""
 
@@ -86,6 +114,8 @@ class ExplainConfig:
     corpus: CorpusConfig = field(default_factory=CorpusConfig)
     optim: OptimConfig = field(default_factory=OptimConfig)
     patchscope: PatchscopeConfig = field(default_factory=PatchscopeConfig)
+    sae: SAESource = field(default_factory=SAESource)
+    top_k: int = 5  # SAE features reported
 
 
 def to_dict(config: Any) -> dict[str, Any]:

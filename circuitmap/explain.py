@@ -3,6 +3,7 @@ contrastive Patchscope, saved into a run folder."""
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -13,9 +14,12 @@ import torch
 from .baseline import compute_baseline
 from .config import ExplainConfig, from_dict, to_dict
 from .corpus import corpus_texts
+from .errors import CircuitmapError
+from .features import FeatureReport, feature_report
 from .model import LoadedModel, cache_root, load_model
 from .optimise import optimise_vector, target_activation
 from .patchscope import patchscope
+from .sae_store import LayerSAE, load_layer_sae
 from .storage import (
     CONFIG_FILE,
     RESULT_FILE,
@@ -46,6 +50,7 @@ class ExplainResult:
     plain_text: str
     inject_position: int
     texts: list[str]
+    features: FeatureReport | None = None  # None when no SAE was available
     seconds: dict[str, float] = field(default_factory=dict)
 
     _TENSORS = ("mean_vector", "vector")
@@ -56,6 +61,7 @@ class ExplainResult:
         scalars = {
             k: v for k, v in self.__dict__.items() if k not in self._TENSORS and k != "config"
         }
+        scalars["features"] = dataclasses.asdict(self.features) if self.features else None
         atomic_write_json(run_dir / RESULT_FILE, scalars)
         atomic_write_json(run_dir / CONFIG_FILE, {"kind": "explain", **to_dict(self.config)})
 
@@ -67,6 +73,8 @@ class ExplainResult:
         config.pop("kind", None)
         result = read_json(run_dir / RESULT_FILE)
         result["norm_range"] = tuple(result["norm_range"])
+        if result.get("features"):
+            result["features"] = FeatureReport.from_dict(result["features"])
         tensors = read_tensors(run_dir / TENSORS_FILE)
         return cls(config=from_dict(ExplainConfig, config), **tensors, **result)
 
@@ -122,6 +130,12 @@ def explain(
         )[0].item()
     seconds["optimise"] = time.perf_counter() - t
 
+    features = None
+    layer_sae = _find_sae(lm, config, log)
+    if layer_sae is not None:
+        log(f"SAE features from {layer_sae.origin} ...")
+        features = feature_report(layer_sae, optim.vector, mean, k=config.top_k)
+
     t = time.perf_counter()
     log("contrastive Patchscope decode ...")
     scope = patchscope(lm, layer=layer, signal=optim.vector, noise=mean, config=config.patchscope)
@@ -142,8 +156,23 @@ def explain(
         plain_text=scope.plain_text,
         inject_position=scope.inject_position,
         texts=texts,
+        features=features,
         seconds=seconds,
     )
+
+
+def _find_sae(lm: LoadedModel, config: ExplainConfig, log: Log) -> LayerSAE | None:
+    """The SAE of the layer; without an explicit SAE source, a missing SAE skips the step."""
+    source = config.sae
+    try:
+        return load_layer_sae(
+            config.layer, lm.d_model, cache_root(config.model.cache_dir), lm.model_id, source
+        )
+    except CircuitmapError as exc:
+        if source.release or source.path or source.sae_dir:
+            raise
+        log(f"SAE step skipped: {exc}")
+        return None
 
 
 def save_explain(result: ExplainResult, out_root: Path) -> Path:

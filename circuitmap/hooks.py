@@ -11,7 +11,7 @@ Conventions used everywhere in circuitmap:
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
@@ -70,22 +70,31 @@ class Injection:
 
 
 @contextmanager
+def edit_resid_pre(
+    model: nn.Module, layer: int, edit: Callable[[torch.Tensor], torch.Tensor | None]
+) -> Iterator[None]:
+    """Within the block, resid_pre (batch, seq, d_model) of ``layer`` is replaced by
+    ``edit(hidden)``; an edit that returns None leaves it as it is."""
+
+    def hook(_module: nn.Module, args: tuple, kwargs: dict) -> tuple[tuple, dict] | None:
+        edited = edit(_hidden(args, kwargs))
+        return None if edited is None else _with_hidden(args, kwargs, edited)
+
+    handle = decoder_layers(model)[layer].register_forward_pre_hook(hook, with_kwargs=True)
+    try:
+        yield
+    finally:
+        handle.remove()
+
+
+@contextmanager
 def inject_resid_pre(
     model: nn.Module, layer: int, position: int, vectors: torch.Tensor
 ) -> Iterator[Injection]:
     """Within the block, resid_pre of ``layer`` at ``position`` is replaced by ``vectors``."""
     injection = Injection(vectors, position)
-
-    def hook(_module: nn.Module, args: tuple, kwargs: dict) -> tuple[tuple, dict] | None:
-        if not injection.active:
-            return None
-        return _with_hidden(args, kwargs, injection.apply(_hidden(args, kwargs)))
-
-    handle = decoder_layers(model)[layer].register_forward_pre_hook(hook, with_kwargs=True)
-    try:
+    with edit_resid_pre(model, layer, lambda h: injection.apply(h) if injection.active else None):
         yield injection
-    finally:
-        handle.remove()
 
 
 @contextmanager

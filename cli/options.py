@@ -6,7 +6,8 @@ from typing import Annotated
 
 import typer
 
-from circuitmap.config import CorpusConfig, ModelConfig
+from circuitmap.config import CorpusConfig, ModelConfig, SAESource
+from circuitmap.errors import CircuitmapError, check_range
 
 Model = Annotated[
     str,
@@ -51,3 +52,51 @@ def corpus_config(
         n_texts=n_texts,
         max_tokens=max_tokens,
     )
+
+
+SaeRelease = Annotated[
+    str | None,
+    typer.Option(help="sae-lens release, e.g. gemma-scope-2b-pt-res-canonical (needs --sae-id)."),
+]
+SaeId = Annotated[
+    str | None,
+    typer.Option(
+        help="SAE id template; {layer} is the SAE's own layer, e.g. "
+        "layer_{layer}/width_16k/canonical."
+    ),
+]
+SaePath = Annotated[
+    str | None,
+    typer.Option(help="Local SAE folder (sae-lens format), {layer} templated like --sae-id."),
+]
+SaeHook = Annotated[
+    str,
+    typer.Option(
+        help="Hook the SAE's layer numbers name: resid_post (Gemma Scope: resid_pre of "
+        "layer l reads SAE l-1) or resid_pre (the report notebook's pairing)."
+    ),
+]
+SaeDir = Annotated[
+    str | None,
+    typer.Option(help="Folder of circuitmap's own SAEs [default: <cache>/saes/<model id>]."),
+]
+
+
+def sae_source(
+    release: str | None, sae_id: str | None, path: str | None, hook: str, sae_dir: str | None
+) -> SAESource:
+    return SAESource(release=release, sae_id=sae_id, path=path, hook=hook, sae_dir=sae_dir)
+
+
+def parse_layers(spec: str, n_layers: int) -> list[int]:
+    """ "0-3,7" -> [0, 1, 2, 3, 7], each checked against the model's layers."""
+    layers: set[int] = set()
+    try:
+        for part in spec.split(","):
+            low, _, high = part.strip().partition("-")
+            layers.update(range(int(low), int(high or low) + 1))
+    except ValueError:
+        raise CircuitmapError(f"layers {spec!r} are not a list like 0-3,7") from None
+    for layer in sorted(layers):
+        check_range("layer", layer, 0, n_layers - 1)
+    return sorted(layers)

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import typer
 
 from circuitmap.explain import ExplainResult
+from circuitmap.features import FeatureReport
 
 
 def print_explain(result: ExplainResult, run_dir: Path) -> None:
@@ -29,6 +31,39 @@ def print_explain(result: ExplainResult, run_dir: Path) -> None:
         f"‖X‖ {result.vector.norm():.1f}, ‖Mean Vector‖ {result.mean_vector.norm():.1f}, "
         f"corpus resid norms {lo:.1f}–{hi:.1f}"
     )
+    if result.features:
+        print_features(result.features)
     typer.echo(f"Patchscope, contrastive (α={c.patchscope.alpha}): {result.contrastive_text!r}")
     typer.echo(f"Patchscope, plain:                  {result.plain_text!r}")
     typer.echo(f"run saved to {run_dir}")
+
+
+def print_features(report: FeatureReport) -> None:
+    typer.echo(f"SAE features ({report.sae_origin}):")
+    for title, rows in (
+        ("top on X", report.top),
+        ("top on the Mean Vector", report.top_mean),
+        ("added by the optimisation", report.added),
+    ):
+        typer.echo(f"  {title}:")
+        for f in rows:
+            link = f"  {f.neuronpedia_url}" if f.neuronpedia_url else ""
+            acts = f"X {f.activation:9.2f}  mean {f.mean_activation:9.2f}"
+            typer.echo(f"    feature {f.index:>6}  {acts}{link}")
+
+
+def print_sae_table(root: Path, saes: list[tuple[int, Path, dict[str, Any] | None]]) -> None:
+    if not saes:
+        typer.echo(f"no SAEs in {root}: make them with `circuitmap sae train --layers ...`")
+        return
+    typer.echo(f"SAEs in {root} (quality on held-out corpus text):")
+    typer.echo("layer  explained var   L0     dead   spliced loss  tokens")
+    for layer, _folder, q in saes:
+        if q is None:
+            typer.echo(f"{layer:>5}  (no quality figures)")
+            continue
+        ev, l0, dead = q["explained_variance"], q["l0"], q["dead_fraction"]
+        typer.echo(
+            f"{layer:>5}  {ev:13.3f}  {l0:5.1f}  {dead:6.1%}"
+            f"  {q['loss_increase']:+11.1%}  {q['train_tokens']:>6}"
+        )

@@ -28,3 +28,14 @@ def texts():
         "the graph has a node and an edge",
         "theorem : the group is a ring",
     ]
+
+
+@pytest.fixture(scope="session")
+def many_texts():
+    """300 seeded random word sequences over the tiny vocabulary."""
+    import random
+
+    from tiny import WORDS
+
+    rng = random.Random(0)
+    return [" ".join(rng.choice(WORDS) for _ in range(12)) for _ in range(300)]

@@ -1,10 +1,10 @@
 """The command line on a tiny local model: a full explain run, and one-line errors for bad input."""
 
 import pytest
-from circuitmap_cli.main import app
 from typer.testing import CliRunner
 
 from circuitmap.explain import ExplainResult
+from circuitmap_cli.main import app
 
 runner = CliRunner()
 

@@ -1,7 +1,6 @@
 """End-to-end on the embedded Gemma 3 270M (converted once into the user cache, then reused)."""
 
 import pytest
-from circuitmap_cli.main import app
 from typer.testing import CliRunner
 
 from circuitmap.config import ModelConfig, PatchscopeConfig
@@ -9,6 +8,7 @@ from circuitmap.explain import ExplainResult
 from circuitmap.model import load_model
 from circuitmap.patchscope import patchscope
 from circuitmap.reference import reference_patchscope
+from circuitmap_cli.main import app
 
 pytestmark = pytest.mark.real_model
 
@@ -64,3 +64,35 @@ def test_batched_patchscope_equals_separate_runs_on_the_real_model(real_lm, expl
         real_lm, layer=4, signal=run.vector, noise=run.mean_vector, config=config
     )
     assert (fast.contrastive_text, fast.plain_text) == slow
+
+
+def test_small_sae_trained_in_the_suite_feeds_explain(tmp_path):
+    runner = CliRunner()
+    sae_dir = ["--sae-dir", str(tmp_path / "saes")]
+    trained = runner.invoke(app, ["sae", "train", "--layers", "4", "--n-tokens", "20000", *sae_dir])
+    assert trained.exit_code == 0, trained.output
+    assert "layer 4: explained variance" in trained.output
+    explained = runner.invoke(
+        app,
+        [
+            "explain",
+            "--target-layer",
+            str(TARGET_LAYER),
+            "--neuron",
+            str(NEURON),
+            "--layer",
+            "4",
+            "--steps",
+            "10",
+            "--max-new-tokens",
+            "4",
+            "--out",
+            str(tmp_path / "runs"),
+            *sae_dir,
+        ],
+    )
+    assert explained.exit_code == 0, explained.output
+    (run_dir,) = (tmp_path / "runs").iterdir()
+    features = ExplainResult.load(run_dir).features
+    assert features is not None and len(features.top) == 5
+    assert features.top[0].activation > 0
