@@ -19,6 +19,7 @@ class Baseline:
 
     means: dict[int, torch.Tensor]  # layer -> (d_model,) mean of last-token resid_pre
     norm_ranges: dict[int, tuple[float, float]]  # layer -> (min, max) of last-token resid norms
+    vectors: dict[int, torch.Tensor]  # layer -> (n_texts, d_model) last-token resid_pre
     target_max: float | None  # max target activation over every real (non-pad, non-BOS) token
     n_texts: int
 
@@ -60,8 +61,7 @@ def compute_baseline(
     ``target`` = (layer, neuron) also records that neuron's largest activation on the corpus;
     every layer in ``layers`` must then be below the target layer.
     """
-    sums = {layer: torch.zeros(lm.d_model, dtype=torch.float64) for layer in layers}
-    norms: dict[int, list[torch.Tensor]] = {layer: [] for layer in layers}
+    lasts: dict[int, list[torch.Tensor]] = {layer: [] for layer in layers}
     target_max = float("-inf") if target else None
     for start in range(0, len(texts), batch_size):
         with left_padded(lm.tokenizer) as tok:
@@ -86,17 +86,18 @@ def compute_baseline(
             last = (
                 resid[layer][:, -1].float().cpu()
             )  # (batch, d_model): left padding -> last is real
-            sums[layer] += last.double().sum(0)
-            norms[layer].append(last.norm(dim=-1))
+            lasts[layer].append(last)
         if target:
             acts = mlp[target[0]][..., target[1]].float().cpu()  # (batch, seq)
             mask = real_token_mask(lm, ids, attn).cpu()
             if mask.any():
                 target_max = max(target_max, acts[mask].max().item())
-    all_norms = {layer: torch.cat(v) for layer, v in norms.items()}
+    vectors = {layer: torch.cat(v) for layer, v in lasts.items()}
+    norms = {layer: v.norm(dim=-1) for layer, v in vectors.items()}
     return Baseline(
-        means={layer: (s / len(texts)).float() for layer, s in sums.items()},
-        norm_ranges={layer: (n.min().item(), n.max().item()) for layer, n in all_norms.items()},
+        means={layer: v.double().mean(0).float() for layer, v in vectors.items()},
+        norm_ranges={layer: (n.min().item(), n.max().item()) for layer, n in norms.items()},
+        vectors=vectors,
         target_max=target_max,
         n_texts=len(texts),
     )

@@ -118,6 +118,30 @@ class ExplainConfig:
     top_k: int = 5  # SAE features reported
 
 
+@dataclass
+class MapConfig:
+    """A whole map: the gradient Patchscope at every upstream layer, SAE features, and
+    feature-ablation effects (feature -> target, feature -> later feature) as graph edges."""
+
+    target_layer: int
+    neuron: int
+    layers: list[int] | None = None  # upstream layers to map; None = 0..target_layer-1
+    model: ModelConfig = field(default_factory=ModelConfig)
+    corpus: CorpusConfig = field(default_factory=CorpusConfig)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    patchscope: PatchscopeConfig = field(default_factory=PatchscopeConfig)
+    sae: SAESource = field(default_factory=SAESource)
+    top_k: int = 5  # SAE features per layer that become nodes
+    ablation: str = "zero"  # zero | mean (the feature's mean activation on the corpus)
+    n_prompts: int = 8  # real prompts where the target fires, for the on-text effects
+    prompt_pool: int = 200  # corpus texts ranked to choose them
+    prompt_tokens: int = 64  # last tokens kept of each prompt
+    threshold: float = 0.05  # prune edges whose |relative effect| is below this
+
+    def upstream_layers(self) -> list[int]:
+        return sorted(self.layers) if self.layers is not None else list(range(self.target_layer))
+
+
 def to_dict(config: Any) -> dict[str, Any]:
     """A JSON-ready dict of a (nested) config dataclass."""
     return dataclasses.asdict(config)

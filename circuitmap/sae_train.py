@@ -200,7 +200,7 @@ def train_layer_saes(
         log(
             f"layer {layer}: explained variance {quality['explained_variance']:.3f}, "
             f"L0 {quality['l0']:.1f}, dead {quality['dead_fraction']:.1%}, "
-            f"spliced loss +{quality['loss_increase']:.1%} -> {own_sae_dir(root, layer)}"
+            f"spliced loss {quality['loss_increase']:+.1%} -> {own_sae_dir(root, layer)}"
         )
         results[layer] = quality
     return results

@@ -9,7 +9,7 @@ from typing import Annotated, Any
 
 import typer
 
-from circuitmap.config import ExplainConfig, OptimConfig, PatchscopeConfig
+from circuitmap.config import MapConfig, OptimConfig, PatchscopeConfig
 from circuitmap.errors import CircuitmapError
 
 from . import options as o
@@ -19,6 +19,7 @@ app = typer.Typer(
     no_args_is_help=True,
     pretty_exceptions_enable=False,
 )
+_OPT, _SCOPE = OptimConfig, PatchscopeConfig
 
 
 @app.callback()
@@ -26,13 +27,8 @@ def root() -> None:
     """circuitmap: explain a neuron, train SAEs, map and view circuits (see each --help)."""
 
 
-def command(name: str) -> Callable[[Callable[..., Any]], Any]:
-    """Register a command whose user mistakes print one line and exit 2 (never a traceback)."""
-    return lambda fn: app.command(name)(user_errors(fn))
-
-
 def user_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
-    """Turn a CircuitmapError into ``error: ...`` on stderr and exit code 2."""
+    """Turn a CircuitmapError into ``error: ...`` on stderr and exit code 2 (no traceback)."""
 
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
@@ -48,10 +44,15 @@ def user_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
     return wrapper
 
 
-@command("explain")
+def _log(message: str) -> None:
+    typer.echo(message, err=True)
+
+
+@app.command("explain")
+@user_errors
 def explain_cmd(
-    target_layer: Annotated[int, typer.Option(help="Layer L of the target MLP neuron.")],
-    neuron: Annotated[int, typer.Option(help="Index n of the neuron in layer L's MLP.")],
+    target_layer: o.TargetLayer,
+    neuron: o.Neuron,
     layer: Annotated[int, typer.Option(help="Upstream layer l < L whose resid_pre is optimised.")],
     model: o.Model = "embedded",
     device: o.Device = "cpu",
@@ -62,58 +63,176 @@ def explain_cmd(
     text_column: o.TextColumn = "text",
     n_texts: o.NTexts = 100,
     max_tokens: o.MaxTokens = 32,
-    lr: Annotated[float, typer.Option(help="Adam learning rate (see --lr-units).")] = 0.05,
-    lr_units: Annotated[
-        str,
-        typer.Option(help='"rms": lr x the Mean Vector\'s RMS coordinate; "raw": as the report.'),
-    ] = "rms",
-    steps: Annotated[int, typer.Option(help="Adam steps.", min=1)] = 50,
-    seed: Annotated[int, typer.Option(help="Seed for --init random.")] = 0,
-    init: Annotated[str, typer.Option(help='"mean" (the report) or "random".')] = "mean",
-    norm_constraint: Annotated[
-        bool, typer.Option(help="Keep ||X|| within the resid norms seen on the corpus.")
-    ] = False,
-    prompt: Annotated[str, typer.Option(help="Patchscope prompt.")] = PatchscopeConfig.prompt,
-    inject_token: Annotated[str, typer.Option(help="Prompt token that receives X.")] = " x",
-    alpha: Annotated[float, typer.Option(help="Contrast strength.")] = 1.5,
-    max_new_tokens: Annotated[int, typer.Option(help="Tokens to decode.", min=1)] = 20,
+    lr: o.Lr = _OPT.lr,
+    lr_units: o.LrUnits = _OPT.lr_units,
+    steps: o.Steps = _OPT.steps,
+    seed: o.Seed = _OPT.seed,
+    init: o.Init = _OPT.init,
+    norm_constraint: o.NormConstraint = _OPT.norm_constraint,
+    prompt: o.Prompt = _SCOPE.prompt,
+    inject_token: o.InjectToken = _SCOPE.inject_token,
+    alpha: o.Alpha = _SCOPE.alpha,
+    max_new_tokens: o.MaxNewTokens = _SCOPE.max_new_tokens,
     sae_release: o.SaeRelease = None,
     sae_id: o.SaeId = None,
     sae_path: o.SaePath = None,
     sae_hook: o.SaeHook = "resid_post",
     sae_dir: o.SaeDir = None,
-    top_k: Annotated[int, typer.Option(help="SAE features to report.", min=1)] = 5,
-    out: Annotated[Path, typer.Option(help="Folder that receives the run folder.")] = Path("runs"),
+    top_k: o.TopK = 5,
+    out: o.Out = Path("runs"),
 ) -> None:
     """Explain one neuron from one upstream layer: Mean Vector, gradient ascent, SAE features,
     contrastive Patchscope. Without an SAE for the layer the SAE step is skipped with a note."""
+    from circuitmap.config import ExplainConfig
+    from circuitmap.explain import explain, save_explain
+
+    from .report import print_explain
+
     config = ExplainConfig(
         target_layer=target_layer,
         neuron=neuron,
         layer=layer,
         model=o.model_config(model, device, dtype, cache_dir),
         corpus=o.corpus_config(dataset, split, text_column, n_texts, max_tokens),
-        optim=OptimConfig(
-            lr=lr,
-            lr_units=lr_units,
-            steps=steps,
-            seed=seed,
-            init=init,
-            norm_constraint=norm_constraint,
-        ),
-        patchscope=PatchscopeConfig(
-            prompt=prompt, inject_token=inject_token, alpha=alpha, max_new_tokens=max_new_tokens
-        ),
+        optim=o.optim_config(lr, lr_units, steps, seed, init, norm_constraint),
+        patchscope=o.patchscope_config(prompt, inject_token, alpha, max_new_tokens),
         sae=o.sae_source(sae_release, sae_id, sae_path, sae_hook, sae_dir),
         top_k=top_k,
     )
-    from circuitmap.explain import explain, save_explain
+    result = explain(config, log=_log)
+    print_explain(result, save_explain(result, out))
 
-    from .report import print_explain
 
-    result = explain(config, log=lambda msg: typer.echo(msg, err=True))
-    run_dir = save_explain(result, out)
-    print_explain(result, run_dir)
+@app.command("map")
+@user_errors
+def map_cmd(
+    target_layer: Annotated[
+        int | None, typer.Option(help="Layer L of the target MLP neuron.")
+    ] = None,
+    neuron: Annotated[
+        int | None, typer.Option(help="Index n of the neuron in layer L's MLP.")
+    ] = None,
+    layers: Annotated[
+        str, typer.Option(help="Upstream layers to map, e.g. 4-8,10 (default: 0..L-1).")
+    ] = "",
+    resume: Annotated[
+        Path | None, typer.Option(help="Finish an interrupted map run folder (its config wins).")
+    ] = None,
+    model: o.Model = "embedded",
+    device: o.Device = "cpu",
+    dtype: o.Dtype = "float32",
+    cache_dir: o.CacheDir = None,
+    dataset: o.Dataset = None,
+    split: o.Split = "train",
+    text_column: o.TextColumn = "text",
+    n_texts: o.NTexts = 100,
+    max_tokens: o.MaxTokens = 32,
+    lr: o.Lr = _OPT.lr,
+    lr_units: o.LrUnits = _OPT.lr_units,
+    steps: o.Steps = _OPT.steps,
+    seed: o.Seed = _OPT.seed,
+    init: o.Init = _OPT.init,
+    norm_constraint: o.NormConstraint = _OPT.norm_constraint,
+    prompt: o.Prompt = _SCOPE.prompt,
+    inject_token: o.InjectToken = _SCOPE.inject_token,
+    alpha: o.Alpha = _SCOPE.alpha,
+    max_new_tokens: o.MaxNewTokens = _SCOPE.max_new_tokens,
+    sae_release: o.SaeRelease = None,
+    sae_id: o.SaeId = None,
+    sae_path: o.SaePath = None,
+    sae_hook: o.SaeHook = "resid_post",
+    sae_dir: o.SaeDir = None,
+    top_k: o.TopK = 5,
+    ablation: Annotated[str, typer.Option(help="zero, or mean (the corpus mean).")] = "zero",
+    n_prompts: Annotated[int, typer.Option(help="Real prompts where the target fires.", min=1)] = 8,
+    threshold: Annotated[
+        float, typer.Option(help="Hide edges whose |relative effect| is below this.", min=0)
+    ] = 0.05,
+    out: o.Out = Path("runs"),
+) -> None:
+    """Map a whole circuit: the gradient Patchscope at every upstream layer, SAE features, and
+    feature-ablation effects as weighted edges; writes interactive HTML and graph files."""
+    from circuitmap.circuit import run_map
+    from circuitmap.graph import strongest_path, target_id
+    from circuitmap.model import load_model
+    from circuitmap.search import load_map_config
+    from circuitmap.storage import new_run_dir
+
+    if resume is not None:
+        config = load_map_config(resume)
+        run_dir = resume
+    else:
+        if target_layer is None or neuron is None:
+            raise CircuitmapError("map needs --target-layer and --neuron (or --resume RUN)")
+        config = MapConfig(
+            target_layer=target_layer,
+            neuron=neuron,
+            model=o.model_config(model, device, dtype, cache_dir),
+            corpus=o.corpus_config(dataset, split, text_column, n_texts, max_tokens),
+            optim=o.optim_config(lr, lr_units, steps, seed, init, norm_constraint),
+            patchscope=o.patchscope_config(prompt, inject_token, alpha, max_new_tokens),
+            sae=o.sae_source(sae_release, sae_id, sae_path, sae_hook, sae_dir),
+            top_k=top_k,
+            ablation=ablation,
+            n_prompts=n_prompts,
+            threshold=threshold,
+        )
+        run_dir = None
+    lm = load_model(config.model)
+    if layers and resume is None:
+        config.layers = o.parse_layers(layers, lm.n_layers)
+    lm.check_target(config.target_layer, config.neuron, config.upstream_layers())
+    if run_dir is None:
+        run_dir = new_run_dir(out, f"map-L{config.target_layer}-n{config.neuron}")
+    typer.echo(f"mapping into {run_dir} (resume with --resume {run_dir})", err=True)
+    graph, files = run_map(config, run_dir, lm, log=_log)
+    chain = " → ".join(graph.nodes[n]["label"] for n in strongest_path(graph, target_id(config)))
+    g = graph.graph
+    typer.echo(
+        f"\ncircuit: {graph.number_of_nodes()} nodes, {graph.number_of_edges()} edges "
+        f"({g['edges_hidden']} of {g['edges_total']} edges below threshold {g['threshold']} hidden)"
+    )
+    typer.echo(f"strongest chain: {chain}")
+    for path in files:
+        typer.echo(f"wrote {path}")
+
+
+@app.command("export")
+@user_errors
+def export_cmd(
+    run: Annotated[Path, typer.Argument(help="A map run folder.")],
+    format: Annotated[
+        str, typer.Option(help="Comma-separated: html,graphml,gexf,json,csv,neuronpedia.")
+    ] = "html,graphml,gexf,json,csv,neuronpedia",
+    threshold: Annotated[
+        float | None, typer.Option(help="Edge threshold [default: the run's].", min=0)
+    ] = None,
+    out: Annotated[
+        Path | None, typer.Option(help="Folder for the files [default: the run].")
+    ] = None,
+) -> None:
+    """Re-export a saved map in other formats or with another threshold, without the model."""
+    from circuitmap.circuit import reexport
+
+    formats = tuple(f.strip() for f in format.split(",") if f.strip())
+    _, files = reexport(run, formats, threshold, out)
+    for path in files:
+        typer.echo(f"wrote {path}")
+
+
+@app.command("view")
+@user_errors
+def view_cmd(
+    run_or_file: Annotated[Path, typer.Argument(help="A map run folder or an HTML file.")],
+    serve: Annotated[
+        bool, typer.Option(help="Serve it on localhost instead of opening the file.")
+    ] = False,
+    port: Annotated[int, typer.Option(help="Port for --serve.")] = 8000,
+) -> None:
+    """Open a circuit's interactive HTML in the browser (or serve it locally)."""
+    from .view import view
+
+    view(run_or_file, serve=serve, port=port)
 
 
 sae_app = typer.Typer(help="Train, list and inspect residual-stream SAEs.", no_args_is_help=True)
@@ -173,7 +292,7 @@ def sae_train_cmd(
         train_config,
         root,
         force=force,
-        log=lambda msg: typer.echo(msg),
+        log=typer.echo,
     )
     skipped = sorted(set(chosen) - set(done))
     if skipped:

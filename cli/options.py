@@ -2,11 +2,18 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Annotated
 
 import typer
 
-from circuitmap.config import CorpusConfig, ModelConfig, SAESource
+from circuitmap.config import (
+    CorpusConfig,
+    ModelConfig,
+    OptimConfig,
+    PatchscopeConfig,
+    SAESource,
+)
 from circuitmap.errors import CircuitmapError, check_range
 
 Model = Annotated[
@@ -100,3 +107,39 @@ def parse_layers(spec: str, n_layers: int) -> list[int]:
     for layer in sorted(layers):
         check_range("layer", layer, 0, n_layers - 1)
     return sorted(layers)
+
+
+TargetLayer = Annotated[int, typer.Option(help="Layer L of the target MLP neuron.")]
+Neuron = Annotated[int, typer.Option(help="Index n of the neuron in layer L's MLP.")]
+Lr = Annotated[float, typer.Option(help="Adam learning rate (see --lr-units).")]
+LrUnits = Annotated[
+    str, typer.Option(help='"rms": lr x the Mean Vector\'s RMS coordinate; "raw": as the report.')
+]
+Steps = Annotated[int, typer.Option(help="Adam steps.", min=1)]
+Seed = Annotated[int, typer.Option(help="Seed for --init random.")]
+Init = Annotated[str, typer.Option(help='"mean" (the report) or "random".')]
+NormConstraint = Annotated[
+    bool, typer.Option(help="Keep ||X|| within the resid norms seen on the corpus.")
+]
+Prompt = Annotated[str, typer.Option(help="Patchscope prompt.")]
+InjectToken = Annotated[str, typer.Option(help="Prompt token that receives X.")]
+Alpha = Annotated[float, typer.Option(help="Contrast strength.")]
+MaxNewTokens = Annotated[int, typer.Option(help="Tokens to decode.", min=1)]
+TopK = Annotated[int, typer.Option(help="SAE features per layer.", min=1)]
+Out = Annotated[Path, typer.Option(help="Folder that receives the run folder.")]
+
+
+def optim_config(
+    lr: float, lr_units: str, steps: int, seed: int, init: str, norm_constraint: bool
+) -> OptimConfig:
+    return OptimConfig(
+        lr=lr, lr_units=lr_units, steps=steps, seed=seed, init=init, norm_constraint=norm_constraint
+    )
+
+
+def patchscope_config(
+    prompt: str, inject_token: str, alpha: float, max_new_tokens: int
+) -> PatchscopeConfig:
+    return PatchscopeConfig(
+        prompt=prompt, inject_token=inject_token, alpha=alpha, max_new_tokens=max_new_tokens
+    )

@@ -1,0 +1,75 @@
+"""Feature ablation: remove SAE features from a residual vector and measure what changes.
+
+An ablation keeps the SAE's error term: with the SAE's decode affine in the feature activations
+f, the contribution of feature i is ``(f_i - r_i) * u_i`` with ``u_i = decode(e_i) - decode(0)``,
+and ablating features S is ``x - sum_{i in S} (f_i - r_i) u_i``; ``r_i`` is 0 (zero ablation)
+or the feature's mean activation on the corpus (mean ablation). Only those features change.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from contextlib import ExitStack
+from dataclasses import dataclass
+
+import torch
+from sae_lens import SAE
+
+from .hooks import edit_resid_pre, record_mlp_post, record_resid_pre, run_body
+from .model import LoadedModel
+
+
+@torch.no_grad()
+def feature_directions(sae: SAE, indices: list[int]) -> torch.Tensor:
+    """(len(indices), d_model): the residual-space direction one unit of each feature adds."""
+    eye = torch.zeros(len(indices), sae.cfg.d_sae, device=sae.W_dec.device)
+    eye[torch.arange(len(indices)), torch.tensor(indices, dtype=torch.long)] = 1.0
+    return (sae.decode(eye) - sae.decode(torch.zeros_like(eye[:1]))).cpu()
+
+
+def ablate(
+    x: torch.Tensor,
+    feats: torch.Tensor,
+    directions: torch.Tensor,
+    replacement: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """Remove features from ``x`` (..., d_model) whose activations are ``feats`` (..., k) and
+    directions ``directions`` (k, d_model); ``replacement`` (k,) sets them to that value
+    instead of 0. All k features are removed together."""
+    delta = feats if replacement is None else feats - replacement  # (..., k)
+    return x - delta @ directions  # (..., d_model)
+
+
+@dataclass
+class AblationReadout:
+    """What one batched forward measured: per row, the target and later resid_pre vectors."""
+
+    target: torch.Tensor  # (rows,) target activation at each row's read position
+    resid: dict[int, torch.Tensor]  # later layer -> (rows, d_model) resid_pre at that position
+
+
+@torch.no_grad()
+def ablation_forward(
+    lm: LoadedModel,
+    input_ids: torch.Tensor,
+    attention_mask: torch.Tensor | None,
+    *,
+    layer: int,
+    edit: Callable[[torch.Tensor], torch.Tensor],
+    positions: torch.Tensor,
+    target: tuple[int, int],
+    read_layers: list[int],
+) -> AblationReadout:
+    """One forward of ``input_ids`` (rows, seq) with resid_pre of ``layer`` edited by ``edit``;
+    reads the target neuron and resid_pre of ``read_layers`` at ``positions`` (rows,), and stops
+    at the target layer's MLP."""
+    rows = torch.arange(input_ids.shape[0])
+    with ExitStack() as stack:
+        stack.enter_context(edit_resid_pre(lm.model, layer, edit))
+        resid = stack.enter_context(record_resid_pre(lm.model, read_layers)) if read_layers else {}
+        mlp = stack.enter_context(record_mlp_post(lm.model, target[0], stop=True))
+        run_body(lm.model, input_ids, attention_mask)
+    return AblationReadout(
+        target=mlp[target[0]][rows, positions, target[1]].float().cpu(),
+        resid={m: h[rows, positions].float().cpu() for m, h in resid.items()},
+    )

@@ -1,0 +1,110 @@
+"""The exported HTML in a real headless Chromium (Debian's chromium, driven by Playwright)."""
+
+import os
+import shutil
+
+import networkx as nx
+import pytest
+
+from circuitmap.export import circuit_html
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+EVIL = "<script>window.__pwned = 1</script><img src=x onerror='window.__pwned = 2'>"
+
+
+@pytest.fixture(scope="module")
+def browser():
+    if CHROMIUM is None:
+        if os.environ.get("CI"):
+            pytest.fail("chromium is missing: the README's test command installs it")
+        pytest.skip("chromium is not installed (apt-get install chromium)")
+    sync_playwright = pytest.importorskip("playwright.sync_api").sync_playwright
+    with sync_playwright() as p:
+        browser = p.chromium.launch(
+            executable_path=CHROMIUM,
+            args=[
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--disable-sync",
+                "--no-first-run",
+            ],
+        )
+        yield browser
+        browser.close()
+
+
+def _graph():
+    graph = nx.DiGraph(
+        model="tiny",
+        target_layer=3,
+        neuron=5,
+        layers="1,2",
+        ablation="zero",
+        lr=0.05,
+        lr_units="rms",
+        steps=5,
+        top_k=2,
+        n_prompts=2,
+        threshold=0.05,
+        edges_total=5,
+        edges_hidden=2,
+        nodes_hidden=1,
+    )
+    graph.add_node("L3.N5", kind="neuron", layer=3, index=5, label="Neuron 5 (L3)")
+    for layer, index, text in ((1, 7, "a circle is the set of points"), (2, 9, EVIL)):
+        graph.add_node(
+            f"L{layer}.F{index}",
+            kind="feature",
+            layer=layer,
+            index=index,
+            label=f"Feature {index} (L{layer}) {EVIL if layer == 2 else ''}",
+            activation=3.0 * layer,
+            mean_activation=0.1,
+            patchscope=text,
+            plain_decode=text,
+            layer_activation=10.0,
+            neuronpedia="",
+            sae="tiny",
+        )
+    for u, v, w in (("L1.F7", "L2.F9", 0.5), ("L2.F9", "L3.N5", -0.3), ("L1.F7", "L3.N5", 0.2)):
+        graph.add_edge(
+            u,
+            v,
+            kind="k",
+            weight=w,
+            vector_relative=w,
+            prompt_relative=w,
+            vector_effect=w,
+            prompt_effect=w,
+            ablation="zero",
+        )
+    graph.graph["model"] = f"tiny {EVIL}"
+    return graph
+
+
+def test_circuit_renders_with_tooltips_and_escapes_model_text(browser, tmp_path):
+    graph = _graph()
+    page_file = tmp_path / "circuit.html"
+    page_file.write_text(circuit_html(graph))
+    page = browser.new_page(viewport={"width": 1300, "height": 900})
+    page.goto(page_file.as_uri())
+    page.wait_for_function("typeof network !== 'undefined'")
+    canvas = page.locator("#mynetwork canvas")
+    assert canvas.count() == 1 and canvas.bounding_box()["width"] > 500
+    assert page.evaluate("nodes.length") == graph.number_of_nodes()
+    assert page.evaluate("edges.length") == graph.number_of_edges()
+    # Hover the layer-2 feature: its tooltip shows the decoded text as text.
+    box = page.evaluate("document.getElementById('mynetwork').getBoundingClientRect().toJSON()")
+    pos = page.evaluate("network.canvasToDOM(network.getPositions(['L2.F9'])['L2.F9'])")
+    page.mouse.move(box["x"] + pos["x"], box["y"] + pos["y"])
+    page.wait_for_selector(".vis-tooltip", state="visible")
+    tooltip = page.inner_text(".vis-tooltip")
+    assert "Feature 9 (L2)" in tooltip and "<script>window.__pwned = 1</script>" in tooltip
+    # The heading shows the model name as text; nothing injected ran.
+    assert "tiny <script>" in page.inner_text("body")
+    page.wait_for_timeout(300)
+    assert page.evaluate("window.__pwned") is None
+    assert page.locator("img[src=x]").count() == 0
+    page.screenshot(path=str(tmp_path / "circuit.png"))

@@ -1,0 +1,249 @@
+"""The search driver, the graph and its exports on a tiny model with tiny SAEs."""
+
+import json
+
+import networkx as nx
+import pytest
+import torch
+from sae_lens import SAE
+from typer.testing import CliRunner
+
+from circuitmap.ablation import ablate, feature_directions
+from circuitmap.circuit import reexport, run_map
+from circuitmap.config import (
+    CorpusConfig,
+    MapConfig,
+    ModelConfig,
+    OptimConfig,
+    PatchscopeConfig,
+    SAESource,
+)
+from circuitmap.errors import CircuitmapError
+from circuitmap.export import FORMATS, load_graph
+from circuitmap.graph import prune
+from circuitmap.model import load_model
+from circuitmap_cli.main import app
+
+
+def _config(setup, **extra):
+    return MapConfig(
+        target_layer=3,
+        neuron=5,
+        model=ModelConfig(name=str(setup["model"])),
+        corpus=CorpusConfig(dataset=str(setup["corpus"])),
+        optim=OptimConfig(steps=5),
+        patchscope=PatchscopeConfig(max_new_tokens=3),
+        sae=SAESource(sae_dir=str(setup["saes"])),
+        n_prompts=4,
+        prompt_pool=40,
+        **extra,
+    )
+
+
+@pytest.fixture(scope="module")
+def full_run(tiny_map_setup, tmp_path_factory):
+    run_dir = tmp_path_factory.mktemp("map")
+    config = _config(tiny_map_setup)
+    graph, files = run_map(config, run_dir, log=lambda m: None)
+    return config, run_dir, graph, files
+
+
+def test_graph_has_the_documented_schema(full_run):
+    config, run_dir, _, _ = full_run
+    graph = load_graph(run_dir / "graph.json")  # the full graph
+    kinds = nx.get_node_attributes(graph, "kind")
+    assert kinds["L3.N5"] == "neuron" and list(kinds.values()).count("neuron") == 1
+    features = [n for n, k in kinds.items() if k == "feature"]
+    assert len(features) == 3 * config.top_k  # top-k features at each of layers 0, 1, 2
+    for node in features:
+        d = graph.nodes[node]
+        assert node == f"L{d['layer']}.F{d['index']}" and 0 <= d["layer"] < 3
+        assert {
+            "activation",
+            "mean_activation",
+            "patchscope",
+            "label",
+            "neuronpedia",
+            "sae",
+        } <= set(d)
+    for u, v, d in graph.edges(data=True):
+        assert d["kind"] == ("feature->target" if v == "L3.N5" else "feature->feature")
+        assert graph.nodes[u]["layer"] < graph.nodes[v]["layer"]
+        assert {"weight", "vector_effect", "prompt_effect", "ablation"} <= set(d)
+    # Each feature has an edge to the target, and to every top feature of every later layer.
+    assert graph.number_of_edges() == 15 + config.top_k**2 * 3
+    assert graph.graph["target_layer"] == 3 and graph.graph["layers"] == "0,1,2"
+
+
+def test_pruning_records_what_it_hid(full_run):
+    _, run_dir, _, _ = full_run
+    graph = load_graph(run_dir / "graph.json")
+    pruned = prune(graph, 0.2)
+    assert pruned.graph["edges_total"] == graph.number_of_edges()
+    assert pruned.graph["edges_hidden"] == graph.number_of_edges() - pruned.number_of_edges()
+    assert all(
+        max(abs(d["vector_relative"]), abs(d["prompt_relative"])) >= 0.2
+        for *_, d in pruned.edges(data=True)
+    )
+    assert prune(graph, 0.0).number_of_edges() == graph.number_of_edges()
+
+
+def test_ablating_a_silent_feature_changes_nothing(tiny_map_setup):
+    sae = SAE.load_from_disk(str(tiny_map_setup["saes"] / "resid_pre_1"))
+    x = torch.randn(32) * 5
+    feats = sae.encode(x[None])[0]
+    silent = [int(i) for i in (feats == 0).nonzero()[:3, 0]]
+    directions = feature_directions(sae, silent)
+    torch.testing.assert_close(ablate(x, feats[silent], directions), x)
+
+
+def test_ablating_all_features_removes_their_summed_contribution(tiny_map_setup):
+    sae = SAE.load_from_disk(str(tiny_map_setup["saes"] / "resid_pre_1"))
+    x = torch.randn(32) * 5
+    feats = sae.encode(x[None])[0]
+    top = feats.topk(4).indices.tolist()
+    directions = feature_directions(sae, top)
+    together = ablate(x, feats[top], directions)
+    one_by_one = x.clone()
+    for i, f in enumerate(top):
+        one_by_one = ablate(one_by_one, feats[f : f + 1], directions[i : i + 1])
+    torch.testing.assert_close(together, one_by_one, rtol=1e-4, atol=1e-4)
+    # The SAE error term is kept: only the reconstruction loses those features.
+    kept = feats.clone()
+    kept[top] = 0
+    expected = x - (sae.decode(feats[None])[0] - sae.decode(kept[None])[0])
+    torch.testing.assert_close(together, expected, rtol=1e-4, atol=1e-4)
+
+
+def test_exports_load_back_with_their_attributes(full_run):
+    _, run_dir, graph, files = full_run
+    names = {p.name for p in files}
+    assert {
+        "circuit.html",
+        "circuit.graphml",
+        "circuit.gexf",
+        "circuit.json",
+        "circuit_nodes.csv",
+        "circuit_edges.csv",
+        "circuit_neuronpedia.json",
+        "graph.json",
+    } <= names
+    for loaded in (
+        nx.read_graphml(run_dir / "circuit.graphml"),
+        nx.read_gexf(run_dir / "circuit.gexf"),
+    ):
+        assert set(loaded.nodes) == set(graph.nodes)
+        assert loaded.number_of_edges() == graph.number_of_edges()
+        node = next(n for n, d in graph.nodes(data=True) if d["kind"] == "feature")
+        assert loaded.nodes[node]["patchscope"] == graph.nodes[node]["patchscope"]
+        assert float(loaded.nodes[node]["activation"]) == pytest.approx(
+            graph.nodes[node]["activation"]
+        )
+    data = json.loads((run_dir / "circuit.json").read_text())
+    assert nx.node_link_graph(data, edges="links").number_of_nodes() == graph.number_of_nodes()
+    np = json.loads((run_dir / "circuit_neuronpedia.json").read_text())
+    assert (
+        len(np["nodes"]) == graph.number_of_nodes() and len(np["links"]) == graph.number_of_edges()
+    )
+    assert {"node_id", "feature", "layer", "ctx_idx", "feature_type", "jsNodeId", "clerp"} <= set(
+        np["nodes"][0]
+    )
+
+
+def test_interrupted_map_resumes_to_the_same_graph(full_run, tiny_map_setup, tmp_path):
+    config, run_dir, _, _ = full_run
+
+    def interrupt_after_first_layer(message):
+        if " done in " in message:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        run_map(config, tmp_path, log=interrupt_after_first_layer)
+    assert [p.name for p in sorted((tmp_path / "layers").glob("*.json"))] == ["layer_02.json"]
+    messages = []
+    run_map(config, tmp_path, log=messages.append)
+    assert any("resuming: layers [2] done, 2 left" in m for m in messages)
+    resumed, full = load_graph(tmp_path / "graph.json"), load_graph(run_dir / "graph.json")
+    assert dict(resumed.nodes(data=True)) == dict(full.nodes(data=True))
+    assert {(u, v): d for u, v, d in resumed.edges(data=True)} == {
+        (u, v): d for u, v, d in full.edges(data=True)
+    }
+
+
+def test_reexport_needs_no_model_and_checks_formats(full_run, tmp_path):
+    _, run_dir, _, _ = full_run
+    graph, files = reexport(run_dir, ("graphml",), threshold=0.0, out=tmp_path)
+    assert [p.name for p in files] == ["circuit.graphml"] and graph.graph["edges_hidden"] == 0
+    with pytest.raises(CircuitmapError, match="unknown export format png: valid formats are"):
+        reexport(run_dir, ("png",), out=tmp_path)
+    assert set(FORMATS) == {"html", "graphml", "gexf", "json", "csv", "neuronpedia"}
+
+
+def test_cli_map_export_and_errors(tiny_map_setup, tmp_path):
+    runner = CliRunner()
+    s = tiny_map_setup
+    common = [
+        "--model",
+        str(s["model"]),
+        "--dataset",
+        str(s["corpus"]),
+        "--steps",
+        "3",
+        "--max-new-tokens",
+        "2",
+        "--n-prompts",
+        "2",
+    ]
+    result = runner.invoke(
+        app,
+        [
+            "map",
+            "--target-layer",
+            "3",
+            "--neuron",
+            "5",
+            "--layers",
+            "1-2",
+            "--sae-dir",
+            str(s["saes"]),
+            "--out",
+            str(tmp_path / "runs"),
+            *common,
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    assert "strongest chain:" in result.output and "circuit.html" in result.output
+    (run_dir,) = (tmp_path / "runs").iterdir()
+    again = runner.invoke(app, ["map", "--resume", str(run_dir)])
+    assert again.exit_code == 0 and "resuming: layers [1, 2] done, 0 left" in again.output
+    exported = runner.invoke(
+        app, ["export", str(run_dir), "--format", "gexf", "--out", str(tmp_path)]
+    )
+    assert exported.exit_code == 0 and (tmp_path / "circuit.gexf").is_file()
+    no_saes = runner.invoke(
+        app,
+        [
+            "map",
+            "--target-layer",
+            "3",
+            "--neuron",
+            "5",
+            "--layers",
+            "1",
+            "--sae-dir",
+            str(tmp_path / "none"),
+            *common,
+        ],
+    )
+    assert no_saes.exit_code == 2 and "circuitmap sae train --layers 1" in no_saes.output
+    not_a_run = runner.invoke(app, ["map", "--resume", str(tmp_path)])
+    assert not_a_run.exit_code == 2 and "is not a circuitmap run folder" in not_a_run.output
+    for bad in (["export", str(tmp_path / "nope")], ["view", str(tmp_path / "nope")]):
+        out = runner.invoke(app, bad)
+        assert out.exit_code == 2 and "Traceback" not in out.output
+
+
+def test_map_rejects_bad_layers(tiny_map_setup):
+    config = _config(tiny_map_setup, layers=[3])
+    with pytest.raises(CircuitmapError, match="upstream layer 3 must be below the target layer 3"):
+        run_map(config, tiny_map_setup["saes"].parent / "bad", load_model(config.model))
