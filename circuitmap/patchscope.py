@@ -16,6 +16,7 @@ import torch
 
 from .config import PatchscopeConfig
 from .errors import CircuitmapError
+from .generate import greedy_decode
 from .hooks import inject_resid_pre
 from .model import LoadedModel
 
@@ -59,32 +60,21 @@ def patchscope(
     position = inject_position(lm, prompt_ids, config.inject_token)
     ids = torch.tensor([prompt_ids] * 3, device=lm.input_device)  # (3, seq)
     vectors = torch.stack([signal, noise, signal])  # (3, d_model)
-    eos = lm.tokenizer.eos_token_id
-    contrastive: list[int] = []
-    plain: list[int] = []
-    cache = None
+
+    def choose(logits: torch.Tensor) -> torch.Tensor:  # (3, vocab) -> (3,)
+        shared = contrastive_logits(logits[0], logits[1], config.alpha).argmax()
+        return torch.stack([shared, shared, logits[2].argmax()])
+
     with inject_resid_pre(lm.model, layer, position, vectors) as injection:
-        for _ in range(config.max_new_tokens):
-            out = lm.model(input_ids=ids, cache=cache, use_cache=True, logits_to_keep=1)
-            injection.active = False  # prefill only: decoded tokens run clean
-            cache = out.cache
-            logits = out.logits[:, -1].float()  # (3, vocab)
-            next_c = contrastive_logits(logits[0], logits[1], config.alpha).argmax().item()
-            next_p = logits[2].argmax().item()
-            done_c = bool(contrastive) and contrastive[-1] == eos
-            done_p = bool(plain) and plain[-1] == eos
-            if not done_c:
-                contrastive.append(next_c)
-            if not done_p:
-                plain.append(next_p)
-            if (done_c or next_c == eos) and (done_p or next_p == eos):
-                break
-            ids = torch.tensor(
-                [[contrastive[-1]], [contrastive[-1]], [plain[-1]]], device=lm.input_device
-            )
-    decode = lm.tokenizer.decode
+        texts = greedy_decode(
+            lm,
+            ids,
+            choose,
+            config.max_new_tokens,
+            after_prefill=lambda: setattr(injection, "active", False),
+        )
     return PatchscopeResult(
-        contrastive_text=decode(contrastive, skip_special_tokens=True),
-        plain_text=decode(plain, skip_special_tokens=True),
+        contrastive_text=texts[0],
+        plain_text=texts[2],
         inject_position=position,
     )

@@ -149,6 +149,9 @@ def map_cmd(
         float, typer.Option(help="Hide edges whose |relative effect| is below this.", min=0)
     ] = 0.05,
     out: o.Out = Path("runs"),
+    run_dir: Annotated[
+        Path | None, typer.Option(help="Exact folder for the run [default: a new one under --out].")
+    ] = None,
 ) -> None:
     """Map a whole circuit: the gradient Patchscope at every upstream layer, SAE features, and
     feature-ablation effects as weighted edges; writes interactive HTML and graph files."""
@@ -162,6 +165,10 @@ def map_cmd(
         config = load_map_config(resume)
         run_dir = resume
     else:
+        if run_dir is not None and run_dir.exists() and any(run_dir.iterdir()):
+            raise CircuitmapError(
+                f"run folder {str(run_dir)!r} is not empty: use --resume to finish it"
+            )
         if target_layer is None or neuron is None:
             raise CircuitmapError("map needs --target-layer and --neuron (or --resume RUN)")
         config = MapConfig(
@@ -177,13 +184,13 @@ def map_cmd(
             n_prompts=n_prompts,
             threshold=threshold,
         )
-        run_dir = None
     lm = load_model(config.model)
     if layers and resume is None:
         config.layers = o.parse_layers(layers, lm.n_layers)
     lm.check_target(config.target_layer, config.neuron, config.upstream_layers())
     if run_dir is None:
         run_dir = new_run_dir(out, f"map-L{config.target_layer}-n{config.neuron}")
+    run_dir.mkdir(parents=True, exist_ok=True)
     typer.echo(f"mapping into {run_dir} (resume with --resume {run_dir})", err=True)
     graph, files = run_map(config, run_dir, lm, log=_log)
     chain = " → ".join(graph.nodes[n]["label"] for n in strongest_path(graph, target_id(config)))
@@ -233,6 +240,166 @@ def view_cmd(
     from .view import view
 
     view(run_or_file, serve=serve, port=port)
+
+
+@app.command("probe")
+@user_errors
+def probe_cmd(
+    target_layer: o.TargetLayer,
+    neuron: o.Neuron,
+    set: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="Prompt set: a file with one prompt a line, or a shipped set "
+            "(math_notation, definitions, licences, narrative). Repeat; default: all four."
+        ),
+    ] = None,
+    feature: Annotated[
+        list[str] | None, typer.Option(help="Also probe SAE feature LAYER:INDEX (repeatable).")
+    ] = None,
+    model: o.Model = "embedded",
+    device: o.Device = "cpu",
+    dtype: o.Dtype = "float32",
+    cache_dir: o.CacheDir = None,
+    sae_release: o.SaeRelease = None,
+    sae_id: o.SaeId = None,
+    sae_path: o.SaePath = None,
+    sae_hook: o.SaeHook = "resid_post",
+    sae_dir: o.SaeDir = None,
+) -> None:
+    """How the neuron (and chosen SAE features) fire on prompt sets, and the activation
+    threshold that separates the first two sets."""
+    from circuitmap.model import cache_root, load_model
+    from circuitmap.probe import EXAMPLE_SETS, feature_maxima, neuron_maxima, read_prompt_set
+    from circuitmap.sae_store import load_layer_sae
+
+    from .report import print_probe
+
+    sets = [read_prompt_set(spec) for spec in (set or EXAMPLE_SETS)]
+    lm = load_model(o.model_config(model, device, dtype, cache_dir))
+    lm.check_target(target_layer, neuron, [])
+    columns = {
+        f"L{target_layer} neuron {neuron}": [
+            neuron_maxima(lm, p, target_layer)[:, neuron] for _, p in sets
+        ]
+    }
+    source = o.sae_source(sae_release, sae_id, sae_path, sae_hook, sae_dir)
+    for spec in feature or []:
+        layer, index = o.parse_feature(spec, lm.n_layers)
+        layer_sae = load_layer_sae(layer, lm.d_model, cache_root(cache_dir), lm.model_id, source)
+        o.check_feature(index, layer_sae.sae.cfg.d_sae)
+        columns[f"L{layer} feature {index}"] = [
+            feature_maxima(lm, p, layer_sae, [index])[:, 0] for _, p in sets
+        ]
+    print_probe([name for name, _ in sets], columns)
+
+
+@app.command("find")
+@user_errors
+def find_cmd(
+    layer: Annotated[int, typer.Option(help="MLP layer whose neurons are ranked.")],
+    positive: Annotated[
+        str, typer.Option(help="Prompt set the neuron should fire on.")
+    ] = "definitions",
+    negative: Annotated[str, typer.Option(help="Prompt set it should not fire on.")] = "licences",
+    top: Annotated[int, typer.Option(help="Neurons to list.", min=1)] = 10,
+    model: o.Model = "embedded",
+    device: o.Device = "cpu",
+    dtype: o.Dtype = "float32",
+    cache_dir: o.CacheDir = None,
+) -> None:
+    """Rank the neurons of a layer by how much more they fire on one prompt set than another."""
+    from circuitmap.errors import check_range
+    from circuitmap.model import load_model
+    from circuitmap.probe import find_neurons, read_prompt_set
+
+    (pos_name, pos), (neg_name, neg) = read_prompt_set(positive), read_prompt_set(negative)
+    lm = load_model(o.model_config(model, device, dtype, cache_dir))
+    check_range("layer", layer, 0, lm.n_layers - 1)
+    typer.echo(f"layer {layer} neurons firing on {pos_name} more than on {neg_name}:")
+    typer.echo("neuron    score  mean(+)  mean(-)")
+    for s in find_neurons(lm, layer, pos, neg, top):
+        typer.echo(f"{s.neuron:>6} {s.score:8.2f} {s.positive_mean:8.3f} {s.negative_mean:8.3f}")
+
+
+@app.command("steer")
+@user_errors
+def steer_cmd(
+    prompt: Annotated[
+        str, typer.Option(help="Unrelated prompt to continue.")
+    ] = "My favourite holiday was",
+    layer: Annotated[int | None, typer.Option(help="Feature steering: resid_pre layer.")] = None,
+    feature: Annotated[
+        int | None, typer.Option(help="Feature steering: SAE feature index.")
+    ] = None,
+    strengths: Annotated[
+        str, typer.Option(help="Feature steering: added length in units of a typical resid_pre.")
+    ] = "0,0.25,0.5,1,2",
+    target_layer: Annotated[int | None, typer.Option(help="Neuron clamping: MLP layer.")] = None,
+    neuron: Annotated[int | None, typer.Option(help="Neuron clamping: neuron index.")] = None,
+    clamp: Annotated[
+        str, typer.Option(help="Neuron clamping: values as multiples of its corpus maximum.")
+    ] = "0,5,20,100",
+    max_new_tokens: o.MaxNewTokens = 20,
+    model: o.Model = "embedded",
+    device: o.Device = "cpu",
+    dtype: o.Dtype = "float32",
+    cache_dir: o.CacheDir = None,
+    dataset: o.Dataset = None,
+    sae_release: o.SaeRelease = None,
+    sae_id: o.SaeId = None,
+    sae_path: o.SaePath = None,
+    sae_hook: o.SaeHook = "resid_post",
+    sae_dir: o.SaeDir = None,
+) -> None:
+    """Intervene during generation: add a feature's direction (--layer/--feature) or clamp a
+    neuron (--target-layer/--neuron), and print the steered text next to the clean text."""
+    from circuitmap.baseline import compute_baseline
+    from circuitmap.config import CorpusConfig
+    from circuitmap.corpus import corpus_texts
+    from circuitmap.model import cache_root, load_model
+    from circuitmap.sae_store import load_layer_sae
+    from circuitmap.steer import steer_feature_scaled, steer_neuron
+
+    by_feature = layer is not None and feature is not None
+    if by_feature == (target_layer is not None and neuron is not None):
+        raise CircuitmapError(
+            "steer needs either --layer and --feature, or --target-layer and --neuron"
+        )
+    lm = load_model(o.model_config(model, device, dtype, cache_dir))
+    cache = cache_root(cache_dir)
+    texts = corpus_texts(CorpusConfig(dataset=dataset), cache)
+    if by_feature:
+        layer_sae = load_layer_sae(
+            layer,
+            lm.d_model,
+            cache,
+            lm.model_id,
+            o.sae_source(sae_release, sae_id, sae_path, sae_hook, sae_dir),
+        )
+        o.check_feature(feature, layer_sae.sae.cfg.d_sae)
+        values = o.parse_floats(strengths)
+        norm = compute_baseline(lm, texts, [layer]).vectors[layer].norm(dim=-1).mean().item()
+        out = steer_feature_scaled(lm, layer_sae, feature, prompt, values, norm, max_new_tokens)
+        labels = [f"L{layer} feature {feature} x {v:g}" for v in values]
+    else:
+        lm.check_target(target_layer, neuron, [])
+        base = compute_baseline(lm, texts, [0], target=(target_layer, neuron))
+        multiples = o.parse_floats(clamp)
+        out = steer_neuron(
+            lm,
+            target_layer,
+            neuron,
+            prompt,
+            [None] + [m * base.target_max for m in multiples],
+            max_new_tokens,
+        )
+        labels = ["clean"] + [
+            f"neuron = {m:g} x corpus max ({m * base.target_max:.2f})" for m in multiples
+        ]
+    typer.echo(f"prompt: {prompt!r}")
+    for label, text in zip(labels, out, strict=True):
+        typer.echo(f"{label:>40}: {text!r}")
 
 
 sae_app = typer.Typer(help="Train, list and inspect residual-stream SAEs.", no_args_is_help=True)

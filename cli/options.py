@@ -143,3 +143,23 @@ def patchscope_config(
     return PatchscopeConfig(
         prompt=prompt, inject_token=inject_token, alpha=alpha, max_new_tokens=max_new_tokens
     )
+
+
+def parse_feature(spec: str, n_layers: int) -> tuple[int, int]:
+    """ "8:302" -> (8, 302), the layer checked against the model."""
+    layer, sep, index = spec.partition(":")
+    if not sep or not layer.strip().isdigit() or not index.strip().isdigit():
+        raise CircuitmapError(f"feature {spec!r} is not LAYER:INDEX, e.g. 8:302")
+    check_range("layer", int(layer), 0, n_layers - 1)
+    return int(layer), int(index)
+
+
+def check_feature(index: int, d_sae: int) -> None:
+    check_range("feature", index, 0, d_sae - 1)
+
+
+def parse_floats(spec: str) -> list[float]:
+    try:
+        return [float(v) for v in spec.split(",") if v.strip()]
+    except ValueError:
+        raise CircuitmapError(f"{spec!r} is not a comma-separated list of numbers") from None

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import torch
 import typer
 
 from circuitmap.explain import ExplainResult
@@ -67,3 +68,24 @@ def print_sae_table(root: Path, saes: list[tuple[int, Path, dict[str, Any] | Non
             f"{layer:>5}  {ev:13.3f}  {l0:5.1f}  {dead:6.1%}"
             f"  {q['loss_increase']:+11.1%}  {q['train_tokens']:>6}"
         )
+
+
+def print_probe(set_names: list[str], columns: dict[str, list[torch.Tensor]]) -> None:
+    """Per probed unit: its largest activation per prompt, summarised per set, and the
+    threshold separating the first two sets."""
+    from circuitmap.probe import separation
+
+    for unit, per_set in columns.items():
+        typer.echo(f"\n{unit} (largest activation over each prompt's tokens)")
+        typer.echo(f"{'set':<16}{'n':>4}{'mean':>10}{'std':>10}{'min':>10}{'max':>10}")
+        for name, acts in zip(set_names, per_set, strict=True):
+            std = acts.std().item() if len(acts) > 1 else 0.0
+            typer.echo(
+                f"{name:<16}{len(acts):>4}{acts.mean():>10.3f}{std:>10.3f}{acts.min():>10.3f}{acts.max():>10.3f}"
+            )
+        if len(per_set) >= 2:
+            sep = separation(per_set[0], per_set[1])
+            typer.echo(
+                f"threshold {sep.threshold:.3f} separates {set_names[0]} from {set_names[1]} "
+                f"with accuracy {sep.accuracy:.0%}"
+            )

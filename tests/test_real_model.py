@@ -5,6 +5,7 @@ from typer.testing import CliRunner
 
 from circuitmap.config import ModelConfig, PatchscopeConfig
 from circuitmap.explain import ExplainResult
+from circuitmap.export import load_graph
 from circuitmap.model import load_model
 from circuitmap.patchscope import patchscope
 from circuitmap.reference import reference_patchscope
@@ -66,13 +67,21 @@ def test_batched_patchscope_equals_separate_runs_on_the_real_model(real_lm, expl
     assert (fast.contrastive_text, fast.plain_text) == slow
 
 
-def test_small_sae_trained_in_the_suite_feeds_explain(tmp_path):
-    runner = CliRunner()
-    sae_dir = ["--sae-dir", str(tmp_path / "saes")]
-    trained = runner.invoke(app, ["sae", "train", "--layers", "4", "--n-tokens", "20000", *sae_dir])
-    assert trained.exit_code == 0, trained.output
-    assert "layer 4: explained variance" in trained.output
-    explained = runner.invoke(
+@pytest.fixture(scope="module")
+def real_saes(tmp_path_factory):
+    """Small SAEs (20k tokens) for layers 4 and 8, trained by the CLI in one activation pass."""
+    sae_dir = tmp_path_factory.mktemp("saes")
+    result = CliRunner().invoke(
+        app, ["sae", "train", "--layers", "4,8", "--n-tokens", "20000", "--sae-dir", str(sae_dir)]
+    )
+    assert result.exit_code == 0, result.output
+    assert "layer 4: explained variance" in result.output
+    assert "layer 8: explained variance" in result.output
+    return sae_dir
+
+
+def test_small_sae_trained_in_the_suite_feeds_explain(real_saes, tmp_path):
+    explained = CliRunner().invoke(
         app,
         [
             "explain",
@@ -88,7 +97,8 @@ def test_small_sae_trained_in_the_suite_feeds_explain(tmp_path):
             "4",
             "--out",
             str(tmp_path / "runs"),
-            *sae_dir,
+            "--sae-dir",
+            str(real_saes),
         ],
     )
     assert explained.exit_code == 0, explained.output
@@ -96,3 +106,44 @@ def test_small_sae_trained_in_the_suite_feeds_explain(tmp_path):
     features = ExplainResult.load(run_dir).features
     assert features is not None and len(features.top) == 5
     assert features.top[0].activation > 0
+
+
+def test_map_on_two_layers_writes_every_output(real_saes, tmp_path):
+    result = CliRunner().invoke(
+        app,
+        [
+            "map",
+            "--target-layer",
+            str(TARGET_LAYER),
+            "--neuron",
+            str(NEURON),
+            "--layers",
+            "4,8",
+            "--steps",
+            "20",
+            "--max-new-tokens",
+            "8",
+            "--sae-dir",
+            str(real_saes),
+            "--out",
+            str(tmp_path),
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    (run_dir,) = tmp_path.iterdir()
+    for name in (
+        "graph.json",
+        "circuit.html",
+        "circuit.graphml",
+        "circuit.gexf",
+        "circuit.json",
+        "circuit_nodes.csv",
+        "circuit_edges.csv",
+        "circuit_neuronpedia.json",
+    ):
+        assert (run_dir / name).is_file(), name
+    graph = load_graph(run_dir / "graph.json")
+    features = [n for n, d in graph.nodes(data=True) if d["kind"] == "feature"]
+    assert len(features) == 10  # top 5 at each of the two layers
+    assert graph.number_of_edges() == 10 + 25  # to the target, and layer 4 -> layer 8
+    assert all(graph.nodes[f]["patchscope"] for f in features)
