@@ -137,6 +137,7 @@ class MapConfig:
     prompt_pool: int = 200  # corpus texts ranked to choose them
     prompt_tokens: int = 64  # last tokens kept of each prompt
     threshold: float = 0.05  # prune edges whose |relative effect| is below this
+    restarts: int = 0  # random restarts per layer; feature nodes then carry an agreement rate
 
     def upstream_layers(self) -> list[int]:
         return sorted(self.layers) if self.layers is not None else list(range(self.target_layer))

@@ -99,6 +99,11 @@ def _tooltip(d: dict[str, Any]) -> str:
         d["label"],
         f"activation on X: {d['activation']:.2f} (Mean Vector: {d['mean_activation']:.2f})",
         f"target reached from layer {d['layer']}: {d['layer_activation']:.2f}",
+        *(
+            [f"back in {d['restart_agreement']:.0%} of random restarts"]
+            if "restart_agreement" in d
+            else []
+        ),
         f"Patchscope (layer {d['layer']}): {d['patchscope']!r}",
     ]
     if d.get("neuronpedia"):

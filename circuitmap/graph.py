@@ -12,7 +12,8 @@ Nodes (id -> attributes):
   ``layer``, ``index``, ``label``, ``activation`` (on the optimised X_l), ``mean_activation`` (on
   the Mean Vector), ``patchscope`` (contrastive decode of X_l), ``plain_decode``,
   ``layer_activation`` (the target's activation reached from layer l), ``neuronpedia`` (URL or
-  ""), ``sae`` (where the SAE came from).
+  ""), ``sae`` (where the SAE came from), and with ``--restarts`` ``restart_agreement``
+  (fraction of random restarts whose top-k features include it).
 
 Edges (source -> destination), kind ``feature->target`` or ``feature->feature``:
 - ``weight``: the relative effect on the optimised vector: the drop of the destination (the
@@ -56,6 +57,7 @@ def build_graph(config: MapConfig, results: dict[int, LayerResult], model_name: 
         steps=config.optim.steps,
         top_k=config.top_k,
         n_prompts=config.n_prompts,
+        restarts=config.restarts,
     )
     target = target_id(config)
     graph.add_node(
@@ -81,6 +83,10 @@ def build_graph(config: MapConfig, results: dict[int, LayerResult], model_name: 
                 neuronpedia=f.neuronpedia_url or "",
                 sae=result.features.sae_origin,
             )
+            if result.restart_agreement is not None:
+                graph.nodes[feature_id(layer, f.index)]["restart_agreement"] = (
+                    result.restart_agreement[f.index]
+                )
         for e in result.target_effects:
             _add_edge(graph, feature_id(layer, e["feature"]), target, "feature->target", e, config)
         for e in result.feature_effects:

@@ -65,6 +65,50 @@ def step_size(config: OptimConfig, mean: torch.Tensor) -> float:
     raise CircuitmapError(f"lr units {config.lr_units!r} are not supported: use rms or raw")
 
 
+def optimise_batch(
+    lm: LoadedModel,
+    *,
+    layer: int,
+    target_layer: int,
+    neuron: int,
+    inits: torch.Tensor,
+    lr: float,
+    steps: int,
+    dummy_prompt: str,
+    norm_range: tuple[float, float] | None = None,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Adam on a batch of independent starts ``inits`` (batch, d_model), one dummy-prompt row
+    each. Adam's update is per coordinate and the rows do not interact, so each row follows the
+    path it would follow alone. ``norm_range`` clamps each ||X|| after every step.
+
+    Returns (vectors (batch, d_model), trajectories (steps, batch), final activations (batch,)).
+    """
+    ids = lm.tokenizer(dummy_prompt, return_tensors="pt")["input_ids"]
+    ids = ids.expand(inits.shape[0], -1).to(lm.input_device)  # (batch, seq)
+    x = torch.nn.Parameter(inits.float().clone())  # (batch, d_model)
+    optimiser = torch.optim.Adam([x], lr=lr)
+    trajectory = []
+
+    def activation() -> torch.Tensor:  # (batch,)
+        return target_activation(
+            lm, ids, layer=layer, position=-1, vectors=x, target_layer=target_layer, neuron=neuron
+        )
+
+    for _ in range(steps):
+        optimiser.zero_grad()
+        acts = activation()
+        (-acts.sum()).backward()
+        optimiser.step()
+        trajectory.append(acts.detach().cpu())
+        if norm_range is not None:
+            with torch.no_grad():
+                norms = x.norm(dim=-1, keepdim=True)  # (batch, 1)
+                x.mul_(norms.clamp(*norm_range) / norms)
+    with torch.no_grad():
+        final = activation().cpu()
+    return x.detach().clone(), torch.stack(trajectory), final
+
+
 def optimise_vector(
     lm: LoadedModel,
     *,
@@ -75,37 +119,23 @@ def optimise_vector(
     config: OptimConfig,
     norm_range: tuple[float, float] | None = None,
 ) -> OptimResult:
-    """Maximise the target neuron by Adam on X; ``norm_range`` (used when
+    """Maximise the target neuron by Adam on X from ``config.init``; ``norm_range`` (used when
     ``config.norm_constraint``) clamps ||X|| after every step."""
-    ids = lm.tokenizer(config.dummy_prompt, return_tensors="pt")["input_ids"].to(lm.input_device)
-    x = torch.nn.Parameter(initial_vector(mean, config).float())  # (d_model,)
     lr = step_size(config, mean)
-    optimiser = torch.optim.Adam([x], lr=lr)
-    trajectory = []
-
-    def activation() -> torch.Tensor:
-        return target_activation(
-            lm,
-            ids,
-            layer=layer,
-            position=-1,
-            vectors=x[None],
-            target_layer=target_layer,
-            neuron=neuron,
-        )[0]
-
-    for _ in range(config.steps):
-        optimiser.zero_grad()
-        act = activation()
-        (-act).backward()
-        optimiser.step()
-        trajectory.append(act.item())
-        if config.norm_constraint and norm_range is not None:
-            with torch.no_grad():
-                norm = x.norm()
-                x.mul_(norm.clamp(*norm_range) / norm)
-    with torch.no_grad():
-        final = activation().item()
+    vectors, trajectory, final = optimise_batch(
+        lm,
+        layer=layer,
+        target_layer=target_layer,
+        neuron=neuron,
+        inits=initial_vector(mean, config)[None],
+        lr=lr,
+        steps=config.steps,
+        dummy_prompt=config.dummy_prompt,
+        norm_range=norm_range if config.norm_constraint else None,
+    )
     return OptimResult(
-        vector=x.detach().clone(), trajectory=trajectory, final_activation=final, step_size=lr
+        vector=vectors[0],
+        trajectory=trajectory[:, 0].tolist(),
+        final_activation=final[0].item(),
+        step_size=lr,
     )

@@ -29,6 +29,7 @@ from .model import LoadedModel, cache_root, load_model
 from .optimise import optimise_vector
 from .patchscope import patchscope
 from .prompts import Prompts, top_prompts
+from .restarts import restart_report
 from .sae_store import LayerSAE, load_layer_sae
 from .storage import (
     CONFIG_FILE,
@@ -62,6 +63,8 @@ class LayerResult:
     feature_effects: list[dict[str, float]]
     seconds: float
     vector: torch.Tensor  # (d_model,) optimised X
+    # With config.restarts: reference top-k feature -> fraction of random restarts that found it.
+    restart_agreement: dict[int, float] | None = None
 
     def save(self, run_dir: Path) -> None:
         """Tensors first, JSON last: the JSON file marks the layer as done."""
@@ -75,6 +78,8 @@ class LayerResult:
     def load(cls, path: Path) -> LayerResult:
         data = read_json(path)
         data["features"] = FeatureReport.from_dict(data["features"])
+        if data.get("restart_agreement") is not None:  # JSON keys are strings
+            data["restart_agreement"] = {int(k): v for k, v in data["restart_agreement"].items()}
         return cls(**data, vector=read_tensors(path.with_suffix(".safetensors"))["vector"])
 
 
@@ -235,6 +240,19 @@ def map_layer(
     target_effects, all_ablated, feature_effects = _effects(
         lm, config, layer, optim.vector, baseline, prompts, saes, top, later
     )
+    agreement = None
+    if config.restarts:
+        agreement = restart_report(
+            lm,
+            saes[layer],
+            target_layer=config.target_layer,
+            neuron=config.neuron,
+            mean=mean,
+            config=config.optim,
+            n_restarts=config.restarts,
+            top_k=config.top_k,
+            norm_range=baseline.norm_ranges[layer],
+        ).agreement
     return LayerResult(
         layer=layer,
         mean_activation=optim.trajectory[0] if config.optim.init == "mean" else float("nan"),
@@ -248,6 +266,7 @@ def map_layer(
         feature_effects=feature_effects,
         seconds=time.perf_counter() - start,
         vector=optim.vector,
+        restart_agreement=agreement,
     )
 
 

@@ -148,6 +148,10 @@ def map_cmd(
     threshold: Annotated[
         float, typer.Option(help="Hide edges whose |relative effect| is below this.", min=0)
     ] = 0.05,
+    restarts: Annotated[
+        int,
+        typer.Option(help="Random restarts per layer (feature nodes get agreement rates).", min=0),
+    ] = 0,
     out: o.Out = Path("runs"),
     run_dir: Annotated[
         Path | None, typer.Option(help="Exact folder for the run [default: a new one under --out].")
@@ -183,6 +187,7 @@ def map_cmd(
             ablation=ablation,
             n_prompts=n_prompts,
             threshold=threshold,
+            restarts=restarts,
         )
     lm = load_model(config.model)
     if layers and resume is None:
@@ -400,6 +405,77 @@ def steer_cmd(
     typer.echo(f"prompt: {prompt!r}")
     for label, text in zip(labels, out, strict=True):
         typer.echo(f"{label:>40}: {text!r}")
+
+
+validate_app = typer.Typer(help="Validate a circuit: random restarts.", no_args_is_help=True)
+app.add_typer(validate_app, name="validate")
+
+
+@validate_app.command("restarts")
+@user_errors
+def restarts_cmd(
+    target_layer: o.TargetLayer,
+    neuron: o.Neuron,
+    layers: Annotated[str, typer.Option(help="Upstream layers, e.g. 4,8 (default: 0..L-1).")] = "",
+    restarts: Annotated[
+        int, typer.Option(help="Random starts besides the Mean Vector.", min=1)
+    ] = 8,
+    top_k: o.TopK = 5,
+    model: o.Model = "embedded",
+    device: o.Device = "cpu",
+    dtype: o.Dtype = "float32",
+    cache_dir: o.CacheDir = None,
+    dataset: o.Dataset = None,
+    lr: o.Lr = _OPT.lr,
+    lr_units: o.LrUnits = _OPT.lr_units,
+    steps: o.Steps = _OPT.steps,
+    seed: o.Seed = _OPT.seed,
+    norm_constraint: o.NormConstraint = _OPT.norm_constraint,
+    sae_release: o.SaeRelease = None,
+    sae_id: o.SaeId = None,
+    sae_path: o.SaePath = None,
+    sae_hook: o.SaeHook = "resid_post",
+    sae_dir: o.SaeDir = None,
+) -> None:
+    """Optimise from the Mean Vector and random starts at each layer: does the same SAE feature
+    come back? Prints top-1 agreement, Jaccard of top-k sets and the activation spread."""
+    from circuitmap.baseline import compute_baseline
+    from circuitmap.config import CorpusConfig
+    from circuitmap.corpus import corpus_texts
+    from circuitmap.model import cache_root, load_model
+    from circuitmap.restarts import restart_report
+    from circuitmap.sae_store import load_layer_sae
+
+    lm = load_model(o.model_config(model, device, dtype, cache_dir))
+    chosen = o.parse_layers(layers, lm.n_layers) if layers else list(range(target_layer))
+    lm.check_target(target_layer, neuron, chosen)
+    cache = cache_root(cache_dir)
+    source = o.sae_source(sae_release, sae_id, sae_path, sae_hook, sae_dir)
+    saes = {
+        layer: load_layer_sae(layer, lm.d_model, cache, lm.model_id, source) for layer in chosen
+    }
+    base = compute_baseline(lm, corpus_texts(CorpusConfig(dataset=dataset), cache), chosen)
+    optim = o.optim_config(lr, lr_units, steps, seed, "mean", norm_constraint)
+    typer.echo(
+        f"{'layer':>5} {'top-1 agree':>11} {'jaccard':>8}  activation min..max   reference top-k"
+    )
+    for layer in chosen:
+        r = restart_report(
+            lm,
+            saes[layer],
+            target_layer=target_layer,
+            neuron=neuron,
+            mean=base.means[layer],
+            config=optim,
+            n_restarts=restarts,
+            top_k=top_k,
+            norm_range=base.norm_ranges[layer],
+        )
+        lo, hi = r.activation_spread
+        top = ", ".join(f"F{f} ({a:.0%})" for f, a in r.agreement.items())
+        typer.echo(
+            f"{layer:>5} {r.top1_agreement:>11.0%} {r.jaccard:>8.2f}  {lo:>9.2f}..{hi:<9.2f}  {top}"
+        )
 
 
 sae_app = typer.Typer(help="Train, list and inspect residual-stream SAEs.", no_args_is_help=True)

@@ -247,3 +247,79 @@ def test_map_rejects_bad_layers(tiny_map_setup):
     config = _config(tiny_map_setup, layers=[3])
     with pytest.raises(CircuitmapError, match="upstream layer 3 must be below the target layer 3"):
         run_map(config, tiny_map_setup["saes"].parent / "bad", load_model(config.model))
+
+
+def test_restarts_from_the_same_seed_agree_exactly(tiny_map_setup):
+    from circuitmap.restarts import restart_report
+    from circuitmap.sae_store import load_layer_sae
+
+    lm = load_model(ModelConfig(name=str(tiny_map_setup["model"])))
+    layer_sae = load_layer_sae(
+        1, 32, tiny_map_setup["saes"], "x", SAESource(sae_dir=str(tiny_map_setup["saes"]))
+    )
+    mean = torch.randn(32) * 10
+    run = lambda: restart_report(  # noqa: E731
+        lm,
+        layer_sae,
+        target_layer=3,
+        neuron=5,
+        mean=mean,
+        config=OptimConfig(steps=4),
+        n_restarts=3,
+    )
+    first, second = run(), run()
+    assert first == second
+    assert len(first.top_sets) == 4 and 0 <= first.top1_agreement <= 1 and 0 <= first.jaccard <= 1
+    assert set(first.agreement) == set(first.top_sets[0])
+
+
+def test_batched_restarts_equal_separate_runs(tiny_map_setup):
+    from circuitmap.optimise import optimise_batch
+
+    lm = load_model(ModelConfig(name=str(tiny_map_setup["model"])))
+    starts = torch.randn(3, 32) * 10
+    common = dict(layer=1, target_layer=3, neuron=5, lr=0.3, steps=4, dummy_prompt="<pad> <pad> x")
+    together, _, final = optimise_batch(lm, inits=starts, **common)
+    for i in range(3):
+        alone, _, final_alone = optimise_batch(lm, inits=starts[i : i + 1], **common)
+        torch.testing.assert_close(together[i], alone[0], rtol=1e-4, atol=1e-4)
+        torch.testing.assert_close(final[i], final_alone[0], rtol=1e-4, atol=1e-4)
+
+
+def test_map_with_restarts_puts_agreement_on_feature_nodes(tiny_map_setup, tmp_path):
+    config = _config(tiny_map_setup, layers=[2], restarts=2)
+    graph, _ = run_map(config, tmp_path, log=lambda m: None)
+    full = load_graph(tmp_path / "graph.json")
+    rates = [d["restart_agreement"] for _, d in full.nodes(data=True) if d["kind"] == "feature"]
+    assert len(rates) == config.top_k and all(0 <= r <= 1 for r in rates)
+    assert full.graph["restarts"] == 2
+
+
+def test_cli_validate_restarts(tiny_map_setup):
+    s = tiny_map_setup
+    result = CliRunner().invoke(
+        app,
+        [
+            "validate",
+            "restarts",
+            "--target-layer",
+            "3",
+            "--neuron",
+            "5",
+            "--layers",
+            "1,2",
+            "--restarts",
+            "2",
+            "--steps",
+            "3",
+            "--model",
+            str(s["model"]),
+            "--dataset",
+            str(s["corpus"]),
+            "--sae-dir",
+            str(s["saes"]),
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    rows = [line.split() for line in result.output.splitlines() if line.strip()[:1].isdigit()]
+    assert [row[0] for row in rows] == ["1", "2"] and all(row[1].endswith("%") for row in rows)
