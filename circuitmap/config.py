@@ -92,7 +92,7 @@ class SAETrainConfig:
 
     architecture: str = "topk"  # topk | jumprelu
     width: int = 2048
-    k: int = 32  # TopK: active latents per token
+    k: int = 64  # TopK: active latents per token (L0 bar: <= 64)
     l0_coefficient: float = 1.0  # JumpReLU: sparsity penalty
     n_tokens: int = 200_000
     eval_tokens: int = 10_000

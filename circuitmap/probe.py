@@ -16,7 +16,7 @@ from .model import LoadedModel
 from .prompts import encode_prompts
 from .sae_store import LayerSAE
 
-EXAMPLE_SETS = ("math_notation", "definitions", "licences", "narrative")
+EXAMPLE_SETS = ("math_notation", "licences", "definitions", "narrative")
 
 
 def example_set_path(name: str) -> Path:

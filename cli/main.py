@@ -9,7 +9,7 @@ from typing import Annotated, Any
 
 import typer
 
-from circuitmap.config import MapConfig, OptimConfig, PatchscopeConfig
+from circuitmap.config import MapConfig, OptimConfig
 from circuitmap.errors import CircuitmapError
 
 from . import options as o
@@ -19,7 +19,7 @@ app = typer.Typer(
     no_args_is_help=True,
     pretty_exceptions_enable=False,
 )
-_OPT, _SCOPE = OptimConfig, PatchscopeConfig
+_OPT = OptimConfig
 
 
 @app.callback()
@@ -50,35 +50,12 @@ def _log(message: str) -> None:
 
 @app.command("explain")
 @user_errors
+@o.with_method_options
 def explain_cmd(
     target_layer: o.TargetLayer,
     neuron: o.Neuron,
     layer: Annotated[int, typer.Option(help="Upstream layer l < L whose resid_pre is optimised.")],
-    model: o.Model = "embedded",
-    device: o.Device = "cpu",
-    dtype: o.Dtype = "float32",
-    cache_dir: o.CacheDir = None,
-    dataset: o.Dataset = None,
-    split: o.Split = "train",
-    text_column: o.TextColumn = "text",
-    n_texts: o.NTexts = 100,
-    max_tokens: o.MaxTokens = 32,
-    lr: o.Lr = _OPT.lr,
-    lr_units: o.LrUnits = _OPT.lr_units,
-    steps: o.Steps = _OPT.steps,
-    seed: o.Seed = _OPT.seed,
-    init: o.Init = _OPT.init,
-    norm_constraint: o.NormConstraint = _OPT.norm_constraint,
-    prompt: o.Prompt = _SCOPE.prompt,
-    inject_token: o.InjectToken = _SCOPE.inject_token,
-    alpha: o.Alpha = _SCOPE.alpha,
-    max_new_tokens: o.MaxNewTokens = _SCOPE.max_new_tokens,
-    sae_release: o.SaeRelease = None,
-    sae_id: o.SaeId = None,
-    sae_path: o.SaePath = None,
-    sae_hook: o.SaeHook = "resid_post",
-    sae_dir: o.SaeDir = None,
-    top_k: o.TopK = 5,
+    method: o.Method,
     out: o.Out = Path("runs"),
 ) -> None:
     """Explain one neuron from one upstream layer: Mean Vector, gradient ascent, SAE features,
@@ -88,24 +65,16 @@ def explain_cmd(
 
     from .report import print_explain
 
-    config = ExplainConfig(
-        target_layer=target_layer,
-        neuron=neuron,
-        layer=layer,
-        model=o.model_config(model, device, dtype, cache_dir),
-        corpus=o.corpus_config(dataset, split, text_column, n_texts, max_tokens),
-        optim=o.optim_config(lr, lr_units, steps, seed, init, norm_constraint),
-        patchscope=o.patchscope_config(prompt, inject_token, alpha, max_new_tokens),
-        sae=o.sae_source(sae_release, sae_id, sae_path, sae_hook, sae_dir),
-        top_k=top_k,
-    )
+    config = ExplainConfig(target_layer=target_layer, neuron=neuron, layer=layer, **vars(method))
     result = explain(config, log=_log)
     print_explain(result, save_explain(result, out))
 
 
 @app.command("map")
 @user_errors
+@o.with_method_options
 def map_cmd(
+    method: o.Method,
     target_layer: Annotated[
         int | None, typer.Option(help="Layer L of the target MLP neuron.")
     ] = None,
@@ -118,31 +87,6 @@ def map_cmd(
     resume: Annotated[
         Path | None, typer.Option(help="Finish an interrupted map run folder (its config wins).")
     ] = None,
-    model: o.Model = "embedded",
-    device: o.Device = "cpu",
-    dtype: o.Dtype = "float32",
-    cache_dir: o.CacheDir = None,
-    dataset: o.Dataset = None,
-    split: o.Split = "train",
-    text_column: o.TextColumn = "text",
-    n_texts: o.NTexts = 100,
-    max_tokens: o.MaxTokens = 32,
-    lr: o.Lr = _OPT.lr,
-    lr_units: o.LrUnits = _OPT.lr_units,
-    steps: o.Steps = _OPT.steps,
-    seed: o.Seed = _OPT.seed,
-    init: o.Init = _OPT.init,
-    norm_constraint: o.NormConstraint = _OPT.norm_constraint,
-    prompt: o.Prompt = _SCOPE.prompt,
-    inject_token: o.InjectToken = _SCOPE.inject_token,
-    alpha: o.Alpha = _SCOPE.alpha,
-    max_new_tokens: o.MaxNewTokens = _SCOPE.max_new_tokens,
-    sae_release: o.SaeRelease = None,
-    sae_id: o.SaeId = None,
-    sae_path: o.SaePath = None,
-    sae_hook: o.SaeHook = "resid_post",
-    sae_dir: o.SaeDir = None,
-    top_k: o.TopK = 5,
     ablation: Annotated[str, typer.Option(help="zero, or mean (the corpus mean).")] = "zero",
     n_prompts: Annotated[int, typer.Option(help="Real prompts where the target fires.", min=1)] = 8,
     threshold: Annotated[
@@ -178,12 +122,7 @@ def map_cmd(
         config = MapConfig(
             target_layer=target_layer,
             neuron=neuron,
-            model=o.model_config(model, device, dtype, cache_dir),
-            corpus=o.corpus_config(dataset, split, text_column, n_texts, max_tokens),
-            optim=o.optim_config(lr, lr_units, steps, seed, init, norm_constraint),
-            patchscope=o.patchscope_config(prompt, inject_token, alpha, max_new_tokens),
-            sae=o.sae_source(sae_release, sae_id, sae_path, sae_hook, sae_dir),
-            top_k=top_k,
+            **vars(method),
             ablation=ablation,
             n_prompts=n_prompts,
             threshold=threshold,
@@ -256,7 +195,7 @@ def probe_cmd(
         list[str] | None,
         typer.Option(
             help="Prompt set: a file with one prompt a line, or a shipped set "
-            "(math_notation, definitions, licences, narrative). Repeat; default: all four."
+            "(math_notation, licences, definitions, narrative). Repeat; default: all four."
         ),
     ] = None,
     feature: Annotated[
@@ -498,7 +437,7 @@ def sae_train_cmd(
     sae_dir: o.SaeDir = None,
     architecture: Annotated[str, typer.Option(help="topk or jumprelu.")] = "topk",
     width: Annotated[int, typer.Option(help="Latents per SAE.", min=1)] = 2048,
-    k: Annotated[int, typer.Option(help="TopK: active latents per token.", min=1)] = 32,
+    k: Annotated[int, typer.Option(help="TopK: active latents per token.", min=1)] = 64,
     l0_coefficient: Annotated[float, typer.Option(help="JumpReLU sparsity penalty.")] = 1.0,
     n_tokens: Annotated[int, typer.Option(help="Training tokens per layer.", min=1)] = 200_000,
     lr: Annotated[float, typer.Option(help="Adam learning rate.")] = 1e-3,

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import functools
+import inspect
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -163,3 +167,72 @@ def parse_floats(spec: str) -> list[float]:
         return [float(v) for v in spec.split(",") if v.strip()]
     except ValueError:
         raise CircuitmapError(f"{spec!r} is not a comma-separated list of numbers") from None
+
+
+@dataclass
+class Method:
+    """The options every method command shares, as configs."""
+
+    model: ModelConfig
+    corpus: CorpusConfig
+    optim: OptimConfig
+    patchscope: PatchscopeConfig
+    sae: SAESource
+    top_k: int
+
+
+def method_options(
+    model: Model = "embedded",
+    device: Device = "cpu",
+    dtype: Dtype = "float32",
+    cache_dir: CacheDir = None,
+    dataset: Dataset = None,
+    split: Split = "train",
+    text_column: TextColumn = "text",
+    n_texts: NTexts = 100,
+    max_tokens: MaxTokens = 32,
+    lr: Lr = OptimConfig.lr,
+    lr_units: LrUnits = OptimConfig.lr_units,
+    steps: Steps = OptimConfig.steps,
+    seed: Seed = OptimConfig.seed,
+    init: Init = OptimConfig.init,
+    norm_constraint: NormConstraint = OptimConfig.norm_constraint,
+    prompt: Prompt = PatchscopeConfig.prompt,
+    inject_token: InjectToken = PatchscopeConfig.inject_token,
+    alpha: Alpha = PatchscopeConfig.alpha,
+    max_new_tokens: MaxNewTokens = PatchscopeConfig.max_new_tokens,
+    sae_release: SaeRelease = None,
+    sae_id: SaeId = None,
+    sae_path: SaePath = None,
+    sae_hook: SaeHook = "resid_post",
+    sae_dir: SaeDir = None,
+    top_k: TopK = 5,
+) -> Method:
+    return Method(
+        model=model_config(model, device, dtype, cache_dir),
+        corpus=corpus_config(dataset, split, text_column, n_texts, max_tokens),
+        optim=optim_config(lr, lr_units, steps, seed, init, norm_constraint),
+        patchscope=patchscope_config(prompt, inject_token, alpha, max_new_tokens),
+        sae=sae_source(sae_release, sae_id, sae_path, sae_hook, sae_dir),
+        top_k=top_k,
+    )
+
+
+def with_method_options(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """Give a command all of :func:`method_options`' options after its own; it receives them
+    as one ``method: Method`` argument."""
+    shared = inspect.signature(method_options, eval_str=True).parameters
+    own = [
+        p for p in inspect.signature(fn, eval_str=True).parameters.values() if p.name != "method"
+    ]
+
+    @functools.wraps(fn)
+    def wrapper(**kwargs: Any) -> Any:
+        method = method_options(**{name: kwargs.pop(name) for name in shared})
+        return fn(method=method, **kwargs)
+
+    params = [p.replace(kind=inspect.Parameter.KEYWORD_ONLY) for p in [*own, *shared.values()]]
+    wrapper.__signature__ = inspect.Signature(params)  # type: ignore[attr-defined]
+    wrapper.__annotations__ = {p.name: p.annotation for p in params}
+    del wrapper.__wrapped__  # typer must read the merged signature, not fn's
+    return wrapper

@@ -5,7 +5,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from tiny import ARCHS, save_tiny, tiny_lm  # noqa: E402
+from tiny import ARCHS, TINY_TRAIN, save_tiny, tiny_lm  # noqa: E402
 
 
 @pytest.fixture(params=ARCHS)
@@ -44,23 +44,11 @@ def many_texts():
 @pytest.fixture(scope="session")
 def tiny_map_setup(tmp_path_factory, tiny_model_dir, many_texts):
     """A tiny model folder, a corpus file and SAEs for layers 0-2 (target layer 3)."""
-    from circuitmap.config import SAETrainConfig
     from circuitmap.sae_train import train_layer_saes
 
     root = tmp_path_factory.mktemp("tiny-map")
     corpus = root / "corpus.txt"
     corpus.write_text("\n\n".join(many_texts))
-    config = SAETrainConfig(
-        width=64,
-        k=4,
-        n_tokens=3000,
-        eval_tokens=300,
-        batch_tokens=64,
-        eval_texts=4,
-        context=16,
-        lr=3e-3,
-    )
-    train_layer_saes(
-        tiny_lm("gemma3"), many_texts, [0, 1, 2], config, root / "saes", log=lambda m: None
-    )
+    saes = root / "saes"
+    train_layer_saes(tiny_lm("gemma3"), many_texts, [0, 1, 2], TINY_TRAIN, saes, log=lambda m: None)
     return {"model": tiny_model_dir, "corpus": corpus, "saes": root / "saes"}

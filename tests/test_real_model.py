@@ -147,3 +147,55 @@ def test_map_on_two_layers_writes_every_output(real_saes, tmp_path):
     assert len(features) == 10  # top 5 at each of the two layers
     assert graph.number_of_edges() == 10 + 25  # to the target, and layer 4 -> layer 8
     assert all(graph.nodes[f]["patchscope"] for f in features)
+
+
+def test_probe_separates_math_from_licences(real_lm):
+    from circuitmap.probe import neuron_maxima, read_prompt_set, separation
+
+    math = neuron_maxima(real_lm, read_prompt_set("math_notation")[1], TARGET_LAYER)[:, NEURON]
+    licences = neuron_maxima(real_lm, read_prompt_set("licences")[1], TARGET_LAYER)[:, NEURON]
+    assert math.mean() > 10 * licences.mean()
+    assert separation(math, licences).accuracy >= 0.9
+    result = CliRunner().invoke(
+        app, ["probe", "--target-layer", str(TARGET_LAYER), "--neuron", str(NEURON)]
+    )
+    assert result.exit_code == 0 and "separates math_notation from licences" in result.output
+
+
+def test_find_and_steer_and_restarts_run_on_the_real_model(real_lm, real_saes):
+    from circuitmap.generate import greedy_decode, prompt_rows
+    from circuitmap.probe import find_neurons, read_prompt_set
+    from circuitmap.steer import steer_neuron
+
+    best = find_neurons(
+        real_lm,
+        TARGET_LAYER,
+        read_prompt_set("math_notation")[1],
+        read_prompt_set("licences")[1],
+        5,
+    )
+    assert len(best) == 5 and all(b.positive_mean > b.negative_mean for b in best)
+    prompt = "My favourite holiday was"
+    clean = greedy_decode(real_lm, prompt_rows(real_lm, prompt, 1), lambda lg: lg.argmax(-1), 8)[0]
+    steered = steer_neuron(real_lm, TARGET_LAYER, NEURON, prompt, [None, 0.0], max_new_tokens=8)
+    assert steered[0] == clean
+    restarts = CliRunner().invoke(
+        app,
+        [
+            "validate",
+            "restarts",
+            "--target-layer",
+            str(TARGET_LAYER),
+            "--neuron",
+            str(NEURON),
+            "--layers",
+            "8",
+            "--restarts",
+            "2",
+            "--steps",
+            "10",
+            "--sae-dir",
+            str(real_saes),
+        ],
+    )
+    assert restarts.exit_code == 0, restarts.output

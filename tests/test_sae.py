@@ -15,18 +15,7 @@ from circuitmap.hooks import record_resid_pre, run_body
 from circuitmap.sae_store import list_own_saes, load_layer_sae, resid_pre_layer, save_own_sae
 from circuitmap.sae_train import reconstruction_quality, train_layer_saes, train_sae
 from circuitmap_cli.main import app
-from tiny import tiny_lm
-
-TINY_TRAIN = SAETrainConfig(
-    width=64,
-    k=4,
-    n_tokens=3000,
-    eval_tokens=300,
-    batch_tokens=64,
-    eval_texts=4,
-    context=16,
-    lr=3e-3,
-)
+from tiny import TINY_TRAIN, tiny_lm
 
 
 @pytest.fixture(scope="module")

@@ -16,6 +16,7 @@ from transformers import (
     PreTrainedTokenizerFast,
 )
 
+from circuitmap.config import SAETrainConfig
 from circuitmap.model import LoadedModel
 
 SPECIAL = ["<pad>", "<eos>", "<bos>", "<unk>"]
@@ -89,3 +90,16 @@ def save_tiny(folder: Path, arch: str = "gemma3") -> Path:
     lm.model.save_pretrained(folder)
     lm.tokenizer.save_pretrained(folder)
     return folder
+
+
+# SAE training settings small enough for tiny models and a few thousand tokens.
+TINY_TRAIN = SAETrainConfig(
+    width=64,
+    k=4,
+    n_tokens=3000,
+    eval_tokens=300,
+    batch_tokens=64,
+    eval_texts=4,
+    context=16,
+    lr=3e-3,
+)
