@@ -73,3 +73,48 @@ def ablation_forward(
         target=mlp[target[0]][rows, positions, target[1]].float().cpu(),
         resid={m: h[rows, positions].float().cpu() for m, h in resid.items()},
     )
+
+
+def control_features(activity: torch.Tensor, top: list[int], per_feature: int) -> list[list[int]]:
+    """For each top feature, ``per_feature`` other features whose activity (d_sae,) is closest
+    to its own on a log scale, each used once; only features that fire (activity > 0) qualify."""
+    used = set(top)
+    log_act = activity.clamp(min=1e-12).log()
+    controls = []
+    for feature in top:
+        distance = (log_act - log_act[feature]).abs()
+        distance[activity <= 0] = float("inf")
+        chosen = []
+        for candidate in distance.argsort().tolist():
+            if len(chosen) == per_feature or distance[candidate] == float("inf"):
+                break
+            if candidate not in used:
+                chosen.append(candidate)
+                used.add(candidate)
+        controls.append(chosen)
+    return controls
+
+
+def necessity(
+    effects: torch.Tensor, control_effects: torch.Tensor, n_boot: int = 1000, seed: int = 0
+) -> dict[str, float]:
+    """Is a feature's ablation effect (n_prompts,) larger than that of control features of
+    similar activation level (n_controls, n_prompts)?
+
+    Returns the controls' mean effect, the permutation-style p-value
+    (1 + #controls with an effect at least as large) / (1 + n_controls), the effect size in
+    control standard deviations, and a bootstrap 95% interval of the feature's mean effect over
+    prompts."""
+    effect = effects.mean()
+    control = control_effects.mean(-1)  # (n_controls,)
+    gen = torch.Generator().manual_seed(seed)
+    resampled = effects[torch.randint(len(effects), (n_boot, len(effects)), generator=gen)].mean(-1)
+    low, high = torch.quantile(resampled, torch.tensor([0.025, 0.975])).tolist()
+    spread = control.std().item() if len(control) > 1 else 0.0
+    return {
+        "control_mean": control.mean().item() if len(control) else 0.0,
+        "p_value": (1 + (control >= effect).sum().item()) / (1 + len(control)),
+        "effect_size": (effect - control.mean()).item() / spread if spread > 0 else 0.0,
+        "ci_low": low,
+        "ci_high": high,
+    }

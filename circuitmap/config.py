@@ -138,6 +138,7 @@ class MapConfig:
     prompt_tokens: int = 64  # last tokens kept of each prompt
     threshold: float = 0.05  # prune edges whose |relative effect| is below this
     restarts: int = 0  # random restarts per layer; feature nodes then carry an agreement rate
+    controls: int = 4  # control features of similar activation per top feature (0: none)
 
     def upstream_layers(self) -> list[int]:
         return sorted(self.layers) if self.layers is not None else list(range(self.target_layer))

@@ -23,7 +23,11 @@ Edges (source -> destination), kind ``feature->target`` or ``feature->feature``:
 - ``vector_effect``/``vector_relative``: that drop, raw and relative, measured on X;
 - ``prompt_effect``/``prompt_relative``: the same, averaged over real prompts where the target
   fires (ablating the feature at every token);
-- ``ablation``: zero or mean.
+- ``ablation``: zero or mean;
+- feature -> target edges, with ``--controls R``: ``control_mean`` (mean on-prompt effect of R
+  control features of similar activation level), ``p_value`` ((1 + #controls with an effect at
+  least as large) / (1 + R)), ``effect_size`` (in control standard deviations), and
+  ``ci_low``/``ci_high`` (bootstrap 95% interval of the on-prompt effect over prompts).
 """
 
 from __future__ import annotations
@@ -97,6 +101,9 @@ def build_graph(config: MapConfig, results: dict[int, LayerResult], model_name: 
     return graph
 
 
+_NECESSITY = ("control_mean", "p_value", "effect_size", "ci_low", "ci_high")
+
+
 def _add_edge(
     graph: nx.DiGraph, source: str, dest: str, kind: str, e: dict, config: MapConfig
 ) -> None:
@@ -110,6 +117,7 @@ def _add_edge(
         prompt_effect=e["prompt_effect"],
         prompt_relative=e["prompt_relative"],
         ablation=config.ablation,
+        **{key: e[key] for key in _NECESSITY if key in e},
     )
 
 

@@ -16,15 +16,17 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import torch
 
-from .ablation import ablate, ablation_forward, feature_directions
+from .ablation import ablate, ablation_forward, control_features, feature_directions, necessity
 from .baseline import Baseline, compute_baseline, real_token_mask
 from .config import MapConfig, from_dict, to_dict
 from .corpus import corpus_texts
 from .errors import CircuitmapError
 from .features import FeatureReport, feature_report
+from .hooks import record_resid_pre, run_body
 from .model import LoadedModel, cache_root, load_model
 from .optimise import optimise_vector
 from .patchscope import patchscope
@@ -112,11 +114,12 @@ def _effects(
     sae = saes[layer].sae
     k, target = len(top), (config.target_layer, config.neuron)
     directions = feature_directions(sae, top)  # (k, d_model)
-    replacement = torch.zeros(k)
+    mean_acts = None  # (d_sae,) each feature's mean activation on the corpus, for mean ablation
     if config.ablation == "mean":
-        replacement = sae.encode(baseline.vectors[layer].float()).mean(0)[top].cpu()  # (k,)
+        mean_acts = sae.encode(baseline.vectors[layer].float()).mean(0).cpu()
     elif config.ablation != "zero":
         raise CircuitmapError(f"ablation {config.ablation!r} is not supported: use zero or mean")
+    replacement = mean_acts[top] if mean_acts is not None else torch.zeros(k)
     read = sorted(later)
 
     # On the optimised vector: rows = X, X minus each feature, X minus all of them.
@@ -143,17 +146,26 @@ def _effects(
         read_layers=read,
     )
 
-    # On real prompts: rows ordered ablation-major, (k+1) * n_prompts.
+    # On real prompts: each top feature, and config.controls features of similar activation
+    # level per top feature, ablated alone at every token; rows ordered ablation-major:
+    # clean, the k top features, then the controls.
     n = len(prompts.texts)
-    select_p = torch.cat([torch.zeros(1, k), torch.eye(k)]).repeat_interleave(n, 0)  # (rows, k)
-    p_ids = prompts.input_ids.repeat(k + 1, 1)
-    p_attn = prompts.attention_mask.repeat(k + 1, 1)
-    real = real_token_mask(lm, p_ids, p_attn)  # (rows, seq)
+    controls = control_features(_prompt_activity(lm, sae, layer, prompts), top, config.controls)
+    ablated = top + [c for row in controls for c in row]
+    all_directions = feature_directions(sae, ablated)  # (K, d_model)
+    all_replacement = mean_acts[ablated] if mean_acts is not None else torch.zeros(len(ablated))
+    big_k = len(ablated)
+    select_p = torch.cat([torch.zeros(1, big_k), torch.eye(big_k)]).repeat_interleave(n, 0)
+    p_ids = prompts.input_ids.repeat(big_k + 1, 1)  # ((K+1) * n, seq)
+    p_attn = prompts.attention_mask.repeat(big_k + 1, 1)
+    real = real_token_mask(lm, p_ids, p_attn).cpu()  # (rows, seq)
 
     def ablate_tokens(hidden: torch.Tensor) -> torch.Tensor:  # (rows, seq, d_model)
-        feats = sae.encode(hidden.float())[..., top].cpu()  # (rows, seq, k)
-        chosen = select_p[:, None, :] * real.cpu()[..., None]  # (rows, seq, k)
-        edited = ablate(hidden.float().cpu(), chosen * feats, directions, chosen * replacement)
+        feats = sae.encode(hidden.float())[..., ablated].cpu()  # (rows, seq, K)
+        chosen = select_p[:, None, :] * real[..., None]  # (rows, seq, K)
+        edited = ablate(
+            hidden.float().cpu(), chosen * feats, all_directions, chosen * all_replacement
+        )
         return edited.to(hidden.device, hidden.dtype)
 
     on_p = ablation_forward(
@@ -162,27 +174,32 @@ def _effects(
         p_attn,
         layer=layer,
         edit=ablate_tokens,
-        positions=prompts.positions.repeat(k + 1),
+        positions=prompts.positions.repeat(big_k + 1),
         target=target,
         read_layers=read,
     )
 
     t_x = on_x.target  # (k+2,)
-    t_p = on_p.target.view(k + 1, n)  # (k+1, n_prompts)
+    t_p = on_p.target.view(big_k + 1, n)  # (K+1, n_prompts)
+    drops = t_p[0] - t_p[1:]  # (K, n_prompts): target drop per ablation and prompt
     clean_p = t_p[0].mean().item()
     target_effects = []
+    offset = k
     for i, feature in enumerate(top):
         vector_effect = (t_x[0] - t_x[i + 1]).item()
-        prompt_effect = (t_p[0] - t_p[i + 1]).mean().item()
-        target_effects.append(
-            {
-                "feature": feature,
-                "vector_effect": vector_effect,
-                "vector_relative": _relative(vector_effect, t_x[0].item()),
-                "prompt_effect": prompt_effect,
-                "prompt_relative": _relative(prompt_effect, clean_p),
-            }
-        )
+        prompt_effect = drops[i].mean().item()
+        effect = {
+            "feature": feature,
+            "vector_effect": vector_effect,
+            "vector_relative": _relative(vector_effect, t_x[0].item()),
+            "prompt_effect": prompt_effect,
+            "prompt_relative": _relative(prompt_effect, clean_p),
+        }
+        if controls[i]:
+            effect |= necessity(drops[i], drops[offset : offset + len(controls[i])])
+            effect["controls"] = controls[i]
+        offset += len(controls[i])
+        target_effects.append(effect)
     all_effect = (t_x[0] - t_x[k + 1]).item()
     all_ablated = {
         "vector_effect": all_effect,
@@ -193,7 +210,7 @@ def _effects(
     for m in read:
         later_sae, later_top = saes[m].sae, [f.index for f in later[m].features.top]
         a_x = later_sae.encode(on_x.resid[m]).cpu()[:, later_top]  # (k+2, k_m)
-        a_p = later_sae.encode(on_p.resid[m]).cpu()[:, later_top].view(k + 1, n, -1)
+        a_p = later_sae.encode(on_p.resid[m]).cpu()[:, later_top].view(big_k + 1, n, -1)
         for j, (feature_m, info) in enumerate(zip(later_top, later[m].features.top, strict=True)):
             scale = info.activation  # the later feature's activation on its own X_m
             for i, feature in enumerate(top):
@@ -211,6 +228,16 @@ def _effects(
                     }
                 )
     return target_effects, all_ablated, feature_effects
+
+
+@torch.no_grad()
+def _prompt_activity(lm: LoadedModel, sae: Any, layer: int, prompts: Prompts) -> torch.Tensor:
+    """(d_sae,) each feature's mean activation over the prompts' real tokens at resid_pre."""
+    with record_resid_pre(lm.model, [layer], stop=True) as resid:
+        run_body(lm.model, prompts.input_ids, prompts.attention_mask)
+    feats = sae.encode(resid[layer].float()).cpu()  # (n, seq, d_sae)
+    real = real_token_mask(lm, prompts.input_ids, prompts.attention_mask).cpu()
+    return feats[real].mean(0)
 
 
 def map_layer(

@@ -96,6 +96,12 @@ def map_cmd(
         int,
         typer.Option(help="Random restarts per layer (feature nodes get agreement rates).", min=0),
     ] = 0,
+    controls: Annotated[
+        int,
+        typer.Option(
+            help="Control features of similar activation per top feature (p-values).", min=0
+        ),
+    ] = 4,
     out: o.Out = Path("runs"),
     run_dir: Annotated[
         Path | None, typer.Option(help="Exact folder for the run [default: a new one under --out].")
@@ -127,6 +133,7 @@ def map_cmd(
             n_prompts=n_prompts,
             threshold=threshold,
             restarts=restarts,
+            controls=controls,
         )
     lm = load_model(config.model)
     if layers and resume is None:

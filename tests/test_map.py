@@ -323,3 +323,37 @@ def test_cli_validate_restarts(tiny_map_setup):
     assert result.exit_code == 0, result.output
     rows = [line.split() for line in result.output.splitlines() if line.strip()[:1].isdigit()]
     assert [row[0] for row in rows] == ["1", "2"] and all(row[1].endswith("%") for row in rows)
+
+
+def test_control_features_match_activation_level_and_are_distinct():
+    from circuitmap.ablation import control_features
+
+    activity = torch.tensor([5.0, 0.0, 4.8, 0.1, 5.2, 1.0, 0.0, 0.09, 4.0])
+    controls = control_features(activity, [0, 3], 2)
+    assert controls == [[4, 2], [7, 5]]
+    flat = [c for row in controls for c in row]
+    assert len(set(flat)) == len(flat) and not set(flat) & {0, 3}
+    assert all(activity[c] > 0 for c in flat)
+
+
+def test_necessity_statistics():
+    from circuitmap.ablation import necessity
+
+    strong = necessity(
+        torch.tensor([5.0, 6.0, 7.0]), torch.tensor([[1.0, 1.0, 1.0], [2.0, 3.0, 1.0]])
+    )
+    assert strong["p_value"] == pytest.approx(1 / 3) and strong["effect_size"] > 0
+    assert strong["ci_low"] <= 6.0 <= strong["ci_high"]
+    weak = necessity(torch.tensor([1.0, 1.0]), torch.tensor([[3.0, 3.0], [4.0, 4.0]]))
+    assert weak["p_value"] == 1.0 and weak["effect_size"] < 0
+
+
+def test_target_edges_carry_control_statistics(full_run):
+    _, run_dir, _, _ = full_run
+    graph = load_graph(run_dir / "graph.json")
+    edges = [d for _, v, d in graph.edges(data=True) if v == "L3.N5"]
+    assert edges and all(0 < d["p_value"] <= 1 for d in edges)
+    assert all(
+        d["ci_low"] <= d["prompt_effect"] + 1e-6 and d["prompt_effect"] <= d["ci_high"] + 1e-6
+        for d in edges
+    )
