@@ -7,11 +7,14 @@ from pathlib import Path
 import networkx as nx
 
 from .config import MapConfig
+from .corpus import corpus_texts
 from .errors import CircuitmapError
 from .export import FORMATS, GRAPH_FILE, export, load_graph, node_link_json
 from .graph import build_graph, prune
-from .model import LoadedModel
-from .search import Log, load_map_config, map_circuit, start_map
+from .labels import LabelRow, causal_description, labels_csv, read_labels, similarity, top_snippets
+from .model import LoadedModel, cache_root
+from .sae_store import load_layer_sae
+from .search import Log, load_map_config, map_circuit, run_baseline, start_map
 from .storage import atomic_write_text, check_run_dir
 
 
@@ -46,3 +49,66 @@ def reexport(
         load_graph(run_dir / GRAPH_FILE), config.threshold if threshold is None else threshold
     )
     return pruned, export(pruned, out or run_dir, formats)
+
+
+def relabel(
+    run_dir: Path,
+    lm: LoadedModel,
+    label_file: Path | None = None,
+    min_similarity: float = 0.1,
+    n_snippets: int = 3,
+    log: Log = print,
+) -> tuple[list[LabelRow], list[Path]]:
+    """Observational and causal descriptions of every feature of a finished map, side by side;
+    writes labels.csv (the corrections table), adds them to graph.json and re-exports."""
+    config = load_map_config(run_dir)
+    if not (run_dir / GRAPH_FILE).is_file():
+        raise CircuitmapError(
+            f"{str(run_dir)!r} has no {GRAPH_FILE}: finish it with `circuitmap map --resume`"
+        )
+    imported = read_labels(label_file, config.sae.hook) if label_file else {}
+    graph = load_graph(run_dir / GRAPH_FILE)
+    layers = config.upstream_layers()
+    baseline = run_baseline(lm, config, run_dir, layers)
+    pool = corpus_texts(config.corpus, cache_root(config.model.cache_dir), n=config.prompt_pool)
+    rows = []
+    for layer in layers:
+        nodes = [
+            (n, d)
+            for n, d in graph.nodes(data=True)
+            if d["kind"] == "feature" and d["layer"] == layer
+        ]
+        if not nodes:
+            continue
+        layer_sae = load_layer_sae(
+            layer, lm.d_model, cache_root(config.model.cache_dir), lm.model_id, config.sae
+        )
+        log(f"layer {layer}: describing {len(nodes)} features ...")
+        snippets = top_snippets(lm, layer_sae, [d["index"] for _, d in nodes], pool, n=n_snippets)
+        for node, d in nodes:
+            causal = causal_description(
+                lm, layer_sae, d["index"], d["activation"], baseline.means[layer], config.patchscope
+            )
+            label = imported.get((layer, d["index"]), "")
+            observed = label or " ".join(snippets[d["index"]])
+            score = similarity(causal, observed)
+            row = LabelRow(
+                layer,
+                d["index"],
+                label,
+                snippets[d["index"]],
+                causal,
+                score,
+                score < min_similarity,
+            )
+            rows.append(row)
+            graph.nodes[node].update(
+                imported_label=label,
+                snippets=" | ".join(row.snippets),
+                causal_description=causal,
+                label_similarity=score,
+                label_flagged=row.flagged,
+            )
+    atomic_write_text(run_dir / GRAPH_FILE, node_link_json(graph))
+    atomic_write_text(run_dir / "labels.csv", labels_csv(rows))
+    return rows, [run_dir / "labels.csv", *export(prune(graph, config.threshold), run_dir)]

@@ -106,6 +106,14 @@ def _tooltip(d: dict[str, Any]) -> str:
         ),
         f"Patchscope (layer {d['layer']}): {d['patchscope']!r}",
     ]
+    if "causal_description" in d:
+        flag = "  ⚠ contradicts the label" if d["label_flagged"] else ""
+        lines += [
+            f"label: {d['imported_label'] or '(none imported)'}",
+            f"top snippets: {d['snippets']}",
+            f"causal (Patchscope of the feature): {d['causal_description']!r}",
+            f"label similarity {d['label_similarity']:.2f}{flag}",
+        ]
     if d.get("neuronpedia"):
         lines.append(d["neuronpedia"])
     return "\n".join(lines)

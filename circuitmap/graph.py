@@ -13,7 +13,9 @@ Nodes (id -> attributes):
   the Mean Vector), ``patchscope`` (contrastive decode of X_l), ``plain_decode``,
   ``layer_activation`` (the target's activation reached from layer l), ``neuronpedia`` (URL or
   ""), ``sae`` (where the SAE came from), and with ``--restarts`` ``restart_agreement``
-  (fraction of random restarts whose top-k features include it).
+  (fraction of random restarts whose top-k features include it); after ``circuitmap labels``:
+  ``imported_label``, ``snippets`` (top-activating corpus contexts), ``causal_description``
+  (Patchscope of the feature's direction), ``label_similarity`` and ``label_flagged``.
 
 Edges (source -> destination), kind ``feature->target`` or ``feature->feature``:
 - ``weight``: the relative effect on the optimised vector: the drop of the destination (the

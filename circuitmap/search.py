@@ -297,7 +297,7 @@ def map_layer(
     )
 
 
-def _baseline(lm: LoadedModel, config: MapConfig, run_dir: Path, layers: list[int]) -> Baseline:
+def run_baseline(lm: LoadedModel, config: MapConfig, run_dir: Path, layers: list[int]) -> Baseline:
     """The Mean Vectors of all mapped layers (one pass), computed once and kept in the run."""
     path = run_dir / "baseline.safetensors"
     if path.exists():
@@ -376,7 +376,7 @@ def map_circuit(
     todo = [layer for layer in reversed(layers) if layer not in results]
     if results:
         log(f"resuming: layers {sorted(results)} done, {len(todo)} left")
-    baseline = _baseline(lm, config, run_dir, layers)
+    baseline = run_baseline(lm, config, run_dir, layers)
     prompts = _prompts(lm, config, run_dir)
     for layer in todo:
         later = {m: results[m] for m in layers if m > layer}

@@ -353,6 +353,41 @@ def steer_cmd(
         typer.echo(f"{label:>40}: {text!r}")
 
 
+@app.command("labels")
+@user_errors
+def labels_cmd(
+    run: Annotated[Path, typer.Argument(help="A finished map run folder.")],
+    labels: Annotated[
+        Path | None,
+        typer.Option(
+            help="Imported labels: Neuronpedia export JSON, or JSON/CSV of layer, "
+            "feature, label (layers in the SAEs' own numbering)."
+        ),
+    ] = None,
+    min_similarity: Annotated[
+        float, typer.Option(help="Flag features whose causal description shares less than this.")
+    ] = 0.1,
+    snippets: Annotated[int, typer.Option(help="Top-activating snippets per feature.", min=1)] = 3,
+) -> None:
+    """Put each feature's observational description (top corpus snippets, imported label) next
+    to its causal one (Patchscope of its direction) and flag contradictions; writes labels.csv."""
+    from circuitmap.circuit import relabel
+    from circuitmap.model import load_model
+    from circuitmap.search import load_map_config
+
+    lm = load_model(load_map_config(run).model)
+    rows, files = relabel(run, lm, labels, min_similarity, snippets, log=_log)
+    for r in rows:
+        mark = "FLAG" if r.flagged else "ok  "
+        label = r.imported_label or (r.snippets[0] if r.snippets else "")
+        typer.echo(
+            f"{mark} L{r.layer} F{r.feature} sim {r.similarity:.2f}: label {label!r} | causal {r.causal!r}"
+        )
+    typer.echo(f"{sum(r.flagged for r in rows)} of {len(rows)} features flagged")
+    for path in files:
+        typer.echo(f"wrote {path}")
+
+
 validate_app = typer.Typer(help="Validate a circuit: random restarts.", no_args_is_help=True)
 app.add_typer(validate_app, name="validate")
 

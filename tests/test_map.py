@@ -1,5 +1,6 @@
 """The search driver, the graph and its exports on a tiny model with tiny SAEs."""
 
+import csv
 import json
 
 import networkx as nx
@@ -357,3 +358,67 @@ def test_target_edges_carry_control_statistics(full_run):
         d["ci_low"] <= d["prompt_effect"] + 1e-6 and d["prompt_effect"] <= d["ci_high"] + 1e-6
         for d in edges
     )
+
+
+def test_read_labels_formats_and_errors(tmp_path):
+    from circuitmap.labels import read_labels
+
+    neuronpedia = tmp_path / "np.json"
+    neuronpedia.write_text(
+        json.dumps(
+            [
+                {
+                    "modelId": "gemma-2-2b",
+                    "layer": "7-gemmascope-res-16k",
+                    "index": "302",
+                    "description": "numbers",
+                },
+                {"layer": "7-gemmascope-res-16k", "index": "9", "description": ""},
+            ]
+        )
+    )
+    # Gemma Scope layer 7 (resid_post) reads resid_pre of layer 8.
+    assert read_labels(neuronpedia) == {(8, 302): "numbers"}
+    assert read_labels(neuronpedia, hook="resid_pre") == {(7, 302): "numbers"}
+    table = tmp_path / "labels.csv"
+    table.write_text("layer,feature,label\n2,5,circles\n")
+    assert read_labels(table, hook="resid_pre") == {(2, 5): "circles"}
+    with pytest.raises(CircuitmapError, match="does not exist"):
+        read_labels(tmp_path / "missing.json")
+    (tmp_path / "empty.csv").write_text("layer,feature,label\n")
+    with pytest.raises(CircuitmapError, match="holds no"):
+        read_labels(tmp_path / "empty.csv")
+
+
+def test_similarity_of_descriptions():
+    from circuitmap.labels import similarity
+
+    assert similarity("a circle is a round shape", "round circle shape") == pytest.approx(1.0)
+    assert similarity("software licence terms", "a circle is round") == 0.0
+    assert 0 < similarity("the circle of numbers", "real numbers") < 1
+
+
+def test_labels_command_flags_and_writes_the_corrections_table(full_run, tmp_path):
+    import shutil
+
+    _, run_dir, _, _ = full_run
+    run = tmp_path / "run"
+    shutil.copytree(run_dir, run)
+    graph = load_graph(run / "graph.json")
+    node = next(d for _, d in graph.nodes(data=True) if d["kind"] == "feature")
+    labels = tmp_path / "labels.csv"
+    labels.write_text(
+        f"layer,feature,label\n{node['layer']},{node['index']},zebra migration patterns\n"
+    )
+    result = CliRunner().invoke(app, ["labels", str(run), "--labels", str(labels)])
+    assert result.exit_code == 0, result.output
+    rows = list(csv.DictReader((run / "labels.csv").open()))
+    features = [n for n, d in graph.nodes(data=True) if d["kind"] == "feature"]
+    assert len(rows) == len(features)
+    labelled = next(r for r in rows if r["imported_label"] == "zebra migration patterns")
+    assert labelled["flagged"] == "True" and float(labelled["similarity"]) == 0.0
+    relabelled = load_graph(run / "graph.json")
+    assert all("causal_description" in relabelled.nodes[n] for n in features)
+    assert "causal (Patchscope of the feature)" in (run / "circuit.html").read_text()
+    missing = CliRunner().invoke(app, ["labels", str(run), "--labels", str(tmp_path / "nope.json")])
+    assert missing.exit_code == 2 and "does not exist" in missing.output
