@@ -381,7 +381,8 @@ def labels_cmd(
         mark = "FLAG" if r.flagged else "ok  "
         label = r.imported_label or (r.snippets[0] if r.snippets else "")
         typer.echo(
-            f"{mark} L{r.layer} F{r.feature} sim {r.similarity:.2f}: label {label!r} | causal {r.causal!r}"
+            f"{mark} L{r.layer} F{r.feature} sim {r.similarity:.2f}: "
+            f"label {label!r} | causal {r.causal!r}"
         )
     typer.echo(f"{sum(r.flagged for r in rows)} of {len(rows)} features flagged")
     for path in files:
