@@ -389,7 +389,9 @@ def labels_cmd(
         typer.echo(f"wrote {path}")
 
 
-validate_app = typer.Typer(help="Validate a circuit: random restarts.", no_args_is_help=True)
+validate_app = typer.Typer(
+    help="Validate a circuit: random restarts, necessity against controls.", no_args_is_help=True
+)
 app.add_typer(validate_app, name="validate")
 
 
@@ -457,6 +459,31 @@ def restarts_cmd(
         top = ", ".join(f"F{f} ({a:.0%})" for f, a in r.agreement.items())
         typer.echo(
             f"{layer:>5} {r.top1_agreement:>11.0%} {r.jaccard:>8.2f}  {lo:>9.2f}..{hi:<9.2f}  {top}"
+        )
+
+
+@validate_app.command("necessity")
+@user_errors
+def necessity_cmd(
+    run: Annotated[Path, typer.Argument(help="A map run folder (made with --controls > 0).")],
+) -> None:
+    """Is each feature needed on real text? Its on-prompt ablation effect against control
+    features of similar activation level: p-value, effect size, bootstrap interval."""
+    from circuitmap.export import GRAPH_FILE, load_graph
+    from circuitmap.storage import check_run_dir
+
+    graph = load_graph(check_run_dir(run) / GRAPH_FILE)
+    rows = [(u, d) for u, _, d in graph.edges(data=True) if d["kind"] == "feature->target"]
+    if not any("p_value" in d for _, d in rows):
+        raise CircuitmapError(f"{str(run)!r} has no control statistics: map it with --controls 4")
+    typer.echo(
+        f"{'feature':<12}{'effect':>10}{'95% interval':>22}{'controls':>10}{'p':>7}{'size':>7}"
+    )
+    for node, d in sorted(rows, key=lambda item: item[1].get("p_value", 1.0)):
+        interval = f"[{d['ci_low']:.2f}, {d['ci_high']:.2f}]"
+        typer.echo(
+            f"{node:<12}{d['prompt_effect']:>10.3f}{interval:>22}{d['control_mean']:>10.3f}"
+            f"{d['p_value']:>7.2f}{d['effect_size']:>7.1f}"
         )
 
 

@@ -422,3 +422,12 @@ def test_labels_command_flags_and_writes_the_corrections_table(full_run, tmp_pat
     assert "causal (Patchscope of the feature)" in (run / "circuit.html").read_text()
     missing = CliRunner().invoke(app, ["labels", str(run), "--labels", str(tmp_path / "nope.json")])
     assert missing.exit_code == 2 and "does not exist" in missing.output
+
+
+def test_cli_validate_necessity_reads_the_run(full_run, tmp_path):
+    _, run_dir, _, _ = full_run
+    result = CliRunner().invoke(app, ["validate", "necessity", str(run_dir)])
+    assert result.exit_code == 0, result.output
+    assert result.output.count("L") >= 15 and "95% interval" in result.output
+    missing = CliRunner().invoke(app, ["validate", "necessity", str(tmp_path)])
+    assert missing.exit_code == 2 and "not a circuitmap run folder" in missing.output

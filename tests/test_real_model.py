@@ -147,6 +147,11 @@ def test_map_on_two_layers_writes_every_output(real_saes, tmp_path):
     assert len(features) == 10  # top 5 at each of the two layers
     assert graph.number_of_edges() == 10 + 25  # to the target, and layer 4 -> layer 8
     assert all(graph.nodes[f]["patchscope"] for f in features)
+    target_edges = [d for _, v, d in graph.edges(data=True) if v == f"L{TARGET_LAYER}.N{NEURON}"]
+    assert all(0 < d["p_value"] <= 1 for d in target_edges)
+    labelled = CliRunner().invoke(app, ["labels", str(run_dir)])
+    assert labelled.exit_code == 0, labelled.output
+    assert len((run_dir / "labels.csv").read_text().strip().splitlines()) == 1 + 10
 
 
 def test_probe_separates_math_from_licences(real_lm):
