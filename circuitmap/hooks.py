@@ -143,6 +143,11 @@ def record_mlp_post(
         handle.remove()
 
 
+def real_position_ids(attention_mask: torch.Tensor) -> torch.Tensor:
+    """(batch, seq) position ids that count real tokens only (left padding gets 0)."""
+    return (attention_mask.long().cumsum(-1) - 1).clamp(min=0)
+
+
 def run_body(
     model: nn.Module, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None
 ) -> None:
@@ -151,9 +156,7 @@ def run_body(
     With an ``attention_mask`` (left padding), position ids count real tokens only, so a padded
     text gets the same positions, and the same activations, as the text alone.
     """
-    position_ids = None
-    if attention_mask is not None:
-        position_ids = (attention_mask.long().cumsum(-1) - 1).clamp(min=0)  # (batch, seq)
+    position_ids = None if attention_mask is None else real_position_ids(attention_mask)
     try:
         model.base_model(
             input_ids=input_ids,

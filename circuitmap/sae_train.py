@@ -29,7 +29,7 @@ from .activations import collect_activations
 from .baseline import left_padded, real_token_mask
 from .config import SAETrainConfig, to_dict
 from .errors import CircuitmapError
-from .hooks import edit_resid_pre
+from .hooks import edit_resid_pre, real_position_ids
 from .model import LoadedModel
 from .sae_store import own_sae_dir, save_own_sae
 
@@ -116,34 +116,30 @@ def reconstruction_quality(sae: SAE, acts: torch.Tensor) -> dict[str, float]:
 
 
 @torch.no_grad()
-def spliced_loss(
-    lm: LoadedModel, sae: SAE, layer: int, texts: list[str], context: int = 128
-) -> dict[str, float]:
-    """Next-token loss of the model on ``texts``, clean and with resid_pre of ``layer`` replaced
-    by its SAE reconstruction at every real (non-pad, non-BOS) token."""
-    losses = {}
+def next_token_loss(
+    lm: LoadedModel, texts: list[str], context: int = 128, splice: tuple[SAE, int] | None = None
+) -> float:
+    """Mean next-token loss of the model on ``texts``; with ``splice`` = (sae, layer), resid_pre
+    of ``layer`` is replaced by the SAE's reconstruction at every real (non-pad, non-BOS) token."""
     with left_padded(lm.tokenizer) as tok:
         enc = tok(texts, return_tensors="pt", padding=True, truncation=True, max_length=context)
     ids, attn = enc["input_ids"].to(lm.input_device), enc["attention_mask"].to(lm.input_device)
     mask = real_token_mask(lm, ids, attn)  # (batch, seq)
     labels = ids.masked_fill(~mask, -100)
-    position_ids = (attn.cumsum(-1) - 1).clamp(min=0)
+    edit = nullcontext()
+    if splice is not None:
+        sae, layer = splice
 
-    def splice(hidden: torch.Tensor) -> torch.Tensor:  # (batch, seq, d_model)
-        recon = sae.decode(sae.encode(hidden.float())).to(hidden.dtype)
-        return torch.where(mask[..., None], recon, hidden)
+        def reconstruct(hidden: torch.Tensor) -> torch.Tensor:  # (batch, seq, d_model)
+            recon = sae.decode(sae.encode(hidden.float())).to(hidden.dtype)
+            return torch.where(mask[..., None], recon, hidden)
 
-    for name, ctx in (
-        ("clean", nullcontext()),
-        ("spliced", edit_resid_pre(lm.model, layer, splice)),
-    ):
-        with ctx:
-            out = lm.model(
-                input_ids=ids, attention_mask=attn, position_ids=position_ids, labels=labels
-            )
-        losses[f"{name}_loss"] = out.loss.item()
-    losses["loss_increase"] = losses["spliced_loss"] / losses["clean_loss"] - 1
-    return losses
+        edit = edit_resid_pre(lm.model, layer, reconstruct)
+    with edit:
+        out = lm.model(
+            input_ids=ids, attention_mask=attn, position_ids=real_position_ids(attn), labels=labels
+        )
+    return out.loss.item()
 
 
 def train_layer_saes(
@@ -177,6 +173,7 @@ def train_layer_saes(
         lm, train_texts, todo, n_tokens=config.n_tokens + config.eval_tokens, context=config.context
     )
     collect_seconds = time.perf_counter() - start
+    clean_loss = next_token_loss(lm, eval_texts, config.context)
     results = {}
     for layer in todo:
         layer_acts = acts.pop(layer)  # (tokens, d_model); freed after this layer
@@ -184,9 +181,14 @@ def train_layer_saes(
         train, held_out = layer_acts[:-n_eval], layer_acts[-n_eval:]
         t = time.perf_counter()
         sae = train_sae(train, config)
+        spliced = next_token_loss(lm, eval_texts, config.context, (sae, layer))
         quality = {
             **reconstruction_quality(sae, held_out),
-            **spliced_loss(lm, sae, layer, eval_texts, context=config.context),
+            "clean_loss": clean_loss,
+            "spliced_loss": (
+                spliced := next_token_loss(lm, eval_texts, config.context, (sae, layer))
+            ),
+            "loss_increase": spliced / clean_loss - 1,
             "layer": layer,
             "hook": f"resid_pre of layer {layer} (= blocks.{layer - 1}.hook_resid_post)",
             "train_tokens": train.shape[0],
