@@ -185,9 +185,7 @@ def train_layer_saes(
         quality = {
             **reconstruction_quality(sae, held_out),
             "clean_loss": clean_loss,
-            "spliced_loss": (
-                spliced := next_token_loss(lm, eval_texts, config.context, (sae, layer))
-            ),
+            "spliced_loss": spliced,
             "loss_increase": spliced / clean_loss - 1,
             "layer": layer,
             "hook": f"resid_pre of layer {layer} (= blocks.{layer - 1}.hook_resid_post)",
