@@ -200,3 +200,20 @@ def test_cli_sae_train_info_and_explain_with_features(tiny_model_dir, many_texts
         ],
     )
     assert missing.exit_code == 2 and "circuitmap sae train --layers 2" in missing.output
+
+
+def test_release_without_network_is_a_clear_error(monkeypatch, tmp_path):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    source = SAESource(
+        release="gemma-scope-2b-pt-res-canonical", sae_id="layer_{layer}/width_16k/canonical"
+    )
+    # resid_pre of layer 8 is read by the release's layer-7 SAE.
+    with pytest.raises(
+        CircuitmapError,
+        match="cannot load SAE gemma-scope-2b-pt-res-canonical/layer_7/width_16k/canonical",
+    ):
+        load_layer_sae(8, 2304, tmp_path, "gemma-2-2b", source)
+    with pytest.raises(CircuitmapError, match="--sae-release needs --sae-id"):
+        load_layer_sae(
+            8, 2304, tmp_path, "gemma-2-2b", SAESource(release="gemma-scope-2b-pt-res-canonical")
+        )
