@@ -21,13 +21,13 @@ def collect_activations(
     n_tokens: int,
     context: int = 128,
     batch_size: int = 8,
-    dtype: torch.dtype = torch.float16,
+    dtype: torch.dtype = torch.bfloat16,
 ) -> dict[int, torch.Tensor]:
     """resid_pre of every layer in ``layers`` on the first ``n_tokens`` real tokens of ``texts``
     (BOS and padding dropped: BOS norms are outliers): layer -> (n_tokens, d_model) in ``dtype``.
 
     Each batch runs once, up to the deepest layer asked for. Fewer rows come back if the texts
-    run out.
+    run out. bfloat16 keeps float32's range: deep Gemma layers have tokens past float16's 65504.
     """
     store = {layer: torch.empty(n_tokens, lm.d_model, dtype=dtype) for layer in layers}
     filled = 0

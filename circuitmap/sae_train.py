@@ -8,6 +8,7 @@ reads raw resid_pre activations and loads with ``sae_lens.SAE.load_from_disk``.
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable
 from contextlib import nullcontext
@@ -32,6 +33,8 @@ from .errors import CircuitmapError
 from .hooks import edit_resid_pre, real_position_ids
 from .model import LoadedModel
 from .sae_store import own_sae_dir, save_own_sae
+
+_OUTLIER_NORM = 10.0  # tokens with a norm above this many medians are left out of training
 
 
 def _new_training_sae(d_in: int, config: SAETrainConfig) -> TrainingSAE:
@@ -177,12 +180,18 @@ def train_layer_saes(
     results = {}
     for layer in todo:
         layer_acts = acts.pop(layer)  # (tokens, d_model); freed after this layer
+        norms = layer_acts.float().norm(dim=-1)
+        # Attention-sink tokens with norms many times the median would dominate the loss.
+        typical = norms <= _OUTLIER_NORM * norms.median()
+        dropped = int((~typical).sum())
+        layer_acts = layer_acts[typical]
         n_eval = min(config.eval_tokens, layer_acts.shape[0] // 10)
         train, held_out = layer_acts[:-n_eval], layer_acts[-n_eval:]
         t = time.perf_counter()
         sae = train_sae(train, config)
         spliced = next_token_loss(lm, eval_texts, config.context, (sae, layer))
         quality = {
+            "outlier_tokens_dropped": dropped,
             **reconstruction_quality(sae, held_out),
             "clean_loss": clean_loss,
             "spliced_loss": spliced,
@@ -194,6 +203,11 @@ def train_layer_saes(
             "collect_seconds_all_layers": collect_seconds,
             "config": to_dict(config),
         }
+        if not math.isfinite(quality["explained_variance"]) or not math.isfinite(spliced):
+            raise CircuitmapError(
+                f"SAE training for layer {layer} diverged (explained variance "
+                f"{quality['explained_variance']}): nothing was saved; try a lower --lr"
+            )
         sae.cfg.metadata.hook_name = f"blocks.{layer}.hook_resid_pre"
         sae.cfg.metadata.model_name = lm.model_id
         save_own_sae(sae, own_sae_dir(root, layer), quality)

@@ -217,3 +217,18 @@ def test_release_without_network_is_a_clear_error(monkeypatch, tmp_path):
         load_layer_sae(
             8, 2304, tmp_path, "gemma-2-2b", SAESource(release="gemma-scope-2b-pt-res-canonical")
         )
+
+
+def test_diverged_training_saves_nothing(tiny, many_texts, tmp_path, monkeypatch):
+    import circuitmap.sae_train as sae_train
+
+    def diverging(acts, config):
+        sae = train_sae(acts[:64], config)
+        with torch.no_grad():
+            sae.W_dec.fill_(float("nan"))
+        return sae
+
+    monkeypatch.setattr(sae_train, "train_sae", diverging)
+    with pytest.raises(CircuitmapError, match="SAE training for layer 1 diverged"):
+        train_layer_saes(tiny, many_texts, [1], TINY_TRAIN, tmp_path, log=lambda m: None)
+    assert list(tmp_path.iterdir()) == []
