@@ -124,6 +124,7 @@ def save_own_sae(sae: Any, folder: Path, quality: dict[str, Any]) -> None:
     try:
         sae.save_inference_model(tmp)
         atomic_write_json(tmp / QUALITY_FILE, quality)
+        tmp.chmod(0o755)  # mkdtemp makes it private; the cache may be shared
         if folder.exists():
             shutil.rmtree(folder)
         os.replace(tmp, folder)

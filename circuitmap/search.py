@@ -113,13 +113,19 @@ def _effects(
     """Ablation forwards of one layer: (target effects, all-ablated effect, feature effects)."""
     sae = saes[layer].sae
     k, target = len(top), (config.target_layer, config.neuron)
-    directions = feature_directions(sae, top)  # (k, d_model)
+    # The top features, then config.controls features of similar activation level on the
+    # prompts per top feature (for the necessity test).
+    controls = control_features(_prompt_activity(lm, sae, layer, prompts), top, config.controls)
+    ablated = top + [c for row in controls for c in row]
+    big_k = len(ablated)
+    all_directions = feature_directions(sae, ablated)  # (K, d_model)
     mean_acts = None  # (d_sae,) each feature's mean activation on the corpus, for mean ablation
     if config.ablation == "mean":
         mean_acts = sae.encode(baseline.vectors[layer].float()).mean(0).cpu()
     elif config.ablation != "zero":
         raise CircuitmapError(f"ablation {config.ablation!r} is not supported: use zero or mean")
-    replacement = mean_acts[top] if mean_acts is not None else torch.zeros(k)
+    all_replacement = mean_acts[ablated] if mean_acts is not None else torch.zeros(big_k)
+    directions, replacement = all_directions[:k], all_replacement[:k]
     read = sorted(later)
 
     # On the optimised vector: rows = X, X minus each feature, X minus all of them.
@@ -146,15 +152,9 @@ def _effects(
         read_layers=read,
     )
 
-    # On real prompts: each top feature, and config.controls features of similar activation
-    # level per top feature, ablated alone at every token; rows ordered ablation-major:
-    # clean, the k top features, then the controls.
+    # On real prompts: each of the K features ablated alone at every token; rows ordered
+    # ablation-major: clean, the k top features, then the controls.
     n = len(prompts.texts)
-    controls = control_features(_prompt_activity(lm, sae, layer, prompts), top, config.controls)
-    ablated = top + [c for row in controls for c in row]
-    all_directions = feature_directions(sae, ablated)  # (K, d_model)
-    all_replacement = mean_acts[ablated] if mean_acts is not None else torch.zeros(len(ablated))
-    big_k = len(ablated)
     select_p = torch.cat([torch.zeros(1, big_k), torch.eye(big_k)]).repeat_interleave(n, 0)
     p_ids = prompts.input_ids.repeat(big_k + 1, 1)  # ((K+1) * n, seq)
     p_attn = prompts.attention_mask.repeat(big_k + 1, 1)

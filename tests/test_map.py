@@ -431,3 +431,12 @@ def test_cli_validate_necessity_reads_the_run(full_run, tmp_path):
     assert result.output.count("L") >= 15 and "95% interval" in result.output
     missing = CliRunner().invoke(app, ["validate", "necessity", str(tmp_path)])
     assert missing.exit_code == 2 and "not a circuitmap run folder" in missing.output
+
+
+def test_cli_view_opens_the_run_html(full_run, monkeypatch):
+    _, run_dir, _, _ = full_run
+    opened = []
+    monkeypatch.setattr("webbrowser.open", lambda url: opened.append(url) or True)
+    result = CliRunner().invoke(app, ["view", str(run_dir)])
+    assert result.exit_code == 0 and opened == [(run_dir / "circuit.html").resolve().as_uri()]
+    assert f"opened {(run_dir / 'circuit.html').resolve()}" in result.output
