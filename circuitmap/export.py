@@ -143,13 +143,7 @@ def _heading(graph: nx.DiGraph) -> str:
 
 def circuit_html(graph: nx.DiGraph) -> str:
     """Interactive pyvis HTML, self-contained (vis.js inline): layers left to right, physics off."""
-    net = Network(
-        height="780px",
-        width="100%",
-        directed=True,
-        cdn_resources="in_line",
-        heading=_heading(graph),
-    )
+    net = Network(height="780px", width="100%", directed=True, cdn_resources="in_line")
     by_layer: dict[int, list[str]] = {}
     for node, d in sorted(graph.nodes(data=True), key=lambda item: -item[1].get("activation", 0)):
         by_layer.setdefault(d["layer"], []).append(node)
@@ -171,17 +165,20 @@ def circuit_html(graph: nx.DiGraph) -> str:
                 shape="dot",
             )
     for u, v, d in graph.edges(data=True):
+        skipped = graph.nodes[v]["layer"] - graph.nodes[u]["layer"] - 1  # layers jumped over
         net.add_edge(
             u,
             v,
-            value=abs(d["weight"]),
             width=1 + 8 * min(abs(d["weight"]), 1),
+            smooth={"type": "curvedCW", "roundness": min(0.12 * skipped, 0.5)},
             color="#1a9850" if d["weight"] >= 0 else "#d73027",
             title=f"{d['kind']}: relative effect {d['vector_relative']:+.3f} on X, "
             f"{d['prompt_relative']:+.3f} on prompts ({d['ablation']} ablation)",
         )
     net.toggle_physics(False)
     page = net.generate_html()
+    # The heading goes in once, above the canvas (the template would print it twice).
+    page = page.replace("<body>", f"<body>\n{_heading(graph)}", 1)
     # Multi-line plain-text tooltips.
     return page.replace(
         "</style>", ".vis-tooltip { white-space: pre-wrap; max-width: 520px; }\n</style>", 1

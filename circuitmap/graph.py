@@ -34,8 +34,6 @@ Edges (source -> destination), kind ``feature->target`` or ``feature->feature``:
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-
 import networkx as nx
 
 from .config import MapConfig
@@ -146,13 +144,16 @@ def prune(graph: nx.DiGraph, threshold: float) -> nx.DiGraph:
     return pruned
 
 
-def strongest_path(graph: nx.DiGraph, target: str) -> list[str]:
-    """The chain of features into ``target`` following, backwards from it, the strongest
-    positive edge at each step (e.g. Feature 302 -> Feature 10839 -> Neuron 8526)."""
-    path = [target]
-    while True:
-        incoming: Iterable = graph.in_edges(path[0], data="weight")
-        best = max(((w, u) for u, _, w in incoming if w > 0 and u not in path), default=None)
-        if best is None:
-            return path
-        path.insert(0, best[1])
+def strongest_chain(graph: nx.DiGraph, target: str) -> list[str]:
+    """The chain of features into ``target`` through the most layers along supporting edges
+    (positive weight), ties broken by the chain's weakest edge: e.g. Feature 302 -> Feature
+    10839 -> Neuron 8526. Meant for a pruned graph, whose edges all passed the threshold."""
+    best: dict[str, tuple[int, float, list[str]]] = {}  # node -> (edges, weakest edge, chain)
+    for node in nx.topological_sort(graph):
+        options = [(0, float("inf"), [node])]
+        for u, _, w in graph.in_edges(node, data="weight"):
+            if w > 0 and u in best:
+                length, weakest, chain = best[u]
+                options.append((length + 1, min(weakest, w), [*chain, node]))
+        best[node] = max(options, key=lambda option: option[:2])
+    return best[target][2]

@@ -19,6 +19,8 @@ from .errors import CircuitmapError
 CONFIG_FILE = "config.json"
 RESULT_FILE = "result.json"
 TENSORS_FILE = "tensors.safetensors"
+_UMASK = os.umask(0o022)  # read the process umask (and put it back)
+os.umask(_UMASK)
 
 
 def _atomic(path: Path, write: Any) -> None:
@@ -28,6 +30,7 @@ def _atomic(path: Path, write: Any) -> None:
     os.close(fd)
     try:
         write(Path(tmp))
+        os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes it private; give it the usual mode
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

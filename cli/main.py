@@ -110,7 +110,7 @@ def map_cmd(
     """Map a whole circuit: the gradient Patchscope at every upstream layer, SAE features, and
     feature-ablation effects as weighted edges; writes interactive HTML and graph files."""
     from circuitmap.circuit import run_map
-    from circuitmap.graph import strongest_path, target_id
+    from circuitmap.graph import strongest_chain, target_id
     from circuitmap.model import load_model
     from circuitmap.search import load_map_config
     from circuitmap.storage import new_run_dir
@@ -144,7 +144,7 @@ def map_cmd(
     run_dir.mkdir(parents=True, exist_ok=True)
     typer.echo(f"mapping into {run_dir} (resume with --resume {run_dir})", err=True)
     graph, files = run_map(config, run_dir, lm, log=_log)
-    chain = " → ".join(graph.nodes[n]["label"] for n in strongest_path(graph, target_id(config)))
+    chain = " → ".join(graph.nodes[n]["label"] for n in strongest_chain(graph, target_id(config)))
     g = graph.graph
     typer.echo(
         f"\ncircuit: {graph.number_of_nodes()} nodes, {graph.number_of_edges()} edges "

@@ -440,3 +440,24 @@ def test_cli_view_opens_the_run_html(full_run, monkeypatch):
     result = CliRunner().invoke(app, ["view", str(run_dir)])
     assert result.exit_code == 0 and opened == [(run_dir / "circuit.html").resolve().as_uri()]
     assert f"opened {(run_dir / 'circuit.html').resolve()}" in result.output
+
+
+def test_strongest_chain_prefers_depth_then_the_weakest_link():
+    from circuitmap.graph import strongest_chain
+
+    graph = nx.DiGraph()
+    for u, v, w in [
+        ("L0.F1", "T", 0.9),
+        ("L0.F1", "L1.F2", 0.2),
+        ("L1.F2", "T", 0.3),
+        ("L0.F3", "L1.F2", 0.5),
+        ("L1.F4", "T", -0.8),
+    ]:
+        graph.add_edge(u, v, weight=w)
+    assert strongest_chain(graph, "T") == ["L0.F3", "L1.F2", "T"]
+
+
+def test_run_files_have_the_usual_permissions(full_run):
+    _, run_dir, _, _ = full_run
+    for name in ("config.json", "graph.json", "circuit.html"):
+        assert (run_dir / name).stat().st_mode & 0o044 == 0o044, name
