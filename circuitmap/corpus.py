@@ -2,8 +2,9 @@
 
 The offline default needs no network: it is built from text that circuitmap's own dependencies
 install — docstrings of sympy and networkx (mathematics: definitions, notation, formulas) and the
-licence files of every installed distribution (software licences) — the two themes of the report.
-It is built once, shuffled with a fixed seed, and cached as JSON lines.
+licence files of a fixed list of distributions that circuitmap installs (software licences) — the
+two themes of the report. Only those packages are read, so other tools in the environment do not
+change it. It is built once, shuffled with a fixed seed, and cached as JSON lines.
 """
 
 from __future__ import annotations
@@ -22,8 +23,37 @@ from .config import CorpusConfig
 from .errors import CircuitmapError
 from .storage import atomic_write_text
 
-DEFAULT_CORPUS_VERSION = "v1"
+DEFAULT_CORPUS_VERSION = "v2"
 MATH_PACKAGES = ("sympy", "networkx")
+LICENCE_PACKAGES = (  # circuitmap's own requirements and theirs
+    "torch",
+    "transformers",
+    "accelerate",
+    "sae-lens",
+    "networkx",
+    "pyvis",
+    "datasets",
+    "typer",
+    "sympy",
+    "numpy",
+    "safetensors",
+    "huggingface-hub",
+    "pyarrow",
+    "pandas",
+    "scipy",
+    "jinja2",
+    "click",
+    "rich",
+    "tqdm",
+    "requests",
+    "pydantic",
+    "regex",
+    "filelock",
+    "fsspec",
+    "packaging",
+    "pyyaml",
+    "gguf",
+)
 _LOCAL_SUFFIXES = {
     ".txt": "text",
     ".jsonl": "json",
@@ -71,12 +101,15 @@ def _docstrings(package: str) -> Iterator[str]:
 
 
 def _licences() -> Iterator[str]:
-    """Licence texts of all installed distributions (each distinct text once)."""
+    """Licence texts of the LICENCE_PACKAGES that are installed (each distinct text once)."""
     seen: set[str] = set()
-    for dist in sorted(importlib.metadata.distributions(), key=lambda d: d.metadata["Name"] or ""):
-        for file in dist.files or []:
-            name = file.name.upper()
-            if not name.startswith(("LICENSE", "LICENCE", "COPYING")):
+    for name in LICENCE_PACKAGES:
+        try:
+            dist = importlib.metadata.distribution(name)
+        except importlib.metadata.PackageNotFoundError:
+            continue
+        for file in sorted(dist.files or [], key=str):
+            if not file.name.upper().startswith(("LICENSE", "LICENCE", "COPYING")):
                 continue
             try:
                 text = Path(file.locate()).read_text(encoding="utf-8").strip()
