@@ -334,14 +334,11 @@ def _prompts(lm: LoadedModel, config: MapConfig, run_dir: Path) -> Prompts:
     """Real prompts where the target fires most; the chosen texts are kept in the run."""
     path = run_dir / "prompts.json"
     target = (config.target_layer, config.neuron)
-    if path.exists():
+    if path.exists():  # resuming: the same texts, re-encoded
         texts = read_json(path)["texts"]
-    else:
-        pool = corpus_texts(config.corpus, cache_root(config.model.cache_dir), n=config.prompt_pool)
-        texts = top_prompts(
-            lm, pool, target, n=config.n_prompts, max_tokens=config.prompt_tokens
-        ).texts
-    prompts = top_prompts(lm, texts, target, n=len(texts), max_tokens=config.prompt_tokens)
+        return top_prompts(lm, texts, target, n=len(texts), max_tokens=config.prompt_tokens)
+    pool = corpus_texts(config.corpus, cache_root(config.model.cache_dir), n=config.prompt_pool)
+    prompts = top_prompts(lm, pool, target, n=config.n_prompts, max_tokens=config.prompt_tokens)
     atomic_write_json(path, {"texts": prompts.texts, "activations": prompts.activations})
     return prompts
 
