@@ -9,7 +9,7 @@ from typing import Annotated, Any
 
 import typer
 
-from circuitmap.config import MapConfig, OptimConfig
+from circuitmap.config import MapConfig, ModelConfig, OptimConfig, SAESource
 from circuitmap.errors import CircuitmapError
 
 from . import options as o
@@ -195,7 +195,11 @@ def view_cmd(
 
 @app.command("probe")
 @user_errors
+@o.with_sae_options
+@o.with_model_options
 def probe_cmd(
+    model_config: ModelConfig,
+    sae: SAESource,
     target_layer: o.TargetLayer,
     neuron: o.Neuron,
     set: Annotated[
@@ -208,15 +212,6 @@ def probe_cmd(
     feature: Annotated[
         list[str] | None, typer.Option(help="Also probe SAE feature LAYER:INDEX (repeatable).")
     ] = None,
-    model: o.Model = "embedded",
-    device: o.Device = "cpu",
-    dtype: o.Dtype = "float32",
-    cache_dir: o.CacheDir = None,
-    sae_release: o.SaeRelease = None,
-    sae_id: o.SaeId = None,
-    sae_path: o.SaePath = None,
-    sae_hook: o.SaeHook = "resid_post",
-    sae_dir: o.SaeDir = None,
 ) -> None:
     """How the neuron (and chosen SAE features) fire on prompt sets, and the activation
     threshold that separates the first two sets."""
@@ -227,17 +222,17 @@ def probe_cmd(
     from .report import print_probe
 
     sets = [read_prompt_set(spec) for spec in (set or EXAMPLE_SETS)]
-    lm = load_model(o.model_config(model, device, dtype, cache_dir))
+    lm = load_model(model_config)
     lm.check_target(target_layer, neuron, [])
     columns = {
         f"L{target_layer} neuron {neuron}": [
             neuron_maxima(lm, p, target_layer)[:, neuron] for _, p in sets
         ]
     }
-    source = o.sae_source(sae_release, sae_id, sae_path, sae_hook, sae_dir)
+    cache = cache_root(model_config.cache_dir)
     for spec in feature or []:
         layer, index = o.parse_feature(spec, lm.n_layers)
-        layer_sae = load_layer_sae(layer, lm.d_model, cache_root(cache_dir), lm.model_id, source)
+        layer_sae = load_layer_sae(layer, lm.d_model, cache, lm.model_id, sae)
         o.check_feature(index, layer_sae.sae.cfg.d_sae)
         columns[f"L{layer} feature {index}"] = [
             feature_maxima(lm, p, layer_sae, [index])[:, 0] for _, p in sets
@@ -247,17 +242,15 @@ def probe_cmd(
 
 @app.command("find")
 @user_errors
+@o.with_model_options
 def find_cmd(
+    model_config: ModelConfig,
     layer: Annotated[int, typer.Option(help="MLP layer whose neurons are ranked.")],
     positive: Annotated[
         str, typer.Option(help="Prompt set the neuron should fire on.")
     ] = "definitions",
     negative: Annotated[str, typer.Option(help="Prompt set it should not fire on.")] = "licences",
     top: Annotated[int, typer.Option(help="Neurons to list.", min=1)] = 10,
-    model: o.Model = "embedded",
-    device: o.Device = "cpu",
-    dtype: o.Dtype = "float32",
-    cache_dir: o.CacheDir = None,
 ) -> None:
     """Rank the neurons of a layer by how much more they fire on one prompt set than another."""
     from circuitmap.errors import check_range
@@ -265,7 +258,7 @@ def find_cmd(
     from circuitmap.probe import find_neurons, read_prompt_set
 
     (pos_name, pos), (neg_name, neg) = read_prompt_set(positive), read_prompt_set(negative)
-    lm = load_model(o.model_config(model, device, dtype, cache_dir))
+    lm = load_model(model_config)
     check_range("layer", layer, 0, lm.n_layers - 1)
     typer.echo(f"layer {layer} neurons firing on {pos_name} more than on {neg_name}:")
     typer.echo("neuron    score  mean(+)  mean(-)")
@@ -275,7 +268,11 @@ def find_cmd(
 
 @app.command("steer")
 @user_errors
+@o.with_sae_options
+@o.with_model_options
 def steer_cmd(
+    model_config: ModelConfig,
+    sae: SAESource,
     prompt: Annotated[
         str, typer.Option(help="Unrelated prompt to continue.")
     ] = "My favourite holiday was",
@@ -292,16 +289,7 @@ def steer_cmd(
         str, typer.Option(help="Neuron clamping: values as multiples of its corpus maximum.")
     ] = "0,5,20,100",
     max_new_tokens: o.MaxNewTokens = 20,
-    model: o.Model = "embedded",
-    device: o.Device = "cpu",
-    dtype: o.Dtype = "float32",
-    cache_dir: o.CacheDir = None,
     dataset: o.Dataset = None,
-    sae_release: o.SaeRelease = None,
-    sae_id: o.SaeId = None,
-    sae_path: o.SaePath = None,
-    sae_hook: o.SaeHook = "resid_post",
-    sae_dir: o.SaeDir = None,
 ) -> None:
     """Intervene during generation: add a feature's direction (--layer/--feature) or clamp a
     neuron (--target-layer/--neuron), and print the steered text next to the clean text."""
@@ -317,8 +305,8 @@ def steer_cmd(
         raise CircuitmapError(
             "steer needs either --layer and --feature, or --target-layer and --neuron"
         )
-    lm = load_model(o.model_config(model, device, dtype, cache_dir))
-    cache = cache_root(cache_dir)
+    lm = load_model(model_config)
+    cache = cache_root(model_config.cache_dir)
     texts = corpus_texts(CorpusConfig(dataset=dataset), cache)
     if by_feature:
         layer_sae = load_layer_sae(
@@ -326,7 +314,7 @@ def steer_cmd(
             lm.d_model,
             cache,
             lm.model_id,
-            o.sae_source(sae_release, sae_id, sae_path, sae_hook, sae_dir),
+            sae,
         )
         o.check_feature(feature, layer_sae.sae.cfg.d_sae)
         values = o.parse_floats(strengths)
@@ -397,7 +385,11 @@ app.add_typer(validate_app, name="validate")
 
 @validate_app.command("restarts")
 @user_errors
+@o.with_sae_options
+@o.with_model_options
 def restarts_cmd(
+    model_config: ModelConfig,
+    sae: SAESource,
     target_layer: o.TargetLayer,
     neuron: o.Neuron,
     layers: Annotated[str, typer.Option(help="Upstream layers, e.g. 4,8 (default: 0..L-1).")] = "",
@@ -405,21 +397,12 @@ def restarts_cmd(
         int, typer.Option(help="Random starts besides the Mean Vector.", min=1)
     ] = 8,
     top_k: o.TopK = 5,
-    model: o.Model = "embedded",
-    device: o.Device = "cpu",
-    dtype: o.Dtype = "float32",
-    cache_dir: o.CacheDir = None,
     dataset: o.Dataset = None,
     lr: o.Lr = _OPT.lr,
     lr_units: o.LrUnits = _OPT.lr_units,
     steps: o.Steps = _OPT.steps,
     seed: o.Seed = _OPT.seed,
     norm_constraint: o.NormConstraint = _OPT.norm_constraint,
-    sae_release: o.SaeRelease = None,
-    sae_id: o.SaeId = None,
-    sae_path: o.SaePath = None,
-    sae_hook: o.SaeHook = "resid_post",
-    sae_dir: o.SaeDir = None,
 ) -> None:
     """Optimise from the Mean Vector and random starts at each layer: does the same SAE feature
     come back? Prints top-1 agreement, Jaccard of top-k sets and the activation spread."""
@@ -430,14 +413,11 @@ def restarts_cmd(
     from circuitmap.restarts import restart_report
     from circuitmap.sae_store import load_layer_sae
 
-    lm = load_model(o.model_config(model, device, dtype, cache_dir))
+    lm = load_model(model_config)
     chosen = o.parse_layers(layers, lm.n_layers) if layers else list(range(target_layer))
     lm.check_target(target_layer, neuron, chosen)
-    cache = cache_root(cache_dir)
-    source = o.sae_source(sae_release, sae_id, sae_path, sae_hook, sae_dir)
-    saes = {
-        layer: load_layer_sae(layer, lm.d_model, cache, lm.model_id, source) for layer in chosen
-    }
+    cache = cache_root(model_config.cache_dir)
+    saes = {layer: load_layer_sae(layer, lm.d_model, cache, lm.model_id, sae) for layer in chosen}
     base = compute_baseline(lm, corpus_texts(CorpusConfig(dataset=dataset), cache), chosen)
     optim = o.optim_config(lr, lr_units, steps, seed, "mean", norm_constraint)
     typer.echo(
@@ -493,14 +473,12 @@ app.add_typer(sae_app, name="sae")
 
 @sae_app.command("train")
 @user_errors
+@o.with_model_options
 def sae_train_cmd(
+    model_config: ModelConfig,
     layers: Annotated[
         str, typer.Option(help="resid_pre layers, e.g. 0-11 or 4,8 (default: all layers).")
     ] = "",
-    model: o.Model = "embedded",
-    device: o.Device = "cpu",
-    dtype: o.Dtype = "float32",
-    cache_dir: o.CacheDir = None,
     dataset: o.Dataset = None,
     split: o.Split = "train",
     text_column: o.TextColumn = "text",
@@ -522,11 +500,10 @@ def sae_train_cmd(
     from circuitmap.sae_store import own_sae_root
     from circuitmap.sae_train import train_layer_saes
 
-    config = o.model_config(model, device, dtype, cache_dir)
-    lm = load_model(config)
+    lm = load_model(model_config)
     chosen = o.parse_layers(layers, lm.n_layers) if layers else list(range(lm.n_layers))
-    cache = cache_root(cache_dir)
-    root = own_sae_root(cache, lm.model_id, o.sae_source(None, None, None, "resid_pre", sae_dir))
+    cache = cache_root(model_config.cache_dir)
+    root = own_sae_root(cache, lm.model_id, o.sae_options(sae_dir=sae_dir))
     corpus = load_corpus(o.corpus_config(dataset, split, text_column, 1, 1), cache)
     train_config = SAETrainConfig(
         architecture=architecture,
@@ -564,7 +541,7 @@ def sae_info_cmd(
 
     from .report import print_sae_table
 
-    source = o.sae_source(None, None, None, "resid_pre", sae_dir)
+    source = o.sae_options(sae_dir=sae_dir)
     root = own_sae_root(cache_root(cache_dir), model_id_for(model), source)
     print_sae_table(root, list_own_saes(root))
 

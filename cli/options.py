@@ -49,7 +49,12 @@ NTexts = Annotated[int, typer.Option(help="Texts averaged into the Mean Vector."
 MaxTokens = Annotated[int, typer.Option(help="Last tokens kept of each text.", min=1)]
 
 
-def model_config(model: str, device: str, dtype: str, cache_dir: str | None) -> ModelConfig:
+def model_options(
+    model: Model = "embedded",
+    device: Device = "cpu",
+    dtype: Dtype = "float32",
+    cache_dir: CacheDir = None,
+) -> ModelConfig:
     return ModelConfig(name=model, device=device, dtype=dtype, cache_dir=cache_dir)
 
 
@@ -93,10 +98,16 @@ SaeDir = Annotated[
 ]
 
 
-def sae_source(
-    release: str | None, sae_id: str | None, path: str | None, hook: str, sae_dir: str | None
+def sae_options(
+    sae_release: SaeRelease = None,
+    sae_id: SaeId = None,
+    sae_path: SaePath = None,
+    sae_hook: SaeHook = "resid_post",
+    sae_dir: SaeDir = None,
 ) -> SAESource:
-    return SAESource(release=release, sae_id=sae_id, path=path, hook=hook, sae_dir=sae_dir)
+    return SAESource(
+        release=sae_release, sae_id=sae_id, path=sae_path, hook=sae_hook, sae_dir=sae_dir
+    )
 
 
 def parse_layers(spec: str, n_layers: int) -> list[int]:
@@ -209,30 +220,39 @@ def method_options(
     top_k: TopK = 5,
 ) -> Method:
     return Method(
-        model=model_config(model, device, dtype, cache_dir),
+        model=model_options(model, device, dtype, cache_dir),
         corpus=corpus_config(dataset, split, text_column, n_texts, max_tokens),
         optim=optim_config(lr, lr_units, steps, seed, init, norm_constraint),
         patchscope=patchscope_config(prompt, inject_token, alpha, max_new_tokens),
-        sae=sae_source(sae_release, sae_id, sae_path, sae_hook, sae_dir),
+        sae=sae_options(sae_release, sae_id, sae_path, sae_hook, sae_dir),
         top_k=top_k,
     )
 
 
-def with_method_options(fn: Callable[..., Any]) -> Callable[..., Any]:
-    """Give a command all of :func:`method_options`' options after its own; it receives them
-    as one ``method: Method`` argument."""
-    shared = inspect.signature(method_options, eval_str=True).parameters
-    own = [
-        p for p in inspect.signature(fn, eval_str=True).parameters.values() if p.name != "method"
-    ]
+def with_options(builder: Callable[..., Any], name: str) -> Callable[[Callable[..., Any]], Any]:
+    """Give a command all of ``builder``'s options after its own; the command receives what
+    ``builder`` makes of them as its ``name`` argument. Decorators of this kind stack."""
 
-    @functools.wraps(fn)
-    def wrapper(**kwargs: Any) -> Any:
-        method = method_options(**{name: kwargs.pop(name) for name in shared})
-        return fn(method=method, **kwargs)
+    def decorate(fn: Callable[..., Any]) -> Callable[..., Any]:
+        shared = inspect.signature(builder, eval_str=True).parameters
+        own = [
+            p for p in inspect.signature(fn, eval_str=True).parameters.values() if p.name != name
+        ]
 
-    params = [p.replace(kind=inspect.Parameter.KEYWORD_ONLY) for p in [*own, *shared.values()]]
-    wrapper.__signature__ = inspect.Signature(params)  # type: ignore[attr-defined]
-    wrapper.__annotations__ = {p.name: p.annotation for p in params}
-    del wrapper.__wrapped__  # typer must read the merged signature, not fn's
-    return wrapper
+        @functools.wraps(fn)
+        def wrapper(**kwargs: Any) -> Any:
+            built = builder(**{option: kwargs.pop(option) for option in shared})
+            return fn(**{name: built}, **kwargs)
+
+        params = [p.replace(kind=inspect.Parameter.KEYWORD_ONLY) for p in [*own, *shared.values()]]
+        wrapper.__signature__ = inspect.Signature(params)  # type: ignore[attr-defined]
+        wrapper.__annotations__ = {p.name: p.annotation for p in params}
+        del wrapper.__wrapped__  # typer must read the merged signature, not fn's
+        return wrapper
+
+    return decorate
+
+
+with_method_options = with_options(method_options, "method")
+with_model_options = with_options(model_options, "model_config")
+with_sae_options = with_options(sae_options, "sae")
