@@ -54,7 +54,15 @@ def main() -> None:
     ref_text, _ = reference_patchscope(lm, layer=args.layer, signal=ref_x, noise=mean, config=scope)
     ref_scope = time.perf_counter() - t
     ids = lm.tokenizer(optim.dummy_prompt, return_tensors="pt")["input_ids"]
-    ref_act = target_activation(lm, ids, position=-1, vectors=ref_x[None], **pair)[0].item()
+    ref_act = target_activation(
+        lm,
+        ids,
+        layers=[args.layer],
+        position=-1,
+        vectors=ref_x[None],
+        target_layer=args.target_layer,
+        neuron=args.neuron,
+    )[0].item()
 
     print(f"model load {load_s:.1f} s, baseline (100 texts) {baseline_s:.1f} s")
     print(

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import torch
 from sae_lens import SAE
 
-from .hooks import edit_resid_pre, record_mlp_post, record_resid_pre, run_body
+from .hooks import edit_resid_pre, record_mlp_post, record_resid_pre, run_body, start_at
 from .model import LoadedModel
 
 
@@ -59,12 +59,16 @@ def ablation_forward(
     positions: torch.Tensor,
     target: tuple[int, int],
     read_layers: list[int],
+    start: torch.Tensor | None = None,
 ) -> AblationReadout:
     """One forward of ``input_ids`` (rows, seq) with resid_pre of ``layer`` edited by ``edit``;
     reads the target neuron and resid_pre of ``read_layers`` at ``positions`` (rows,), and stops
-    at the target layer's MLP."""
+    at the target layer's MLP. ``start`` (rows, seq, d_model), the clean resid_pre of ``layer``
+    when it is known, skips the layers before it."""
     rows = torch.arange(input_ids.shape[0])
     with ExitStack() as stack:
+        if start is not None:
+            stack.enter_context(start_at(lm.model, layer, start))
         stack.enter_context(edit_resid_pre(lm.model, layer, edit))
         resid = stack.enter_context(record_resid_pre(lm.model, read_layers)) if read_layers else {}
         mlp = stack.enter_context(record_mlp_post(lm.model, target[0], stop=True))

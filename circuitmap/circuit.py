@@ -9,24 +9,31 @@ import networkx as nx
 from .config import MapConfig
 from .corpus import corpus_texts
 from .errors import CircuitmapError
+from .executors import LocalExecutor, RayExecutor
 from .export import FORMATS, GRAPH_FILE, export, load_graph, node_link_json
-from .graph import build_graph, prune
+from .graph import build_graph, merge_graphs, prune
 from .labels import LabelRow, causal_description, labels_csv, read_labels, similarity, top_snippets
 from .model import LoadedModel, cache_root
 from .sae_store import load_layer_sae
-from .search import Log, load_map_config, map_circuit, run_baseline, start_map
+from .search import Log, load_map_config, map_circuit, run_baseline, target_dir
 from .storage import atomic_write_text, check_run_dir
 
 
 def run_map(
-    config: MapConfig, run_dir: Path, lm: LoadedModel | None = None, log: Log = print
+    config: MapConfig,
+    run_dir: Path,
+    executor: LocalExecutor | RayExecutor | None = None,
+    log: Log = print,
 ) -> tuple[nx.DiGraph, list[Path]]:
-    """Map (or finish mapping) ``run_dir``; writes graph.json (the full graph) and the pruned
-    exports. Returns the pruned graph and the files written."""
-    if not (run_dir / "config.json").exists():
-        start_map(config, run_dir)
-    results = map_circuit(config, run_dir, lm, log)
-    graph = build_graph(config, results, config.model.name)
+    """Map (or finish mapping) ``run_dir`` on ``executor`` (default: this process); writes each
+    target's full graph, graph.json (all targets merged, unpruned) and the pruned exports.
+    Returns the pruned merged graph and the files written."""
+    results = map_circuit(config, run_dir, executor or LocalExecutor(config), log)
+    graphs = []
+    for t in config.targets:
+        graphs.append(build_graph(config, t, results[t.id]))
+        atomic_write_text(target_dir(run_dir, t) / GRAPH_FILE, node_link_json(graphs[-1]))
+    graph = merge_graphs(graphs)
     atomic_write_text(run_dir / GRAPH_FILE, node_link_json(graph))
     pruned = prune(graph, config.threshold)
     return pruned, [run_dir / GRAPH_FILE, *export(pruned, run_dir)]
@@ -68,8 +75,8 @@ def relabel(
         )
     imported = read_labels(label_file, config.sae.hook) if label_file else {}
     graph = load_graph(run_dir / GRAPH_FILE)
-    layers = config.upstream_layers()
-    baseline = run_baseline(lm, config, run_dir, layers)
+    layers = config.all_layers()
+    baseline = run_baseline(config, run_dir, LocalExecutor(config, lm))
     pool = corpus_texts(config.corpus, cache_root(config.model.cache_dir), n=config.prompt_pool)
     rows = []
     for layer in layers:

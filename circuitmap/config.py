@@ -119,13 +119,26 @@ class ExplainConfig:
 
 
 @dataclass
-class MapConfig:
-    """A whole map: the gradient Patchscope at every upstream layer, SAE features, and
-    feature-ablation effects (feature -> target, feature -> later feature) as graph edges."""
+class Target:
+    """One target MLP neuron: index ``neuron`` of layer ``layer``'s MLP post-activation."""
 
-    target_layer: int
+    layer: int
     neuron: int
-    layers: list[int] | None = None  # upstream layers to map; None = 0..target_layer-1
+
+    @property
+    def id(self) -> str:
+        """Its node id in circuit graphs, e.g. ``L12.N1742``."""
+        return f"L{self.layer}.N{self.neuron}"
+
+
+@dataclass
+class MapConfig:
+    """A whole map: the gradient Patchscope at every upstream layer of each target, SAE features,
+    and feature-ablation effects (feature -> target, feature -> later feature) as graph edges.
+    Several targets share one run: their Mean Vectors, SAEs and feature nodes are shared."""
+
+    targets: list[Target]
+    layers: list[int] | None = None  # upstream layers to map (each target: those below it)
     model: ModelConfig = field(default_factory=ModelConfig)
     corpus: CorpusConfig = field(default_factory=CorpusConfig)
     optim: OptimConfig = field(default_factory=OptimConfig)
@@ -140,8 +153,14 @@ class MapConfig:
     restarts: int = 0  # random restarts per layer; feature nodes then carry an agreement rate
     controls: int = 4  # control features of similar activation per top feature (0: none)
 
-    def upstream_layers(self) -> list[int]:
-        return sorted(self.layers) if self.layers is not None else list(range(self.target_layer))
+    def upstream_layers(self, target: Target) -> list[int]:
+        """The layers mapped for ``target``: ``layers`` below it, or all of 0..L-1."""
+        chosen = range(target.layer) if self.layers is None else self.layers
+        return sorted(layer for layer in set(chosen) if layer < target.layer)
+
+    def all_layers(self) -> list[int]:
+        """Every layer some target maps (their Mean Vectors and SAEs are shared)."""
+        return sorted({layer for t in self.targets for layer in self.upstream_layers(t)})
 
 
 def to_dict(config: Any) -> dict[str, Any]:
@@ -161,5 +180,9 @@ def from_dict(cls: type[T], data: dict[str, Any]) -> T:
         hint = hints[key]
         if dataclasses.is_dataclass(hint) and isinstance(value, dict):
             value = from_dict(hint, value)
+        elif typing.get_origin(hint) is list and isinstance(value, list):
+            (item,) = typing.get_args(hint)
+            if dataclasses.is_dataclass(item):
+                value = [from_dict(item, v) for v in value]
         kwargs[key] = value
     return cls(**kwargs)

@@ -122,7 +122,7 @@ def explain(
         mean_act = target_activation(
             lm,
             dummy.to(lm.input_device),
-            layer=layer,
+            layers=[layer],
             position=-1,
             vectors=mean[None],
             target_layer=target_layer,

@@ -63,7 +63,7 @@ def _csv(rows: list[dict[str, Any]]) -> str:
 def neuronpedia_json(graph: nx.DiGraph) -> dict[str, Any]:
     """The circuit-tracer / Neuronpedia graph format (metadata, nodes, links)."""
     g = graph.graph
-    slug = f"circuitmap-L{g['target_layer']}-N{g['neuron']}"
+    slug = "circuitmap-" + g["targets"].replace(",", "_")
     nodes = []
     for i, (node, d) in enumerate(graph.nodes(data=True)):
         is_target = d["kind"] == "neuron"
@@ -129,8 +129,8 @@ def _heading(graph: nx.DiGraph) -> str:
             f"and {g['nodes_hidden']} features hidden"
         )
     return (
-        f"<div style='font:15px sans-serif'>circuitmap · {g['model']} · target layer "
-        f"{g['target_layer']} neuron {g['neuron']} · layers {g['layers']}</div>"
+        f"<div style='font:15px sans-serif'>circuitmap · {g['model']} · "
+        f"{_target_choice(graph)} · layers {g['layers']}</div>"
         f"<div style='font:12px sans-serif;color:#444'>lr {g['lr']} ({g['lr_units']}), "
         f"{g['steps']} steps · top {g['top_k']} features · {g['ablation']} ablation on X and "
         f"{g['n_prompts']} prompts{hidden}<br>"
@@ -139,6 +139,32 @@ def _heading(graph: nx.DiGraph) -> str:
         "<span style='color:#1a9850'>→</span> ablating the source lowers the destination "
         "<span style='color:#d73027'>→</span> raises it (width: relative effect)</div>"
     )
+
+
+def _target_choice(graph: nx.DiGraph) -> str:
+    """The target, or with several targets a menu that shows one target's circuit at a time."""
+    targets = graph.graph["targets"].split(",")
+    if len(targets) == 1:
+        return f"target {html.escape(targets[0])}"
+    options = "".join(f"<option>{html.escape(t)}</option>" for t in targets)
+    return (
+        f"{len(targets)} targets, show <select id='target-filter'>"
+        f"<option value=''>all</option>{options}</select>"
+    )
+
+
+# Hides the nodes and edges outside the chosen target's circuit (pyvis keeps the vis.js
+# DataSets in the page's global `nodes` and `edges`).
+_FILTER_SCRIPT = """<script>
+document.getElementById('target-filter').addEventListener('change', function () {
+  var chosen = this.value;
+  function hide(item) {
+    return {id: item.id, hidden: chosen !== '' && item.targets.split(',').indexOf(chosen) < 0};
+  }
+  nodes.update(nodes.get().map(hide));
+  edges.update(edges.get().map(hide));
+});
+</script>"""
 
 
 def circuit_html(graph: nx.DiGraph) -> str:
@@ -163,6 +189,7 @@ def circuit_html(graph: nx.DiGraph) -> str:
                 physics=False,
                 color="#d7301f" if is_target else "#2b7bba",
                 shape="dot",
+                targets=d["targets"],
             )
     for u, v, d in graph.edges(data=True):
         skipped = graph.nodes[v]["layer"] - graph.nodes[u]["layer"] - 1  # layers jumped over
@@ -174,11 +201,14 @@ def circuit_html(graph: nx.DiGraph) -> str:
             color="#1a9850" if d["weight"] >= 0 else "#d73027",
             title=f"{d['kind']}: relative effect {d['vector_relative']:+.3f} on X, "
             f"{d['prompt_relative']:+.3f} on prompts ({d['ablation']} ablation)",
+            targets=d["targets"],
         )
     net.toggle_physics(False)
     page = net.generate_html()
     # The heading goes in once, above the canvas (the template would print it twice).
     page = page.replace("<body>", f"<body>\n{_heading(graph)}", 1)
+    if "," in graph.graph["targets"]:
+        page = page.replace("</body>", f"{_FILTER_SCRIPT}\n</body>", 1)
     # Multi-line plain-text tooltips.
     return page.replace(
         "</style>", ".vis-tooltip { white-space: pre-wrap; max-width: 520px; }\n</style>", 1

@@ -2,12 +2,21 @@
 
 Schema
 ------
-Graph attributes: ``model``, ``target_layer``, ``neuron``, ``layers`` (comma-separated),
-``ablation`` (zero|mean), ``lr``, ``lr_units``, ``steps``, ``top_k``, ``n_prompts``, and after
-pruning ``threshold``, ``edges_total``, ``edges_hidden``, ``nodes_hidden``.
+Graph attributes: ``model``, ``targets`` (comma-separated target ids), ``layers``
+(comma-separated), ``ablation`` (zero|mean), ``lr``, ``lr_units``, ``steps``, ``top_k``,
+``n_prompts``, ``restarts``, and after pruning ``threshold``, ``edges_total``,
+``edges_hidden``, ``nodes_hidden``.
+
+Every node and edge has ``targets``: the comma-separated ids of the targets whose maps contain
+it. A map of several targets is their graphs merged: a feature found for two targets is one
+node, and a feature -> feature edge measured for two targets is one edge. Where values differ
+between targets (a feature's activation on each target's X_l, an edge's effect), the merged
+node keeps the first target's values (in the order the targets were given) and the merged edge
+the values of the target where its effect is largest; each target's own graph, with its own
+values, is ``targets/<id>/graph.json`` in the run folder.
 
 Nodes (id -> attributes):
-- ``L{L}.N{n}``, kind ``neuron``: the target; ``layer``, ``index``, ``label``.
+- ``L{L}.N{n}``, kind ``neuron``: a target; ``layer``, ``index``, ``label``.
 - ``L{l}.F{i}``, kind ``feature``: SAE feature i of the SAE reading resid_pre of layer l;
   ``layer``, ``index``, ``label``, ``activation`` (on the optimised X_l), ``mean_activation`` (on
   the Mean Vector), ``patchscope`` (contrastive decode of X_l), ``plain_decode``,
@@ -36,25 +45,21 @@ from __future__ import annotations
 
 import networkx as nx
 
-from .config import MapConfig
-from .search import LayerResult
-
-
-def target_id(config: MapConfig) -> str:
-    return f"L{config.target_layer}.N{config.neuron}"
+from .config import MapConfig, Target
+from .search import TargetResult
 
 
 def feature_id(layer: int, index: int) -> str:
     return f"L{layer}.F{index}"
 
 
-def build_graph(config: MapConfig, results: dict[int, LayerResult], model_name: str) -> nx.DiGraph:
-    """The full (unpruned) circuit graph of a map."""
+def build_graph(config: MapConfig, target: Target, result: TargetResult) -> nx.DiGraph:
+    """The full (unpruned) circuit graph of one target."""
+    sweep = result.sweep
     graph = nx.DiGraph(
-        model=model_name,
-        target_layer=config.target_layer,
-        neuron=config.neuron,
-        layers=",".join(str(layer) for layer in sorted(results)),
+        model=config.model.name,
+        targets=target.id,
+        layers=",".join(str(layer) for layer in sorted(sweep.layers)),
         ablation=config.ablation,
         lr=config.optim.lr,
         lr_units=config.optim.lr_units,
@@ -63,16 +68,16 @@ def build_graph(config: MapConfig, results: dict[int, LayerResult], model_name: 
         n_prompts=config.n_prompts,
         restarts=config.restarts,
     )
-    target = target_id(config)
     graph.add_node(
-        target,
+        target.id,
         kind="neuron",
-        layer=config.target_layer,
-        index=config.neuron,
-        label=f"Neuron {config.neuron} (L{config.target_layer})",
+        layer=target.layer,
+        index=target.neuron,
+        label=f"Neuron {target.neuron} (L{target.layer})",
+        targets=target.id,
     )
-    for layer, result in sorted(results.items()):
-        for f in result.features.top:
+    for layer, search in sorted(sweep.layers.items()):
+        for f in search.features.top:
             graph.add_node(
                 feature_id(layer, f.index),
                 kind="feature",
@@ -81,36 +86,85 @@ def build_graph(config: MapConfig, results: dict[int, LayerResult], model_name: 
                 label=f"Feature {f.index} (L{layer})",
                 activation=f.activation,
                 mean_activation=f.mean_activation,
-                patchscope=result.contrastive_text,
-                plain_decode=result.plain_text,
-                layer_activation=result.final_activation,
+                patchscope=search.contrastive_text,
+                plain_decode=search.plain_text,
+                layer_activation=search.final_activation,
                 neuronpedia=f.neuronpedia_url or "",
-                sae=result.features.sae_origin,
+                sae=search.features.sae_origin,
+                targets=target.id,
             )
-            if result.restart_agreement is not None:
+            if search.restart_agreement is not None:
                 graph.nodes[feature_id(layer, f.index)]["restart_agreement"] = (
-                    result.restart_agreement[f.index]
+                    search.restart_agreement[f.index]
                 )
-        for e in result.target_effects:
-            _add_edge(graph, feature_id(layer, e["feature"]), target, "feature->target", e, config)
-        for e in result.feature_effects:
+    for layer, effects in sorted(result.effects.items()):
+        for e in effects.target_effects:
+            source = feature_id(layer, e["feature"])
+            _add_edge(graph, source, target.id, "feature->target", e, config, target)
+        for e in effects.feature_effects:
             destination = feature_id(e["later_layer"], e["later_feature"])
-            _add_edge(
-                graph, feature_id(layer, e["feature"]), destination, "feature->feature", e, config
-            )
+            source = feature_id(layer, e["feature"])
+            _add_edge(graph, source, destination, "feature->feature", e, config, target)
     return graph
+
+
+def _join(*ids: str) -> str:
+    return ",".join(dict.fromkeys(i for text in ids for i in text.split(",")))
+
+
+def merge_graphs(graphs: list[nx.DiGraph]) -> nx.DiGraph:
+    """One graph of several targets' graphs: shared features are shared nodes (see the schema
+    for which target's values a shared node or edge keeps)."""
+    merged = nx.DiGraph(**graphs[0].graph)
+    merged.graph["targets"] = _join(*(g.graph["targets"] for g in graphs))
+    merged.graph["layers"] = ",".join(
+        sorted({x for g in graphs for x in g.graph["layers"].split(",") if x}, key=int)
+    )
+    for graph in graphs:
+        for node, d in graph.nodes(data=True):
+            if node in merged:
+                merged.nodes[node]["targets"] = _join(merged.nodes[node]["targets"], d["targets"])
+            else:
+                merged.add_node(node, **d)
+        for u, v, d in graph.edges(data=True):
+            if merged.has_edge(u, v):
+                old = merged.edges[u, v]
+                both = _join(old["targets"], d["targets"])
+                if abs(d["weight"]) > abs(old["weight"]):
+                    old.update(d)
+                old["targets"] = both
+            else:
+                merged.add_edge(u, v, **d)
+    return merged
+
+
+def target_subgraph(graph: nx.DiGraph, target: str) -> nx.DiGraph:
+    """The part of a (merged) graph that belongs to the target with id ``target``."""
+    nodes = [n for n, d in graph.nodes(data=True) if target in d["targets"].split(",")]
+    sub = graph.subgraph(nodes).copy()
+    sub.remove_edges_from(
+        [(u, v) for u, v, d in sub.edges(data=True) if target not in d["targets"].split(",")]
+    )
+    return sub
 
 
 _NECESSITY = ("control_mean", "p_value", "effect_size", "ci_low", "ci_high")
 
 
 def _add_edge(
-    graph: nx.DiGraph, source: str, dest: str, kind: str, e: dict, config: MapConfig
+    graph: nx.DiGraph,
+    source: str,
+    dest: str,
+    kind: str,
+    e: dict,
+    config: MapConfig,
+    target: Target,
 ) -> None:
     graph.add_edge(
         source,
         dest,
         kind=kind,
+        targets=target.id,
         weight=e["vector_relative"],
         vector_effect=e["vector_effect"],
         vector_relative=e["vector_relative"],

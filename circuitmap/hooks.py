@@ -12,7 +12,7 @@ Conventions used everywhere in circuitmap:
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from typing import Any
 
 import torch
@@ -51,24 +51,6 @@ def _with_hidden(args: tuple, kwargs: dict, hidden: torch.Tensor) -> tuple[tuple
     return args, {**kwargs, "hidden_states": hidden}
 
 
-class Injection:
-    """Replaces resid_pre[:, position] of one layer with per-row vectors while ``active``.
-
-    Patchscope decodes set ``active = False`` after the prefill so later tokens run clean.
-    """
-
-    def __init__(self, vectors: torch.Tensor, position: int) -> None:
-        self.vectors = vectors  # (batch, d_model) or (d_model,), broadcast over the batch
-        self.position = position
-        self.active = True
-
-    def apply(self, hidden: torch.Tensor) -> torch.Tensor:
-        """hidden: (batch, seq, d_model) -> a copy with one position replaced (autograd-safe)."""
-        patched = hidden.clone()
-        patched[:, self.position] = self.vectors.to(hidden.device, hidden.dtype)
-        return patched
-
-
 @contextmanager
 def edit_resid_pre(
     model: nn.Module, layer: int, edit: Callable[[torch.Tensor], torch.Tensor | None]
@@ -90,11 +72,68 @@ def edit_resid_pre(
 @contextmanager
 def inject_resid_pre(
     model: nn.Module, layer: int, position: int, vectors: torch.Tensor
-) -> Iterator[Injection]:
-    """Within the block, resid_pre of ``layer`` at ``position`` is replaced by ``vectors``."""
-    injection = Injection(vectors, position)
-    with edit_resid_pre(model, layer, lambda h: injection.apply(h) if injection.active else None):
-        yield injection
+) -> Iterator[None]:
+    """Within the block, resid_pre of ``layer`` at ``position`` is replaced by ``vectors``
+    (batch, d_model), or (d_model,) broadcast over the batch (autograd-safe)."""
+
+    def edit(hidden: torch.Tensor) -> torch.Tensor:  # (batch, seq, d_model)
+        patched = hidden.clone()
+        patched[:, position] = vectors.to(hidden.device, hidden.dtype)
+        return patched
+
+    with edit_resid_pre(model, layer, edit):
+        yield
+
+
+@contextmanager
+def inject_rows(
+    model: nn.Module, layers: list[int], position: int, vectors: torch.Tensor
+) -> Iterator[None]:
+    """Within the block, row r's resid_pre of ``layers[r]`` at ``position`` is replaced by
+    ``vectors[r]`` (rows, d_model): every row of one batch injects at its own layer. A row runs
+    unchanged up to its layer, so its earlier layers compute the plain prompt."""
+    by_layer: dict[int, list[int]] = {}
+    for row, layer in enumerate(layers):
+        by_layer.setdefault(layer, []).append(row)
+    with ExitStack() as stack:
+        for layer, rows in by_layer.items():
+            index = torch.tensor(rows)
+
+            def edit(hidden: torch.Tensor, index: torch.Tensor = index) -> torch.Tensor:
+                patched = hidden.clone()  # (rows, seq, d_model)
+                patched[index.to(hidden.device), position] = vectors[index].to(
+                    hidden.device, hidden.dtype
+                )
+                return patched
+
+            stack.enter_context(edit_resid_pre(model, layer, edit))
+        yield
+
+
+class _PassThrough(nn.Module):
+    """Stands in for a skipped decoder layer: returns its input hidden state."""
+
+    def forward(self, hidden_states: torch.Tensor, *args: Any, **kwargs: Any) -> torch.Tensor:
+        return hidden_states
+
+
+@contextmanager
+def start_at(model: nn.Module, layer: int, hidden: torch.Tensor) -> Iterator[None]:
+    """Within the block, a forward skips the decoder layers before ``layer`` and starts from
+    ``hidden`` (batch, seq, d_model) as resid_pre of ``layer``: for many edited copies of a batch
+    whose earlier layers would all compute the same thing. The skipped layers are swapped for
+    pass-throughs in place (so every layer keeps its index, which picks its attention mask) and
+    put back afterwards; the embeddings still run, to build masks and positions."""
+    layers = decoder_layers(model)
+    skipped = [layers[i] for i in range(layer)]
+    try:
+        for i in range(layer):
+            layers[i] = _PassThrough()
+        with edit_resid_pre(model, layer, lambda h: hidden.to(h.device, h.dtype)):
+            yield
+    finally:
+        for i, module in enumerate(skipped):
+            layers[i] = module
 
 
 @contextmanager

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
-from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedModel
+from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer, PreTrainedModel
 from transformers.tokenization_utils_base import PreTrainedTokenizerBase
 
 from .config import EMBEDDED_MODEL, ModelConfig
@@ -58,15 +58,22 @@ class LoadedModel:
 
     def check_target(self, target_layer: int, neuron: int, layers: list[int]) -> None:
         """One-line errors for a target or upstream layer outside the model."""
-        check_range("target layer", target_layer, 0, self.n_layers - 1)
-        check_range("neuron", neuron, 0, self.d_mlp - 1)
-        for layer in layers:
-            check_range("layer", layer, 0, self.n_layers - 1)
-            if layer >= target_layer:
-                raise CircuitmapError(
-                    f"upstream layer {layer} must be below the target layer {target_layer}: "
-                    f"valid values are 0..{target_layer - 1}"
-                )
+        check_target((self.n_layers, self.d_mlp), target_layer, neuron, layers)
+
+
+def check_target(shape: tuple[int, int], target_layer: int, neuron: int, layers: list[int]) -> None:
+    """One-line errors for a target or upstream layer outside a model of ``shape``
+    (decoder layers, MLP width)."""
+    n_layers, d_mlp = shape
+    check_range("target layer", target_layer, 0, n_layers - 1)
+    check_range("neuron", neuron, 0, d_mlp - 1)
+    for layer in layers:
+        check_range("layer", layer, 0, n_layers - 1)
+        if layer >= target_layer:
+            raise CircuitmapError(
+                f"upstream layer {layer} must be below the target layer {target_layer}: "
+                f"valid values are 0..{target_layer - 1}"
+            )
 
 
 def model_id_for(name: str) -> str:
@@ -118,26 +125,43 @@ def _resolve_dtype(dtype: str) -> torch.dtype | str:
     return _DTYPES[dtype]
 
 
+def _source(config: ModelConfig) -> str | Path:
+    """The folder or hub id to load ``config``'s model from."""
+    if config.name == EMBEDDED_MODEL:
+        return embedded_model_dir(config.cache_dir)
+    path = Path(config.name).expanduser()
+    if path.is_dir():
+        return path
+    if _HUB_ID.match(config.name):
+        return config.name
+    raise CircuitmapError(f"model path {config.name!r} does not exist or is not a folder")
+
+
+def _load_error(config: ModelConfig, exc: Exception) -> CircuitmapError:
+    first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    return CircuitmapError(f"cannot load model {config.name!r}: {first_line}")
+
+
+def model_shape(config: ModelConfig) -> tuple[int, int]:
+    """(decoder layers, MLP width) from the model's config alone, without its weights: how a
+    driver that hands the model to remote workers checks targets."""
+    try:
+        text = AutoConfig.from_pretrained(_source(config)).get_text_config()
+    except (OSError, ValueError) as exc:
+        raise _load_error(config, exc) from exc
+    return text.num_hidden_layers, text.intermediate_size
+
+
 def load_model(config: ModelConfig) -> LoadedModel:
     """Load the model named by ``config``, frozen and in eval mode."""
     dtype = _resolve_dtype(config.dtype)
-    if config.name == EMBEDDED_MODEL:
-        source: str | Path = embedded_model_dir(config.cache_dir)
-    else:
-        path = Path(config.name).expanduser()
-        if path.is_dir():
-            source = path
-        elif _HUB_ID.match(config.name):
-            source = config.name
-        else:
-            raise CircuitmapError(f"model path {config.name!r} does not exist or is not a folder")
+    source = _source(config)
     device_map = "auto" if config.device == "auto" else None
     try:
         tokenizer = AutoTokenizer.from_pretrained(source)
         model = AutoModelForCausalLM.from_pretrained(source, dtype=dtype, device_map=device_map)
     except (OSError, ValueError) as exc:
-        first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise CircuitmapError(f"cannot load model {config.name!r}: {first_line}") from exc
+        raise _load_error(config, exc) from exc
     if device_map is None:
         try:
             model.to(config.device)

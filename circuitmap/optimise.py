@@ -13,7 +13,7 @@ import torch
 
 from .config import OptimConfig
 from .errors import CircuitmapError
-from .hooks import inject_resid_pre, record_mlp_post, run_body
+from .hooks import inject_rows, record_mlp_post, run_body
 from .model import LoadedModel
 
 
@@ -29,16 +29,16 @@ def target_activation(
     lm: LoadedModel,
     input_ids: torch.Tensor,
     *,
-    layer: int,
+    layers: list[int],
     position: int,
     vectors: torch.Tensor,
     target_layer: int,
     neuron: int,
 ) -> torch.Tensor:
-    """(batch,) target activation at ``position`` with ``vectors`` (batch, d_model) injected at
-    resid_pre of ``layer``; differentiable with respect to ``vectors``."""
+    """(rows,) target activation at ``position`` with ``vectors[r]`` (rows, d_model) injected at
+    resid_pre of ``layers[r]``; differentiable with respect to ``vectors``."""
     with (
-        inject_resid_pre(lm.model, layer, position, vectors),
+        inject_rows(lm.model, layers, position, vectors),
         record_mlp_post(lm.model, target_layer, stop=True) as mlp,
     ):
         run_body(lm.model, input_ids)
@@ -65,33 +65,41 @@ def step_size(config: OptimConfig, mean: torch.Tensor) -> float:
     raise CircuitmapError(f"lr units {config.lr_units!r} are not supported: use rms or raw")
 
 
-def optimise_batch(
+def optimise_rows(
     lm: LoadedModel,
     *,
-    layer: int,
+    layers: list[int],
     target_layer: int,
     neuron: int,
     inits: torch.Tensor,
-    lr: float,
+    lrs: list[float],
     steps: int,
     dummy_prompt: str,
-    norm_range: tuple[float, float] | None = None,
+    norm_ranges: list[tuple[float, float]] | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Adam on a batch of independent starts ``inits`` (batch, d_model), one dummy-prompt row
-    each. Adam's update is per coordinate and the rows do not interact, so each row follows the
-    path it would follow alone. ``norm_range`` clamps each ||X|| after every step.
+    """Adam on a batch of independent starts ``inits`` (rows, d_model), one dummy-prompt row
+    each; row r injects at resid_pre of ``layers[r]`` with Adam lr ``lrs[r]``. Every row is its own
+    parameter, and rows do not interact in the forward, so each follows the path it would follow
+    alone: one batch optimises all upstream layers (and restarts) of a target at once.
+    ``norm_ranges[r]`` clamps ||X_r|| after every step.
 
-    Returns (vectors (batch, d_model), trajectories (steps, batch), final activations (batch,)).
+    Returns (vectors (rows, d_model), trajectories (steps, rows), final activations (rows,)).
     """
     ids = lm.tokenizer(dummy_prompt, return_tensors="pt")["input_ids"]
-    ids = ids.expand(inits.shape[0], -1).to(lm.input_device)  # (batch, seq)
-    x = torch.nn.Parameter(inits.float().clone())  # (batch, d_model)
-    optimiser = torch.optim.Adam([x], lr=lr)
+    ids = ids.expand(len(layers), -1).to(lm.input_device)  # (rows, seq)
+    xs = [torch.nn.Parameter(row.float().clone()) for row in inits]  # rows x (d_model,)
+    optimiser = torch.optim.Adam([{"params": [x], "lr": lr} for x, lr in zip(xs, lrs, strict=True)])
     trajectory = []
 
-    def activation() -> torch.Tensor:  # (batch,)
+    def activation() -> torch.Tensor:  # (rows,)
         return target_activation(
-            lm, ids, layer=layer, position=-1, vectors=x, target_layer=target_layer, neuron=neuron
+            lm,
+            ids,
+            layers=layers,
+            position=-1,
+            vectors=torch.stack(xs),
+            target_layer=target_layer,
+            neuron=neuron,
         )
 
     for _ in range(steps):
@@ -100,13 +108,14 @@ def optimise_batch(
         (-acts.sum()).backward()
         optimiser.step()
         trajectory.append(acts.detach().cpu())
-        if norm_range is not None:
+        if norm_ranges is not None:
             with torch.no_grad():
-                norms = x.norm(dim=-1, keepdim=True)  # (batch, 1)
-                x.mul_(norms.clamp(*norm_range) / norms)
+                for x, (low, high) in zip(xs, norm_ranges, strict=True):
+                    norm = x.norm()
+                    x.mul_(norm.clamp(low, high) / norm)
     with torch.no_grad():
         final = activation().cpu()
-    return x.detach().clone(), torch.stack(trajectory), final
+    return torch.stack(xs).detach(), torch.stack(trajectory), final
 
 
 def optimise_vector(
@@ -122,16 +131,16 @@ def optimise_vector(
     """Maximise the target neuron by Adam on X from ``config.init``; ``norm_range`` (used when
     ``config.norm_constraint``) clamps ||X|| after every step."""
     lr = step_size(config, mean)
-    vectors, trajectory, final = optimise_batch(
+    vectors, trajectory, final = optimise_rows(
         lm,
-        layer=layer,
+        layers=[layer],
         target_layer=target_layer,
         neuron=neuron,
         inits=initial_vector(mean, config)[None],
-        lr=lr,
+        lrs=[lr],
         steps=config.steps,
         dummy_prompt=config.dummy_prompt,
-        norm_range=norm_range if config.norm_constraint else None,
+        norm_ranges=[norm_range] if config.norm_constraint and norm_range else None,
     )
     return OptimResult(
         vector=vectors[0],

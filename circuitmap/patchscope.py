@@ -1,15 +1,18 @@
 """Step 4 of the method: the contrastive Patchscope decode.
 
-The prompt (default "A detailed description of x is that") runs as one batch of three rows, with
+The prompt (default "A detailed description of x is that") runs as a batch of three rows, with
 resid_pre of the upstream layer at the injection token replaced during the prefill only:
 row 0 by the signal (optimised X), row 1 by the noise (Mean Vector), row 2 by the signal again.
 Rows 0 and 1 decode one shared continuation greedily from
 ``logits = L_signal + alpha * (L_signal - L_noise)``; row 2 decodes greedily from its own logits
-(the plain, non-contrastive decode) for comparison. The KV cache carries all three rows.
+(the plain, non-contrastive decode) for comparison. The KV cache carries all three rows. Several
+(layer, signal, noise) jobs, e.g. every upstream layer of a map, decode together as groups of
+three rows of one batch.
 """
 
 from __future__ import annotations
 
+from contextlib import ExitStack
 from dataclasses import dataclass
 
 import torch
@@ -17,7 +20,7 @@ import torch
 from .config import PatchscopeConfig
 from .errors import CircuitmapError
 from .generate import greedy_decode
-from .hooks import inject_resid_pre
+from .hooks import inject_rows
 from .model import LoadedModel
 
 
@@ -47,6 +50,40 @@ def inject_position(lm: LoadedModel, input_ids: list[int], token: str) -> int:
 
 
 @torch.no_grad()
+def patchscope_rows(
+    lm: LoadedModel,
+    *,
+    layers: list[int],
+    signals: torch.Tensor,
+    noises: torch.Tensor,
+    config: PatchscopeConfig,
+) -> list[PatchscopeResult]:
+    """Decode what each ``signals[j]`` (jobs, d_model) means at resid_pre of ``layers[j]``,
+    against ``noises[j]``: all jobs as groups of three rows of one batched decode."""
+    prompt_ids = lm.tokenizer(config.prompt)["input_ids"]
+    position = inject_position(lm, prompt_ids, config.inject_token)
+    jobs = len(layers)
+    ids = torch.tensor([prompt_ids] * 3 * jobs, device=lm.input_device)  # (3 * jobs, seq)
+    vectors = torch.stack([signals, noises, signals], 1).flatten(0, 1)  # (3 * jobs, d_model)
+
+    def choose(logits: torch.Tensor) -> torch.Tensor:  # (3 * jobs, vocab) -> (3 * jobs,)
+        grouped = logits.view(jobs, 3, -1)
+        shared = contrastive_logits(grouped[:, 0], grouped[:, 1], config.alpha).argmax(-1)
+        return torch.stack([shared, shared, grouped[:, 2].argmax(-1)], 1).flatten()
+
+    rows = [layer for layer in layers for _ in range(3)]
+    injection = inject_rows(lm.model, rows, position, vectors)
+    with ExitStack() as stack:
+        stack.enter_context(injection)
+        texts = greedy_decode(lm, ids, choose, config.max_new_tokens, after_prefill=stack.close)
+    return [
+        PatchscopeResult(
+            contrastive_text=texts[3 * j], plain_text=texts[3 * j + 2], inject_position=position
+        )
+        for j in range(jobs)
+    ]
+
+
 def patchscope(
     lm: LoadedModel,
     *,
@@ -56,25 +93,6 @@ def patchscope(
     config: PatchscopeConfig,
 ) -> PatchscopeResult:
     """Decode what ``signal`` (d_model,) means at resid_pre of ``layer``, against ``noise``."""
-    prompt_ids = lm.tokenizer(config.prompt)["input_ids"]
-    position = inject_position(lm, prompt_ids, config.inject_token)
-    ids = torch.tensor([prompt_ids] * 3, device=lm.input_device)  # (3, seq)
-    vectors = torch.stack([signal, noise, signal])  # (3, d_model)
-
-    def choose(logits: torch.Tensor) -> torch.Tensor:  # (3, vocab) -> (3,)
-        shared = contrastive_logits(logits[0], logits[1], config.alpha).argmax()
-        return torch.stack([shared, shared, logits[2].argmax()])
-
-    with inject_resid_pre(lm.model, layer, position, vectors) as injection:
-        texts = greedy_decode(
-            lm,
-            ids,
-            choose,
-            config.max_new_tokens,
-            after_prefill=lambda: setattr(injection, "active", False),
-        )
-    return PatchscopeResult(
-        contrastive_text=texts[0],
-        plain_text=texts[2],
-        inject_position=position,
-    )
+    return patchscope_rows(
+        lm, layers=[layer], signals=signal[None], noises=noise[None], config=config
+    )[0]

@@ -10,7 +10,7 @@ from pathlib import Path
 import torch
 
 from .baseline import real_token_mask
-from .errors import CircuitmapError
+from .errors import CircuitmapError, check_range
 from .hooks import record_mlp_post, record_resid_pre, run_body
 from .model import LoadedModel
 from .prompts import encode_prompts
@@ -109,6 +109,7 @@ def find_neurons(
     lm: LoadedModel, layer: int, positive: list[str], negative: list[str], top: int = 10
 ) -> list[NeuronScore]:
     """The neurons of ``layer`` that fire most on ``positive`` prompts relative to ``negative``."""
+    check_range("layer", layer, 0, lm.n_layers - 1)
     pos, neg = neuron_maxima(lm, positive, layer), neuron_maxima(lm, negative, layer)
     pooled = torch.cat([pos - pos.mean(0), neg - neg.mean(0)]).std(0) + 1e-6  # (d_mlp,)
     scores = (pos.mean(0) - neg.mean(0)) / pooled

@@ -1,38 +1,39 @@
-"""The search driver: the gradient Patchscope at every upstream layer of a target, SAE features,
-and feature-ablation effects, saved layer by layer so an interrupted map resumes.
+"""The search driver: maps every upstream layer of each target into a run folder, unit by unit,
+so an interrupted map resumes where it stopped.
 
-Layers run deepest first. When layer l runs, the top features of every later mapped layer m are
-known, so one batched forward measures both edge kinds:
-- feature -> target: ablate each top feature of l from the optimised X_l (and, on real prompts
-  where the target fires, at every token of resid_pre l) and record the target's drop;
-- feature -> feature: in the same forwards, read resid_pre of each later layer m at the target's
-  position, encode it with m's SAE, and record the drop of m's top features.
+Units of work (see :mod:`circuitmap.worker`), in dependency order:
+1. the Mean Vectors of every mapped layer (shared by all targets), once per run;
+2. each target's real prompts (one pass over the prompt pool for all targets);
+3. per target, the sweep: gradient ascent, Patchscope and SAE features at all upstream layers
+   in one batch;
+4. per (target, layer), the ablation effects; they need the top features of every later layer,
+   which the target's sweep provides, so they are independent of each other.
+Each result is written atomically (JSON last, as the completion marker) as soon as it arrives,
+whether from this process or from a Ray worker.
+
+Run folder::
+
+    config.json                      the MapConfig (the source of truth on --resume)
+    baseline.safetensors/.json       Mean Vectors and norm ranges of every mapped layer
+    targets/L{L}.N{n}/prompts.json   the target's prompts (texts, kept tokens, activations)
+    targets/L{L}.N{n}/sweep.*        X_l, trajectories, decodes, features of every layer
+    targets/L{L}.N{n}/layers/layer_{l:02d}.json   ablation effects of layer l
 """
 
 from __future__ import annotations
 
-import dataclasses
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import torch
-
-from .ablation import ablate, ablation_forward, control_features, feature_directions, necessity
-from .baseline import Baseline, compute_baseline, real_token_mask
-from .config import MapConfig, from_dict, to_dict
-from .corpus import corpus_texts
+from .baseline import Baseline
+from .config import MapConfig, Target, from_dict, to_dict
+from .effects import LayerEffects
 from .errors import CircuitmapError
-from .features import FeatureReport, feature_report
-from .hooks import record_resid_pre, run_body
-from .model import LoadedModel, cache_root, load_model
-from .optimise import optimise_vector
-from .patchscope import patchscope
-from .prompts import Prompts, top_prompts
-from .restarts import restart_report
-from .sae_store import LayerSAE, load_layer_sae
+from .executors import Call, LocalExecutor, RayExecutor
+from .model import check_target, model_shape
+from .prompts import Prompts
 from .storage import (
     CONFIG_FILE,
     atomic_save_tensors,
@@ -41,306 +42,84 @@ from .storage import (
     read_json,
     read_tensors,
 )
+from .sweep import TargetSweep
 
 Log = Callable[[str], None]
+TARGETS_DIR = "targets"
 LAYERS_DIR = "layers"
 
 
 @dataclass
-class LayerResult:
-    """Everything measured at one upstream layer."""
+class TargetResult:
+    """Everything mapped for one target."""
 
-    layer: int
-    mean_activation: float  # target activation with the Mean Vector injected
-    final_activation: float  # with the optimised X
-    trajectory: list[float]
-    contrastive_text: str
-    plain_text: str
-    features: FeatureReport
-    # One per top feature: target drop when it is ablated, on X and on the prompts (mean).
-    target_effects: list[dict[str, float]]
-    # Target drop with all top features ablated together: does the target collapse?
-    all_ablated: dict[str, float]
-    # Drops of later layers' top features when a top feature of this layer is ablated.
-    feature_effects: list[dict[str, float]]
-    seconds: float
-    vector: torch.Tensor  # (d_model,) optimised X
-    # With config.restarts: reference top-k feature -> fraction of random restarts that found it.
-    restart_agreement: dict[int, float] | None = None
-
-    def save(self, run_dir: Path) -> None:
-        """Tensors first, JSON last: the JSON file marks the layer as done."""
-        stem = run_dir / LAYERS_DIR / f"layer_{self.layer:02d}"
-        atomic_save_tensors(stem.with_suffix(".safetensors"), {"vector": self.vector})
-        data = {k: v for k, v in self.__dict__.items() if k != "vector"}
-        data["features"] = dataclasses.asdict(self.features)
-        atomic_write_json(stem.with_suffix(".json"), data)
-
-    @classmethod
-    def load(cls, path: Path) -> LayerResult:
-        data = read_json(path)
-        data["features"] = FeatureReport.from_dict(data["features"])
-        if data.get("restart_agreement") is not None:  # JSON keys are strings
-            data["restart_agreement"] = {int(k): v for k, v in data["restart_agreement"].items()}
-        return cls(**data, vector=read_tensors(path.with_suffix(".safetensors"))["vector"])
+    sweep: TargetSweep
+    effects: dict[int, LayerEffects]  # upstream layer -> its ablation effects
 
 
-def done_layers(run_dir: Path) -> dict[int, LayerResult]:
-    """Layers already finished in ``run_dir``."""
-    results = {}
-    for path in sorted((run_dir / LAYERS_DIR).glob("layer_*.json")):
-        result = LayerResult.load(path)
-        results[result.layer] = result
-    return results
+def target_dir(run_dir: Path, target: Target) -> Path:
+    return run_dir / TARGETS_DIR / target.id
 
 
-def _relative(effect: float, scale: float) -> float:
-    return effect / scale if scale > 0 else 0.0
+def done_effects(run_dir: Path, target: Target) -> dict[int, LayerEffects]:
+    """The layers of ``target`` whose ablation effects are already in ``run_dir``."""
+    found = sorted((target_dir(run_dir, target) / LAYERS_DIR).glob("layer_*.json"))
+    return {e.layer: e for e in map(LayerEffects.load, found)}
 
 
-@torch.no_grad()
-def _effects(
-    lm: LoadedModel,
-    config: MapConfig,
-    layer: int,
-    x: torch.Tensor,
-    baseline: Baseline,
-    prompts: Prompts,
-    saes: dict[int, LayerSAE],
-    top: list[int],
-    later: dict[int, LayerResult],
-) -> tuple[list[dict[str, float]], dict[str, float], list[dict[str, float]]]:
-    """Ablation forwards of one layer: (target effects, all-ablated effect, feature effects)."""
-    sae = saes[layer].sae
-    k, target = len(top), (config.target_layer, config.neuron)
-    # The top features, then config.controls features of similar activation level on the
-    # prompts per top feature (for the necessity test).
-    controls = control_features(_prompt_activity(lm, sae, layer, prompts), top, config.controls)
-    ablated = top + [c for row in controls for c in row]
-    big_k = len(ablated)
-    all_directions = feature_directions(sae, ablated)  # (K, d_model)
-    mean_acts = None  # (d_sae,) each feature's mean activation on the corpus, for mean ablation
-    if config.ablation == "mean":
-        mean_acts = sae.encode(baseline.vectors[layer].float()).mean(0).cpu()
-    elif config.ablation != "zero":
-        raise CircuitmapError(f"ablation {config.ablation!r} is not supported: use zero or mean")
-    all_replacement = mean_acts[ablated] if mean_acts is not None else torch.zeros(big_k)
-    directions, replacement = all_directions[:k], all_replacement[:k]
-    read = sorted(later)
-
-    # On the optimised vector: rows = X, X minus each feature, X minus all of them.
-    select = torch.cat([torch.zeros(1, k), torch.eye(k), torch.ones(1, k)])  # (k+2, k)
-    x_feats = sae.encode(x[None].float())[0, top].cpu()  # (k,)
-    rows = ablate(x, select * x_feats, directions, select * replacement)  # (k+2, d_model)
-    dummy = lm.tokenizer(config.optim.dummy_prompt, return_tensors="pt")["input_ids"]
-    ids = dummy.expand(k + 2, -1).to(lm.input_device)
-    last = ids.shape[1] - 1
-
-    def put_rows(hidden: torch.Tensor) -> torch.Tensor:  # (k+2, seq, d_model)
-        patched = hidden.clone()
-        patched[:, last] = rows.to(hidden.device, hidden.dtype)
-        return patched
-
-    on_x = ablation_forward(
-        lm,
-        ids,
-        None,
-        layer=layer,
-        edit=put_rows,
-        positions=torch.full((k + 2,), last),
-        target=target,
-        read_layers=read,
-    )
-
-    # On real prompts: each of the K features ablated alone at every token; rows ordered
-    # ablation-major: clean, the k top features, then the controls.
-    n = len(prompts.texts)
-    select_p = torch.cat([torch.zeros(1, big_k), torch.eye(big_k)]).repeat_interleave(n, 0)
-    p_ids = prompts.input_ids.repeat(big_k + 1, 1)  # ((K+1) * n, seq)
-    p_attn = prompts.attention_mask.repeat(big_k + 1, 1)
-    real = real_token_mask(lm, p_ids, p_attn).cpu()  # (rows, seq)
-
-    def ablate_tokens(hidden: torch.Tensor) -> torch.Tensor:  # (rows, seq, d_model)
-        feats = sae.encode(hidden.float())[..., ablated].cpu()  # (rows, seq, K)
-        chosen = select_p[:, None, :] * real[..., None]  # (rows, seq, K)
-        edited = ablate(
-            hidden.float().cpu(), chosen * feats, all_directions, chosen * all_replacement
-        )
-        return edited.to(hidden.device, hidden.dtype)
-
-    on_p = ablation_forward(
-        lm,
-        p_ids,
-        p_attn,
-        layer=layer,
-        edit=ablate_tokens,
-        positions=prompts.positions.repeat(big_k + 1),
-        target=target,
-        read_layers=read,
-    )
-
-    t_x = on_x.target  # (k+2,)
-    t_p = on_p.target.view(big_k + 1, n)  # (K+1, n_prompts)
-    drops = t_p[0] - t_p[1:]  # (K, n_prompts): target drop per ablation and prompt
-    clean_p = t_p[0].mean().item()
-    target_effects = []
-    offset = k
-    for i, feature in enumerate(top):
-        vector_effect = (t_x[0] - t_x[i + 1]).item()
-        prompt_effect = drops[i].mean().item()
-        effect = {
-            "feature": feature,
-            "vector_effect": vector_effect,
-            "vector_relative": _relative(vector_effect, t_x[0].item()),
-            "prompt_effect": prompt_effect,
-            "prompt_relative": _relative(prompt_effect, clean_p),
-        }
-        if controls[i]:
-            effect |= necessity(drops[i], drops[offset : offset + len(controls[i])])
-            effect["controls"] = controls[i]
-        offset += len(controls[i])
-        target_effects.append(effect)
-    all_effect = (t_x[0] - t_x[k + 1]).item()
-    all_ablated = {
-        "vector_effect": all_effect,
-        "vector_relative": _relative(all_effect, t_x[0].item()),
-    }
-
-    feature_effects = []
-    for m in read:
-        later_sae, later_top = saes[m].sae, [f.index for f in later[m].features.top]
-        a_x = later_sae.encode(on_x.resid[m]).cpu()[:, later_top]  # (k+2, k_m)
-        a_p = later_sae.encode(on_p.resid[m]).cpu()[:, later_top].view(big_k + 1, n, -1)
-        for j, (feature_m, info) in enumerate(zip(later_top, later[m].features.top, strict=True)):
-            scale = info.activation  # the later feature's activation on its own X_m
-            for i, feature in enumerate(top):
-                vector_effect = (a_x[0, j] - a_x[i + 1, j]).item()
-                prompt_effect = (a_p[0, :, j] - a_p[i + 1, :, j]).mean().item()
-                feature_effects.append(
-                    {
-                        "feature": feature,
-                        "later_layer": m,
-                        "later_feature": feature_m,
-                        "vector_effect": vector_effect,
-                        "vector_relative": _relative(vector_effect, scale),
-                        "prompt_effect": prompt_effect,
-                        "prompt_relative": _relative(prompt_effect, scale),
-                    }
-                )
-    return target_effects, all_ablated, feature_effects
-
-
-@torch.no_grad()
-def _prompt_activity(lm: LoadedModel, sae: Any, layer: int, prompts: Prompts) -> torch.Tensor:
-    """(d_sae,) each feature's mean activation over the prompts' real tokens at resid_pre."""
-    with record_resid_pre(lm.model, [layer], stop=True) as resid:
-        run_body(lm.model, prompts.input_ids, prompts.attention_mask)
-    feats = sae.encode(resid[layer].float()).cpu()  # (n, seq, d_sae)
-    real = real_token_mask(lm, prompts.input_ids, prompts.attention_mask).cpu()
-    return feats[real].mean(0)
-
-
-def map_layer(
-    lm: LoadedModel,
-    config: MapConfig,
-    layer: int,
-    baseline: Baseline,
-    prompts: Prompts,
-    saes: dict[int, LayerSAE],
-    later: dict[int, LayerResult],
-) -> LayerResult:
-    """The gradient Patchscope, SAE features and ablation effects at one upstream layer."""
-    start = time.perf_counter()
-    mean = baseline.means[layer]
-    optim = optimise_vector(
-        lm,
-        layer=layer,
-        target_layer=config.target_layer,
-        neuron=config.neuron,
-        mean=mean,
-        config=config.optim,
-        norm_range=baseline.norm_ranges[layer],
-    )
-    scope = patchscope(lm, layer=layer, signal=optim.vector, noise=mean, config=config.patchscope)
-    report = feature_report(saes[layer], optim.vector, mean, k=config.top_k)
-    top = [f.index for f in report.top]
-    target_effects, all_ablated, feature_effects = _effects(
-        lm, config, layer, optim.vector, baseline, prompts, saes, top, later
-    )
-    agreement = None
-    if config.restarts:
-        agreement = restart_report(
-            lm,
-            saes[layer],
-            target_layer=config.target_layer,
-            neuron=config.neuron,
-            mean=mean,
-            config=config.optim,
-            n_restarts=config.restarts,
-            top_k=config.top_k,
-            norm_range=baseline.norm_ranges[layer],
-        ).agreement
-    return LayerResult(
-        layer=layer,
-        mean_activation=optim.trajectory[0] if config.optim.init == "mean" else float("nan"),
-        final_activation=optim.final_activation,
-        trajectory=optim.trajectory,
-        contrastive_text=scope.contrastive_text,
-        plain_text=scope.plain_text,
-        features=report,
-        target_effects=target_effects,
-        all_ablated=all_ablated,
-        feature_effects=feature_effects,
-        seconds=time.perf_counter() - start,
-        vector=optim.vector,
-        restart_agreement=agreement,
-    )
-
-
-def run_baseline(lm: LoadedModel, config: MapConfig, run_dir: Path, layers: list[int]) -> Baseline:
-    """The Mean Vectors of all mapped layers (one pass), computed once and kept in the run."""
+def load_baseline(run_dir: Path, layers: list[int]) -> Baseline | None:
+    """The run's saved Mean Vectors, or None before they are computed."""
     path = run_dir / "baseline.safetensors"
-    if path.exists():
-        tensors, info = read_tensors(path), read_json(run_dir / "baseline.json")
-        return Baseline(
-            means={layer: tensors[f"mean_{layer}"] for layer in layers},
-            norm_ranges={int(k): tuple(v) for k, v in info["norm_ranges"].items()},
-            vectors={layer: tensors[f"vectors_{layer}"] for layer in layers},
-            target_max=info["target_max"],
-            n_texts=info["n_texts"],
-        )
-    texts = corpus_texts(config.corpus, cache_root(config.model.cache_dir))
-    base = compute_baseline(
-        lm,
-        texts,
-        layers,
-        max_tokens=config.corpus.max_tokens,
-        batch_size=config.corpus.batch_size,
-        target=(config.target_layer, config.neuron),
+    if not path.exists():
+        return None
+    tensors, info = read_tensors(path), read_json(run_dir / "baseline.json")
+    return Baseline(
+        means={layer: tensors[f"mean_{layer}"] for layer in layers},
+        norm_ranges={int(k): tuple(v) for k, v in info["norm_ranges"].items()},
+        vectors={layer: tensors[f"vectors_{layer}"] for layer in layers},
+        target_max=None,
+        n_texts=info["n_texts"],
     )
+
+
+def save_baseline(run_dir: Path, base: Baseline) -> None:
     atomic_save_tensors(
-        path,
+        run_dir / "baseline.safetensors",
         {f"mean_{k}": v for k, v in base.means.items()}
         | {f"vectors_{k}": v for k, v in base.vectors.items()},
     )
     atomic_write_json(
-        run_dir / "baseline.json",
-        {"norm_ranges": base.norm_ranges, "target_max": base.target_max, "n_texts": base.n_texts},
+        run_dir / "baseline.json", {"norm_ranges": base.norm_ranges, "n_texts": base.n_texts}
     )
+
+
+def run_baseline(
+    config: MapConfig, run_dir: Path, executor: LocalExecutor | RayExecutor
+) -> Baseline:
+    """The Mean Vectors of all mapped layers: computed once per run, then read back."""
+    base = load_baseline(run_dir, config.all_layers())
+    if base is None:
+        base = executor.call("baseline")
+        save_baseline(run_dir, base)
     return base
 
 
-def _prompts(lm: LoadedModel, config: MapConfig, run_dir: Path) -> Prompts:
-    """Real prompts where the target fires most; the chosen texts are kept in the run."""
-    path = run_dir / "prompts.json"
-    target = (config.target_layer, config.neuron)
-    if path.exists():  # resuming: the same texts, re-encoded
-        texts = read_json(path)["texts"]
-        return top_prompts(lm, texts, target, n=len(texts), max_tokens=config.prompt_tokens)
-    pool = corpus_texts(config.corpus, cache_root(config.model.cache_dir), n=config.prompt_pool)
-    prompts = top_prompts(lm, pool, target, n=config.n_prompts, max_tokens=config.prompt_tokens)
-    atomic_write_json(path, {"texts": prompts.texts, "activations": prompts.activations})
-    return prompts
+def _prompts(
+    config: MapConfig, run_dir: Path, executor: LocalExecutor | RayExecutor
+) -> dict[str, Prompts]:
+    """Each target's prompts, chosen once (for all targets still lacking them) and kept."""
+    chosen = {}
+    for t in config.targets:
+        path = target_dir(run_dir, t) / "prompts.json"
+        if path.exists():
+            chosen[t.id] = Prompts(**read_json(path))
+    missing = [t for t in config.targets if t.id not in chosen]
+    if missing:
+        found = executor.call("prompts", missing)
+        for t in missing:
+            chosen[t.id] = found[t.id]
+            atomic_write_json(target_dir(run_dir, t) / "prompts.json", found[t.id].__dict__)
+    return chosen
 
 
 def start_map(config: MapConfig, run_dir: Path) -> None:
@@ -353,37 +132,87 @@ def load_map_config(run_dir: Path) -> MapConfig:
     data = read_json(check_run_dir(run_dir) / CONFIG_FILE)
     if data.pop("kind", None) != "map":
         raise CircuitmapError(f"{str(run_dir)!r} is not a map run folder")
-    return from_dict(MapConfig, data)
+    try:
+        return from_dict(MapConfig, data)
+    except (TypeError, ValueError) as exc:
+        raise CircuitmapError(
+            f"{str(run_dir)!r} has a config this version cannot read: {exc}"
+        ) from None
+
+
+def check_targets(config: MapConfig, shape: tuple[int, int]) -> None:
+    """One-line errors for targets or layers outside a model of ``shape`` (decoder layers,
+    MLP width), and for a target left with no layer to map."""
+    if not config.targets:
+        raise CircuitmapError("a map needs at least one target")
+    deepest = max(t.layer for t in config.targets)
+    for t in config.targets:
+        check_target(shape, t.layer, t.neuron, [])
+    check_target(shape, deepest, 0, config.layers or [])
+    for t in config.targets:
+        if not config.upstream_layers(t):
+            raise CircuitmapError(
+                f"no layer to map below target {t.id}: the layers must include one of "
+                f"0..{t.layer - 1}"
+            )
 
 
 def map_circuit(
-    config: MapConfig, run_dir: Path, lm: LoadedModel | None = None, log: Log = print
-) -> dict[int, LayerResult]:
-    """Map every upstream layer not yet done in ``run_dir`` (deepest first); returns all layers."""
-    lm = lm or load_model(config.model)
-    layers = config.upstream_layers()
-    if not layers:
-        raise CircuitmapError("no upstream layers to map: the target layer is 0")
-    lm.check_target(config.target_layer, config.neuron, layers)
-    cache = cache_root(config.model.cache_dir)
-    saes = {
-        layer: load_layer_sae(layer, lm.d_model, cache, lm.model_id, config.sae) for layer in layers
-    }
-    results = done_layers(run_dir)
-    todo = [layer for layer in reversed(layers) if layer not in results]
-    if results:
-        log(f"resuming: layers {sorted(results)} done, {len(todo)} left")
-    baseline = run_baseline(lm, config, run_dir, layers)
-    prompts = _prompts(lm, config, run_dir)
-    for layer in todo:
-        later = {m: results[m] for m in layers if m > layer}
-        log(f"layer {layer}: optimising, decoding, ablating ...")
-        result = map_layer(lm, config, layer, baseline, prompts, saes, later)
-        result.save(run_dir)
-        results[layer] = result
-        top = ", ".join(f"F{f.index}" for f in result.features.top)
+    config: MapConfig,
+    run_dir: Path,
+    executor: LocalExecutor | RayExecutor,
+    log: Log = print,
+) -> dict[str, TargetResult]:
+    """Map every unit not yet done in ``run_dir``; returns every target's results by id."""
+    check_targets(config, model_shape(config.model))
+    if not (run_dir / CONFIG_FILE).exists():
+        start_map(config, run_dir)
+    sweeps: dict[str, TargetSweep] = {}
+    effects: dict[str, dict[int, LayerEffects]] = {}
+    for t in config.targets:
+        if (target_dir(run_dir, t) / "sweep.json").exists():
+            sweeps[t.id] = TargetSweep.load(target_dir(run_dir, t))
+        effects[t.id] = done_effects(run_dir, t)
+    if sweeps:
+        done = sum(map(len, effects.values()))
+        total = sum(len(config.upstream_layers(t)) for t in config.targets)
         log(
-            f"layer {layer} done in {result.seconds:.1f} s: activation "
-            f"{result.final_activation:.2f}, features {top}, decode {result.contrastive_text!r}"
+            f"resuming: {len(sweeps)} of {len(config.targets)} target sweeps and {done} of "
+            f"{total} layers done"
         )
-    return results
+    baseline = executor.share(run_baseline(config, run_dir, executor))
+    prompts = _prompts(config, run_dir, executor)
+
+    def effect_calls(sweep: TargetSweep) -> list[Call]:
+        t = sweep.target
+        return [
+            Call("effects", (sweep, layer, prompts[t.id], baseline))
+            for layer in reversed(config.upstream_layers(t))
+            if layer not in effects[t.id]
+        ]
+
+    def follow(call: Call, result: Any) -> list[Call]:
+        if isinstance(result, TargetSweep):
+            t = result.target
+            result.save(target_dir(run_dir, t))
+            sweeps[t.id] = result
+            log(
+                f"{t.id}: swept {len(result.layers)} layers in {result.seconds:.1f} s; "
+                + "; ".join(
+                    f"L{s.layer} {s.final_activation:.2f} {s.contrastive_text[:40]!r}"
+                    for s in result.layers.values()
+                )
+            )
+            return effect_calls(result)
+        t = call.args[0].target
+        result.save(target_dir(run_dir, t) / LAYERS_DIR)
+        effects[t.id][result.layer] = result
+        top = ", ".join(f"F{e['feature']}" for e in result.target_effects)
+        log(f"{t.id} layer {result.layer}: ablations done in {result.seconds:.1f} s ({top})")
+        return []
+
+    calls = []
+    for t in config.targets:
+        calls += effect_calls(sweeps[t.id]) if t.id in sweeps else [Call("sweep", (t, baseline))]
+    executor.run(calls, follow)
+    return {t.id: TargetResult(sweeps[t.id], effects[t.id]) for t in config.targets}

@@ -9,7 +9,7 @@ from typing import Annotated, Any
 
 import typer
 
-from circuitmap.config import MapConfig, ModelConfig, OptimConfig, SAESource
+from circuitmap.config import MapConfig, ModelConfig, OptimConfig, SAESource, Target
 from circuitmap.errors import CircuitmapError
 
 from . import options as o
@@ -81,6 +81,24 @@ def map_cmd(
     neuron: Annotated[
         int | None, typer.Option(help="Index n of the neuron in layer L's MLP.")
     ] = None,
+    target: Annotated[
+        list[str] | None,
+        typer.Option(help="A target as LAYER:NEURON, e.g. 12:1742; repeat for several."),
+    ] = None,
+    targets_file: Annotated[
+        Path | None, typer.Option(help="File of targets, one LAYER:NEURON per line.")
+    ] = None,
+    find_layer: Annotated[
+        int | None,
+        typer.Option(help="Also map the top neurons of `circuitmap find` at this layer."),
+    ] = None,
+    find_top: Annotated[int, typer.Option(help="How many of them.", min=1)] = 3,
+    positive: Annotated[
+        str, typer.Option(help="--find-layer: prompt set the neurons should fire on.")
+    ] = "definitions",
+    negative: Annotated[
+        str, typer.Option(help="--find-layer: prompt set they should not fire on.")
+    ] = "licences",
     layers: Annotated[
         str, typer.Option(help="Upstream layers to map, e.g. 4-8,10 (default: 0..L-1).")
     ] = "",
@@ -102,32 +120,62 @@ def map_cmd(
             help="Control features of similar activation per top feature (p-values).", min=0
         ),
     ] = 4,
+    executor: Annotated[
+        str, typer.Option(help="local (this process) or ray (pip install 'circuitmap[ray]').")
+    ] = "local",
+    ray_address: Annotated[
+        str | None,
+        typer.Option(help="Ray cluster to join, e.g. auto [default: $RAY_ADDRESS or a new one]."),
+    ] = None,
+    workers: Annotated[
+        int | None,
+        typer.Option(help="Ray workers (model copies) [default: one per GPU, or per CPU].", min=1),
+    ] = None,
+    gpus_per_worker: Annotated[
+        float, typer.Option(help="GPUs each Ray worker holds (with --device auto: >1).", min=0)
+    ] = 1,
+    cpus_per_worker: Annotated[float, typer.Option(help="CPUs each Ray worker holds.", min=0)] = 1,
     out: o.Out = Path("runs"),
     run_dir: Annotated[
         Path | None, typer.Option(help="Exact folder for the run [default: a new one under --out].")
     ] = None,
 ) -> None:
-    """Map a whole circuit: the gradient Patchscope at every upstream layer, SAE features, and
-    feature-ablation effects as weighted edges; writes interactive HTML and graph files."""
+    """Map a whole circuit: the gradient Patchscope at every upstream layer of one or several
+    targets, SAE features, and feature-ablation effects as weighted edges; writes interactive
+    HTML and graph files. Several targets share one graph."""
     from circuitmap.circuit import run_map
-    from circuitmap.graph import strongest_chain, target_id
-    from circuitmap.model import load_model
-    from circuitmap.search import load_map_config
+    from circuitmap.executors import make_executor
+    from circuitmap.graph import strongest_chain, target_subgraph
+    from circuitmap.model import model_shape
+    from circuitmap.search import check_targets, load_map_config
     from circuitmap.storage import new_run_dir
 
     if resume is not None:
         config = load_map_config(resume)
         run_dir = resume
+        shape = model_shape(config.model)
     else:
         if run_dir is not None and run_dir.exists() and any(run_dir.iterdir()):
             raise CircuitmapError(
                 f"run folder {str(run_dir)!r} is not empty: use --resume to finish it"
             )
-        if target_layer is None or neuron is None:
-            raise CircuitmapError("map needs --target-layer and --neuron (or --resume RUN)")
+        shape = model_shape(method.model)
+        chosen = [o.parse_target(spec) for spec in target or []]
+        if target_layer is not None or neuron is not None:
+            if target_layer is None or neuron is None:
+                raise CircuitmapError("--target-layer and --neuron go together")
+            chosen.append(Target(target_layer, neuron))
+        if targets_file is not None:
+            chosen += o.read_targets(targets_file)
+        if find_layer is not None:
+            chosen += _found_targets(method.model, find_layer, find_top, positive, negative)
+        if not chosen:
+            raise CircuitmapError(
+                "map needs a target: --target-layer and --neuron, --target L:N, --targets-file, "
+                "--find-layer, or --resume RUN"
+            )
         config = MapConfig(
-            target_layer=target_layer,
-            neuron=neuron,
+            targets=list({t.id: t for t in chosen}.values()),  # each target once, in order
             **vars(method),
             ablation=ablation,
             n_prompts=n_prompts,
@@ -135,24 +183,48 @@ def map_cmd(
             restarts=restarts,
             controls=controls,
         )
-    lm = load_model(config.model)
-    if layers and resume is None:
-        config.layers = o.parse_layers(layers, lm.n_layers)
-    lm.check_target(config.target_layer, config.neuron, config.upstream_layers())
+        if layers:
+            config.layers = o.parse_layers(layers, shape[0])
+    check_targets(config, shape)
     if run_dir is None:
-        run_dir = new_run_dir(out, f"map-L{config.target_layer}-n{config.neuron}")
+        run_dir = new_run_dir(out, "map-" + "-".join(t.id for t in config.targets[:3]))
     run_dir.mkdir(parents=True, exist_ok=True)
     typer.echo(f"mapping into {run_dir} (resume with --resume {run_dir})", err=True)
-    graph, files = run_map(config, run_dir, lm, log=_log)
-    chain = " → ".join(graph.nodes[n]["label"] for n in strongest_chain(graph, target_id(config)))
+    pool = make_executor(
+        executor,
+        config,
+        address=ray_address,
+        workers=workers,
+        gpus_per_worker=gpus_per_worker,
+        cpus_per_worker=cpus_per_worker,
+    )
+    try:
+        graph, files = run_map(config, run_dir, pool, log=_log)
+    finally:
+        pool.close()
     g = graph.graph
     typer.echo(
         f"\ncircuit: {graph.number_of_nodes()} nodes, {graph.number_of_edges()} edges "
         f"({g['edges_hidden']} of {g['edges_total']} edges below threshold {g['threshold']} hidden)"
     )
-    typer.echo(f"strongest chain: {chain}")
+    for t in config.targets:
+        sub = target_subgraph(graph, t.id)
+        chain = " → ".join(sub.nodes[n]["label"] for n in strongest_chain(sub, t.id))
+        typer.echo(f"strongest chain: {chain}")
     for path in files:
         typer.echo(f"wrote {path}")
+
+
+def _found_targets(
+    model_config: ModelConfig, layer: int, top: int, positive: str, negative: str
+) -> list[Target]:
+    """The ``top`` neurons of ``layer`` that `circuitmap find` ranks first."""
+    from circuitmap.model import load_model
+    from circuitmap.probe import find_neurons, read_prompt_set
+
+    (_, pos), (_, neg) = read_prompt_set(positive), read_prompt_set(negative)
+    lm = load_model(model_config)
+    return [Target(layer, s.neuron) for s in find_neurons(lm, layer, pos, neg, top)]
 
 
 @app.command("export")
@@ -253,16 +325,15 @@ def find_cmd(
     top: Annotated[int, typer.Option(help="Neurons to list.", min=1)] = 10,
 ) -> None:
     """Rank the neurons of a layer by how much more they fire on one prompt set than another."""
-    from circuitmap.errors import check_range
     from circuitmap.model import load_model
     from circuitmap.probe import find_neurons, read_prompt_set
 
     (pos_name, pos), (neg_name, neg) = read_prompt_set(positive), read_prompt_set(negative)
     lm = load_model(model_config)
-    check_range("layer", layer, 0, lm.n_layers - 1)
+    scores = find_neurons(lm, layer, pos, neg, top)
     typer.echo(f"layer {layer} neurons firing on {pos_name} more than on {neg_name}:")
     typer.echo("neuron    score  mean(+)  mean(-)")
-    for s in find_neurons(lm, layer, pos, neg, top):
+    for s in scores:
         typer.echo(f"{s.neuron:>6} {s.score:8.2f} {s.positive_mean:8.3f} {s.negative_mean:8.3f}")
 
 

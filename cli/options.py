@@ -17,6 +17,7 @@ from circuitmap.config import (
     OptimConfig,
     PatchscopeConfig,
     SAESource,
+    Target,
 )
 from circuitmap.errors import CircuitmapError, check_range
 
@@ -122,6 +123,27 @@ def parse_layers(spec: str, n_layers: int) -> list[int]:
     for layer in sorted(layers):
         check_range("layer", layer, 0, n_layers - 1)
     return sorted(layers)
+
+
+def parse_target(spec: str) -> Target:
+    """ "12:1742" -> Target(12, 1742)."""
+    layer, sep, neuron = spec.strip().partition(":")
+    try:
+        if not sep:
+            raise ValueError
+        return Target(int(layer), int(neuron))
+    except ValueError:
+        raise CircuitmapError(f"target {spec!r} is not LAYER:NEURON like 12:1742") from None
+
+
+def read_targets(path: Path) -> list[Target]:
+    """Targets from a file: one LAYER:NEURON per line; blank lines and # comments are skipped."""
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except OSError as exc:
+        raise CircuitmapError(f"cannot read targets file {str(path)!r}: {exc.strerror}") from None
+    specs = [line.split("#")[0].strip() for line in lines]
+    return [parse_target(spec) for spec in specs if spec]
 
 
 TargetLayer = Annotated[int, typer.Option(help="Layer L of the target MLP neuron.")]

@@ -38,8 +38,7 @@ def browser():
 def _graph():
     graph = nx.DiGraph(
         model="tiny",
-        target_layer=3,
-        neuron=5,
+        targets="L3.N5",
         layers="1,2",
         ablation="zero",
         lr=0.05,
@@ -52,7 +51,7 @@ def _graph():
         edges_hidden=2,
         nodes_hidden=1,
     )
-    graph.add_node("L3.N5", kind="neuron", layer=3, index=5, label="Neuron 5 (L3)")
+    graph.add_node("L3.N5", kind="neuron", layer=3, index=5, label="Neuron 5 (L3)", targets="L3.N5")
     for layer, index, text in ((1, 7, "a circle is the set of points"), (2, 9, EVIL)):
         graph.add_node(
             f"L{layer}.F{index}",
@@ -67,6 +66,7 @@ def _graph():
             layer_activation=10.0,
             neuronpedia="",
             sae="tiny",
+            targets="L3.N5",
         )
     for u, v, w in (("L1.F7", "L2.F9", 0.5), ("L2.F9", "L3.N5", -0.3), ("L1.F7", "L3.N5", 0.2)):
         graph.add_edge(
@@ -79,6 +79,7 @@ def _graph():
             vector_effect=w,
             prompt_effect=w,
             ablation="zero",
+            targets="L3.N5",
         )
     graph.graph["model"] = f"tiny {EVIL}"
     return graph
@@ -108,3 +109,29 @@ def test_circuit_renders_with_tooltips_and_escapes_model_text(browser, tmp_path)
     assert page.evaluate("window.__pwned") is None
     assert page.locator("img[src=x]").count() == 0
     page.screenshot(path=str(tmp_path / "circuit.png"))
+
+
+def test_target_menu_shows_one_target_at_a_time(browser, tmp_path):
+    """A merged map of two targets: the menu hides what belongs to the other target only."""
+    graph = _graph()
+    graph.graph["targets"] = "L3.N5,L3.N8"
+    graph.add_node("L3.N8", kind="neuron", layer=3, index=8, label="Neuron 8 (L3)")
+    graph.nodes["L3.N8"]["targets"] = "L3.N8"
+    graph.nodes["L2.F9"]["targets"] = "L3.N5,L3.N8"  # shared by both circuits
+    graph.add_edge("L2.F9", "L3.N8", **{**graph.edges["L2.F9", "L3.N5"], "targets": "L3.N8"})
+    page_file = tmp_path / "circuit.html"
+    page_file.write_text(circuit_html(graph))
+    page = browser.new_page()
+    page.goto(page_file.as_uri())
+    page.wait_for_function("typeof network !== 'undefined'")
+
+    def shown(kind):
+        return sorted(page.evaluate(f"{kind}.get({{filter: i => !i.hidden}}).map(i => i.id)"))
+
+    assert len(shown("nodes")) == 4
+    page.select_option("#target-filter", "L3.N8")
+    assert shown("nodes") == ["L2.F9", "L3.N8"] and len(shown("edges")) == 1
+    page.select_option("#target-filter", "L3.N5")
+    assert shown("nodes") == ["L1.F7", "L2.F9", "L3.N5"] and len(shown("edges")) == 3
+    page.select_option("#target-filter", "")
+    assert len(shown("nodes")) == 4 and len(shown("edges")) == 4

@@ -12,11 +12,8 @@ from typer.testing import CliRunner
 from circuitmap.ablation import ablate, feature_directions
 from circuitmap.circuit import reexport, run_map
 from circuitmap.config import (
-    CorpusConfig,
-    MapConfig,
     ModelConfig,
     OptimConfig,
-    PatchscopeConfig,
     SAESource,
 )
 from circuitmap.errors import CircuitmapError
@@ -24,27 +21,13 @@ from circuitmap.export import FORMATS, load_graph
 from circuitmap.graph import prune
 from circuitmap.model import load_model
 from circuitmap_cli.main import app
-
-
-def _config(setup, **extra):
-    return MapConfig(
-        target_layer=3,
-        neuron=5,
-        model=ModelConfig(name=str(setup["model"])),
-        corpus=CorpusConfig(dataset=str(setup["corpus"])),
-        optim=OptimConfig(steps=5),
-        patchscope=PatchscopeConfig(max_new_tokens=3),
-        sae=SAESource(sae_dir=str(setup["saes"])),
-        n_prompts=4,
-        prompt_pool=40,
-        **extra,
-    )
+from tiny import map_config
 
 
 @pytest.fixture(scope="module")
 def full_run(tiny_map_setup, tmp_path_factory):
     run_dir = tmp_path_factory.mktemp("map")
-    config = _config(tiny_map_setup)
+    config = map_config(tiny_map_setup)
     graph, files = run_map(config, run_dir, log=lambda m: None)
     return config, run_dir, graph, files
 
@@ -73,7 +56,7 @@ def test_graph_has_the_documented_schema(full_run):
         assert {"weight", "vector_effect", "prompt_effect", "ablation"} <= set(d)
     # Each feature has an edge to the target, and to every top feature of every later layer.
     assert graph.number_of_edges() == 15 + config.top_k**2 * 3
-    assert graph.graph["target_layer"] == 3 and graph.graph["layers"] == "0,1,2"
+    assert graph.graph["targets"] == "L3.N5" and graph.graph["layers"] == "0,1,2"
 
 
 def test_pruning_records_what_it_hid(full_run):
@@ -155,15 +138,16 @@ def test_interrupted_map_resumes_to_the_same_graph(full_run, tiny_map_setup, tmp
     config, run_dir, _, _ = full_run
 
     def interrupt_after_first_layer(message):
-        if " done in " in message:
+        if "ablations done in" in message:
             raise KeyboardInterrupt
 
     with pytest.raises(KeyboardInterrupt):
         run_map(config, tmp_path, log=interrupt_after_first_layer)
-    assert [p.name for p in sorted((tmp_path / "layers").glob("*.json"))] == ["layer_02.json"]
+    layers = tmp_path / "targets" / "L3.N5" / "layers"
+    assert [p.name for p in sorted(layers.glob("*.json"))] == ["layer_02.json"]
     messages = []
     run_map(config, tmp_path, log=messages.append)
-    assert any("resuming: layers [2] done, 2 left" in m for m in messages)
+    assert any("resuming: 1 of 1 target sweeps and 1 of 3 layers done" in m for m in messages)
     resumed, full = load_graph(tmp_path / "graph.json"), load_graph(run_dir / "graph.json")
     assert dict(resumed.nodes(data=True)) == dict(full.nodes(data=True))
     assert {(u, v): d for u, v, d in resumed.edges(data=True)} == {
@@ -216,7 +200,8 @@ def test_cli_map_export_and_errors(tiny_map_setup, tmp_path):
     assert "strongest chain:" in result.output and "circuit.html" in result.output
     (run_dir,) = (tmp_path / "runs").iterdir()
     again = runner.invoke(app, ["map", "--resume", str(run_dir)])
-    assert again.exit_code == 0 and "resuming: layers [1, 2] done, 0 left" in again.output
+    assert again.exit_code == 0
+    assert "resuming: 1 of 1 target sweeps and 2 of 2 layers done" in again.output
     exported = runner.invoke(
         app, ["export", str(run_dir), "--format", "gexf", "--out", str(tmp_path)]
     )
@@ -245,9 +230,9 @@ def test_cli_map_export_and_errors(tiny_map_setup, tmp_path):
 
 
 def test_map_rejects_bad_layers(tiny_map_setup):
-    config = _config(tiny_map_setup, layers=[3])
+    config = map_config(tiny_map_setup, layers=[3])
     with pytest.raises(CircuitmapError, match="upstream layer 3 must be below the target layer 3"):
-        run_map(config, tiny_map_setup["saes"].parent / "bad", load_model(config.model))
+        run_map(config, tiny_map_setup["saes"].parent / "bad")
 
 
 def test_restarts_from_the_same_seed_agree_exactly(tiny_map_setup):
@@ -274,21 +259,34 @@ def test_restarts_from_the_same_seed_agree_exactly(tiny_map_setup):
     assert set(first.agreement) == set(first.top_sets[0])
 
 
-def test_batched_restarts_equal_separate_runs(tiny_map_setup):
-    from circuitmap.optimise import optimise_batch
+def test_one_batch_over_layers_and_starts_equals_separate_runs(tiny_map_setup):
+    """Rows injecting at different layers with different lrs follow their own paths."""
+    from circuitmap.optimise import optimise_rows
 
     lm = load_model(ModelConfig(name=str(tiny_map_setup["model"])))
-    starts = torch.randn(3, 32) * 10
-    common = dict(layer=1, target_layer=3, neuron=5, lr=0.3, steps=4, dummy_prompt="<pad> <pad> x")
-    together, _, final = optimise_batch(lm, inits=starts, **common)
-    for i in range(3):
-        alone, _, final_alone = optimise_batch(lm, inits=starts[i : i + 1], **common)
+    starts = torch.randn(4, 32) * 10
+    layers, lrs = [0, 1, 1, 2], [0.3, 0.1, 0.5, 0.2]
+    common = dict(target_layer=3, neuron=5, steps=4, dummy_prompt="<pad> <pad> x")
+    together, trajectory, final = optimise_rows(
+        lm, layers=layers, inits=starts, lrs=lrs, norm_ranges=[(1.0, 40.0)] * 4, **common
+    )
+    assert trajectory.shape == (4, 4) and not torch.equal(together, starts)
+    for i in range(4):
+        alone, _, final_alone = optimise_rows(
+            lm,
+            layers=[layers[i]],
+            inits=starts[i : i + 1],
+            lrs=[lrs[i]],
+            norm_ranges=[(1.0, 40.0)],
+            **common,
+        )
         torch.testing.assert_close(together[i], alone[0], rtol=1e-4, atol=1e-4)
         torch.testing.assert_close(final[i], final_alone[0], rtol=1e-4, atol=1e-4)
+    assert together.norm(dim=-1).max() <= 40.0 + 1e-3
 
 
 def test_map_with_restarts_puts_agreement_on_feature_nodes(tiny_map_setup, tmp_path):
-    config = _config(tiny_map_setup, layers=[2], restarts=2)
+    config = map_config(tiny_map_setup, layers=[2], restarts=2)
     graph, _ = run_map(config, tmp_path, log=lambda m: None)
     full = load_graph(tmp_path / "graph.json")
     rates = [d["restart_agreement"] for _, d in full.nodes(data=True) if d["kind"] == "feature"]

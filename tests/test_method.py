@@ -139,7 +139,7 @@ def test_target_activation_is_differentiable(lm, texts):
     ids = lm.tokenizer("<pad> <pad> <pad> x", return_tensors="pt")["input_ids"]
     vec = _mean(lm, texts)[None].clone().requires_grad_(True)
     act = target_activation(
-        lm, ids, layer=LAYER, position=-1, vectors=vec, target_layer=TARGET_LAYER, neuron=NEURON
+        lm, ids, layers=[LAYER], position=-1, vectors=vec, target_layer=TARGET_LAYER, neuron=NEURON
     )
     act.sum().backward()
     assert vec.grad is not None and vec.grad.abs().sum() > 0

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import torch
 from tokenizers import Tokenizer, models, pre_tokenizers, processors
@@ -16,7 +17,16 @@ from transformers import (
     PreTrainedTokenizerFast,
 )
 
-from circuitmap.config import SAETrainConfig
+from circuitmap.config import (
+    CorpusConfig,
+    MapConfig,
+    ModelConfig,
+    OptimConfig,
+    PatchscopeConfig,
+    SAESource,
+    SAETrainConfig,
+    Target,
+)
 from circuitmap.model import LoadedModel
 
 SPECIAL = ["<pad>", "<eos>", "<bos>", "<unk>"]
@@ -103,3 +113,18 @@ TINY_TRAIN = SAETrainConfig(
     context=16,
     lr=3e-3,
 )
+
+
+def map_config(setup: dict[str, Path], **extra: Any) -> MapConfig:
+    """A small map of the tiny model (target L3.N5 unless ``targets`` is given) with the
+    session's tiny SAEs and corpus (the ``tiny_map_setup`` fixture)."""
+    return MapConfig(
+        **{"targets": [Target(3, 5)], **extra},
+        model=ModelConfig(name=str(setup["model"])),
+        corpus=CorpusConfig(dataset=str(setup["corpus"])),
+        optim=OptimConfig(steps=5),
+        patchscope=PatchscopeConfig(max_new_tokens=3),
+        sae=SAESource(sae_dir=str(setup["saes"])),
+        n_prompts=4,
+        prompt_pool=40,
+    )

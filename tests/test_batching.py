@@ -1,0 +1,89 @@
+"""The fast paths of a map equal the plain ones: rows injecting at their own layers, batched
+Patchscope decodes, forwards that start from a recorded resid_pre, prompts cut at the peak."""
+
+import torch
+
+from circuitmap.baseline import real_token_mask
+from circuitmap.config import PatchscopeConfig, Target
+from circuitmap.hooks import (
+    inject_resid_pre,
+    inject_rows,
+    record_mlp_post,
+    record_resid_pre,
+    run_body,
+    start_at,
+)
+from circuitmap.patchscope import patchscope, patchscope_rows
+from circuitmap.prompts import encode_prompts, top_prompts
+
+LONG = " ".join(["a circle is the set of all points x in the plane"] * 3)  # > sliding window 16
+
+
+def _mlp(lm, ids, attn=None, layer=3):
+    with record_mlp_post(lm.model, layer, stop=True) as mlp:
+        run_body(lm.model, ids, attn)
+    return mlp[layer]
+
+
+def test_rows_injecting_at_their_own_layers_equal_separate_injections(lm):
+    ids = lm.tokenizer(["<pad> <pad> x"] * 3, return_tensors="pt")["input_ids"]
+    vectors = torch.randn(3, lm.d_model) * 10
+    layers = [0, 2, 1]
+    with inject_rows(lm.model, layers, -1, vectors):
+        together = _mlp(lm, ids)
+    for row, layer in enumerate(layers):
+        with inject_resid_pre(lm.model, layer, -1, vectors[row]):
+            alone = _mlp(lm, ids[row : row + 1])
+        torch.testing.assert_close(together[row], alone[0], rtol=1e-4, atol=1e-4)
+    assert not torch.allclose(together[0], together[1])
+
+
+def test_a_forward_started_at_a_layer_equals_the_full_forward(lm):
+    """Skipped layers keep their indices, so each later layer keeps its attention mask (the
+    tiny Gemma 2 alternates sliding-window and full layers), with left padding."""
+    ids, attn = encode_prompts(lm, [LONG, "the unit circle"], max_tokens=64)
+    with record_resid_pre(lm.model, [2]) as resid:
+        full = _mlp(lm, ids, attn)
+    ran = []
+    handles = [
+        layer.register_forward_pre_hook(lambda m, a, i=i: ran.append(i))
+        for i, layer in enumerate(lm.model.model.layers)
+    ]
+    with start_at(lm.model, 2, resid[2]):
+        started = _mlp(lm, ids, attn)
+    for h in handles:
+        h.remove()
+    assert ran == [2, 3]  # layers 0 and 1 were skipped ...
+    assert len(lm.model.model.layers) == 4 and not any(  # ... and are back afterwards
+        type(layer).__name__ == "_PassThrough" for layer in lm.model.model.layers
+    )
+    real = attn.bool()
+    torch.testing.assert_close(started[real], full[real], rtol=1e-4, atol=1e-4)
+
+
+def test_batched_patchscope_of_several_layers_equals_separate_decodes(lm):
+    config = PatchscopeConfig(max_new_tokens=4)
+    signals, noises = torch.randn(3, lm.d_model) * 10, torch.randn(3, lm.d_model) * 10
+    layers = [0, 2, 1]
+    together = patchscope_rows(lm, layers=layers, signals=signals, noises=noises, config=config)
+    for j, layer in enumerate(layers):
+        alone = patchscope(lm, layer=layer, signal=signals[j], noise=noises[j], config=config)
+        assert together[j] == alone
+
+
+def test_prompts_are_cut_at_the_targets_peak(lm, many_texts):
+    targets = [Target(3, 5), Target(2, 7)]
+    chosen = top_prompts(lm, many_texts, targets, n=4, max_tokens=24)
+    for t in targets:
+        prompts = chosen[t.id]
+        ids, attn = prompts.batch(lm)
+        acts = _mlp(lm, ids, attn, layer=t.layer)[..., t.neuron]  # (n, seq)
+        # The last column is each prompt's peak, with the activation found in the full text.
+        torch.testing.assert_close(
+            acts[:, -1], torch.tensor(prompts.activations), rtol=1e-4, atol=1e-4
+        )
+        peaks = acts.masked_fill(~real_token_mask(lm, ids, attn), float("-inf")).max(-1).values
+        torch.testing.assert_close(peaks, acts[:, -1])
+        assert prompts.activations == sorted(prompts.activations, reverse=True)
+        # One pass for both targets chooses what a pass for this target alone chooses.
+        assert top_prompts(lm, many_texts, [t], n=4, max_tokens=24)[t.id] == prompts
