@@ -1,7 +1,9 @@
 """circuitmap: map the circuit behind one MLP neuron of a transformer.
 
 Pipeline: model/hooks -> baseline (Mean Vector) -> optimise (gradient ascent on X) ->
-patchscope (contrastive decode) -> explain (one layer, saved to a run folder).
+patchscope (contrastive decode) -> explain (one layer, saved to a run folder); for whole maps:
+SAE features -> sweep (all layers of a target) -> effects (ablations) -> search driver ->
+graph and exports (run_map).
 
 Names are imported lazily, so ``circuitmap --help`` does not pay for importing torch.
 """
@@ -14,6 +16,10 @@ _EXPORTS = {
     "compute_baseline": "baseline",
     "CorpusConfig": "config",
     "ExplainConfig": "config",
+    "MapConfig": "config",
+    "Target": "config",
+    "run_map": "circuit",
+    "make_executor": "executors",
     "ModelConfig": "config",
     "OptimConfig": "config",
     "PatchscopeConfig": "config",

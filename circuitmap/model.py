@@ -86,9 +86,11 @@ def model_id_for(name: str) -> str:
 def embedded_model_dir(cache_dir: str | None = None) -> Path:
     """The cached safetensors folder of the embedded Gemma 3 270M, converted on first use."""
     target = cache_root(cache_dir) / "models" / EMBEDDED_ID
-    if (target / "config.json").exists() and (target / "model.safetensors").exists():
-        return target
-    return _convert_embedded(target)
+    return target if _converted(target) else _convert_embedded(target)
+
+
+def _converted(target: Path) -> bool:
+    return (target / "config.json").exists() and (target / "model.safetensors").exists()
 
 
 def _convert_embedded(target: Path) -> Path:
@@ -109,6 +111,8 @@ def _convert_embedded(target: Path) -> Path:
         out = Path(tmp) / "out"
         model.save_pretrained(out)
         tokenizer.save_pretrained(out)
+        if _converted(target):  # another process (e.g. a second Ray worker) finished first
+            return target
         if target.exists():
             shutil.rmtree(target)
         os.replace(out, target)  # atomic: a half-written folder is never seen as converted

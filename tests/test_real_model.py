@@ -108,29 +108,26 @@ def test_small_sae_trained_in_the_suite_feeds_explain(real_saes, tmp_path):
     assert features.top[0].activation > 0
 
 
-def test_map_on_two_layers_writes_every_output(real_saes, tmp_path):
+MAP_ARGS = ["--layers", "4,8", "--steps", "20", "--max-new-tokens", "8"]
+
+
+def _map(real_saes, out, *targets):
     result = CliRunner().invoke(
-        app,
-        [
-            "map",
-            "--target-layer",
-            str(TARGET_LAYER),
-            "--neuron",
-            str(NEURON),
-            "--layers",
-            "4,8",
-            "--steps",
-            "20",
-            "--max-new-tokens",
-            "8",
-            "--sae-dir",
-            str(real_saes),
-            "--out",
-            str(tmp_path),
-        ],
+        app, ["map", *targets, *MAP_ARGS, "--sae-dir", str(real_saes), "--run-dir", str(out)]
     )
     assert result.exit_code == 0, result.output
-    (run_dir,) = tmp_path.iterdir()
+    return out
+
+
+@pytest.fixture(scope="module")
+def real_map(real_saes, tmp_path_factory):
+    return _map(
+        real_saes, tmp_path_factory.mktemp("map") / "run", f"--target={TARGET_LAYER}:{NEURON}"
+    )
+
+
+def test_map_on_two_layers_writes_every_output(real_map):
+    run_dir = real_map
     for name in (
         "graph.json",
         "circuit.html",
@@ -152,6 +149,24 @@ def test_map_on_two_layers_writes_every_output(real_saes, tmp_path):
     labelled = CliRunner().invoke(app, ["labels", str(run_dir)])
     assert labelled.exit_code == 0, labelled.output
     assert len((run_dir / "labels.csv").read_text().strip().splitlines()) == 1 + 10
+
+
+def test_two_targets_share_one_map(real_saes, real_map, tmp_path):
+    """Mapping a second target alongside changes nothing in the first target's circuit."""
+    run_dir = _map(
+        real_saes, tmp_path / "run", f"--target={TARGET_LAYER}:{NEURON}", "--target=11:100"
+    )
+    target = f"L{TARGET_LAYER}.N{NEURON}"
+    alone = load_graph(real_map / "targets" / target / "graph.json")
+    shared = load_graph(run_dir / "targets" / target / "graph.json")
+    assert dict(shared.nodes(data=True)) == dict(alone.nodes(data=True))
+    assert {(u, v): d for u, v, d in shared.edges(data=True)} == {
+        (u, v): d for u, v, d in alone.edges(data=True)
+    }
+    merged = load_graph(run_dir / "graph.json")
+    assert merged.graph["targets"] == f"{target},L11.N100"
+    assert {target, "L11.N100"} <= set(merged.nodes)
+    assert "id='target-filter'" in (run_dir / "circuit.html").read_text()
 
 
 def test_probe_separates_math_from_licences(real_lm):

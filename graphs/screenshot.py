@@ -1,0 +1,36 @@
+"""Screenshot a circuit.html as headless Chromium renders it (needs chromium and playwright).
+
+    python graphs/screenshot.py graphs/<run>/circuit.html graphs/<run>.png [--target L12.N1742]
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+from pathlib import Path
+
+from playwright.sync_api import sync_playwright
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("html", type=Path)
+    parser.add_argument("png", type=Path)
+    parser.add_argument("--target", help="with several targets: show this one's circuit")
+    args = parser.parse_args()
+    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=chromium, args=["--no-sandbox"])
+        page = browser.new_page(viewport={"width": 1600, "height": 900})
+        page.goto(args.html.resolve().as_uri())
+        page.wait_for_function("typeof network !== 'undefined'")
+        if args.target:
+            page.select_option("#target-filter", args.target)
+        page.evaluate("network.fit()")
+        page.wait_for_timeout(500)
+        page.screenshot(path=str(args.png), full_page=True)
+        browser.close()
+
+
+if __name__ == "__main__":
+    main()
