@@ -145,9 +145,10 @@ def map_cmd(
     HTML and graph files. Several targets share one graph."""
     from circuitmap.circuit import run_map
     from circuitmap.executors import make_executor
-    from circuitmap.graph import strongest_chain, target_subgraph
+    from circuitmap.export import GRAPH_FILE, load_graph
+    from circuitmap.graph import prune, strongest_chain
     from circuitmap.model import model_shape
-    from circuitmap.search import check_targets, load_map_config
+    from circuitmap.search import check_targets, load_map_config, target_dir
     from circuitmap.storage import new_run_dir
 
     if resume is not None:
@@ -207,9 +208,9 @@ def map_cmd(
         f"\ncircuit: {graph.number_of_nodes()} nodes, {graph.number_of_edges()} edges "
         f"({g['edges_hidden']} of {g['edges_total']} edges below threshold {g['threshold']} hidden)"
     )
-    for t in config.targets:
-        sub = target_subgraph(graph, t.id)
-        chain = " → ".join(sub.nodes[n]["label"] for n in strongest_chain(sub, t.id))
+    for t in config.targets:  # each target's own graph: its own edge weights
+        own = prune(load_graph(target_dir(run_dir, t) / GRAPH_FILE), config.threshold)
+        chain = " → ".join(own.nodes[n]["label"] for n in strongest_chain(own, t.id))
         typer.echo(f"strongest chain: {chain}")
     for path in files:
         typer.echo(f"wrote {path}")

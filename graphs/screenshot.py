@@ -1,6 +1,6 @@
 """Screenshot a circuit.html as headless Chromium renders it (needs chromium and playwright).
 
-    python graphs/screenshot.py graphs/<run>/circuit.html graphs/<run>.png [--target L12.N1742]
+python graphs/screenshot.py graphs/<run>/circuit.html graphs/<run>.png [--target L12.N1742]
 """
 
 from __future__ import annotations
