@@ -9,7 +9,7 @@ import networkx as nx
 from .config import MapConfig
 from .corpus import corpus_texts
 from .errors import CircuitmapError
-from .executors import LocalExecutor, RayExecutor
+from .executors import Executor, LocalExecutor
 from .export import FORMATS, GRAPH_FILE, export, load_graph, node_link_json
 from .graph import build_graph, merge_graphs, prune
 from .labels import LabelRow, causal_description, labels_csv, read_labels, similarity, top_snippets
@@ -22,7 +22,7 @@ from .storage import atomic_write_text, check_run_dir
 def run_map(
     config: MapConfig,
     run_dir: Path,
-    executor: LocalExecutor | RayExecutor | None = None,
+    executor: Executor | None = None,
     log: Log = print,
 ) -> tuple[nx.DiGraph, list[Path]]:
     """Map (or finish mapping) ``run_dir`` on ``executor`` (default: this process); writes each

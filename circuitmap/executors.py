@@ -116,9 +116,12 @@ class RayExecutor:
         self.ray.shutdown()
 
 
+Executor = LocalExecutor | RayExecutor
+
+
 def make_executor(
     name: str, config: MapConfig, lm: LoadedModel | None = None, **ray_options: Any
-) -> LocalExecutor | RayExecutor:
+) -> Executor:
     """``local`` (``lm``: a model already loaded here) or ``ray`` (``ray_options``: address,
     workers, gpus_per_worker, cpus_per_worker)."""
     if name == "local":

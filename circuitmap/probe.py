@@ -10,9 +10,10 @@ from pathlib import Path
 import torch
 
 from .baseline import real_token_mask
+from .config import ModelConfig
 from .errors import CircuitmapError, check_range
 from .hooks import record_mlp_post, record_resid_pre, run_body
-from .model import LoadedModel
+from .model import LoadedModel, load_model
 from .prompts import encode_prompts
 from .sae_store import LayerSAE
 
@@ -118,3 +119,12 @@ def find_neurons(
         NeuronScore(int(i), scores[i].item(), pos[:, i].mean().item(), neg[:, i].mean().item())
         for i in best
     ]
+
+
+def rank_neurons(
+    model_config: ModelConfig, layer: int, positive: str, negative: str, top: int = 10
+) -> tuple[str, str, list[NeuronScore]]:
+    """`circuitmap find`: load the model and rank ``layer``'s neurons on two prompt sets (names
+    of shipped sets or files); returns the two sets' names and the ``top`` scores."""
+    (pos_name, pos), (neg_name, neg) = read_prompt_set(positive), read_prompt_set(negative)
+    return pos_name, neg_name, find_neurons(load_model(model_config), layer, pos, neg, top)

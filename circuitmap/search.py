@@ -31,7 +31,7 @@ from .baseline import Baseline
 from .config import MapConfig, Target, from_dict, to_dict
 from .effects import LayerEffects
 from .errors import CircuitmapError
-from .executors import Call, LocalExecutor, RayExecutor
+from .executors import Call, Executor
 from .model import check_target, model_shape
 from .prompts import Prompts
 from .storage import (
@@ -93,9 +93,7 @@ def save_baseline(run_dir: Path, base: Baseline) -> None:
     )
 
 
-def run_baseline(
-    config: MapConfig, run_dir: Path, executor: LocalExecutor | RayExecutor
-) -> Baseline:
+def run_baseline(config: MapConfig, run_dir: Path, executor: Executor) -> Baseline:
     """The Mean Vectors of all mapped layers: computed once per run, then read back."""
     base = load_baseline(run_dir, config.all_layers())
     if base is None:
@@ -104,9 +102,7 @@ def run_baseline(
     return base
 
 
-def _prompts(
-    config: MapConfig, run_dir: Path, executor: LocalExecutor | RayExecutor
-) -> dict[str, Prompts]:
+def _prompts(config: MapConfig, run_dir: Path, executor: Executor) -> dict[str, Prompts]:
     """Each target's prompts, chosen once (for all targets still lacking them) and kept."""
     chosen = {}
     for t in config.targets:
@@ -160,7 +156,7 @@ def check_targets(config: MapConfig, shape: tuple[int, int]) -> None:
 def map_circuit(
     config: MapConfig,
     run_dir: Path,
-    executor: LocalExecutor | RayExecutor,
+    executor: Executor,
     log: Log = print,
 ) -> dict[str, TargetResult]:
     """Map every unit not yet done in ``run_dir``; returns every target's results by id."""

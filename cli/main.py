@@ -220,12 +220,10 @@ def _found_targets(
     model_config: ModelConfig, layer: int, top: int, positive: str, negative: str
 ) -> list[Target]:
     """The ``top`` neurons of ``layer`` that `circuitmap find` ranks first."""
-    from circuitmap.model import load_model
-    from circuitmap.probe import find_neurons, read_prompt_set
+    from circuitmap.probe import rank_neurons
 
-    (_, pos), (_, neg) = read_prompt_set(positive), read_prompt_set(negative)
-    lm = load_model(model_config)
-    return [Target(layer, s.neuron) for s in find_neurons(lm, layer, pos, neg, top)]
+    *_, scores = rank_neurons(model_config, layer, positive, negative, top)
+    return [Target(layer, s.neuron) for s in scores]
 
 
 @app.command("export")
@@ -326,12 +324,9 @@ def find_cmd(
     top: Annotated[int, typer.Option(help="Neurons to list.", min=1)] = 10,
 ) -> None:
     """Rank the neurons of a layer by how much more they fire on one prompt set than another."""
-    from circuitmap.model import load_model
-    from circuitmap.probe import find_neurons, read_prompt_set
+    from circuitmap.probe import rank_neurons
 
-    (pos_name, pos), (neg_name, neg) = read_prompt_set(positive), read_prompt_set(negative)
-    lm = load_model(model_config)
-    scores = find_neurons(lm, layer, pos, neg, top)
+    pos_name, neg_name, scores = rank_neurons(model_config, layer, positive, negative, top)
     typer.echo(f"layer {layer} neurons firing on {pos_name} more than on {neg_name}:")
     typer.echo("neuron    score  mean(+)  mean(-)")
     for s in scores:
