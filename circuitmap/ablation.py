@@ -45,7 +45,7 @@ class AblationReadout:
     """What one batched forward measured: per row, the target and later resid_pre vectors."""
 
     target: torch.Tensor  # (rows,) target activation at each row's read position
-    resid: dict[int, torch.Tensor]  # later layer -> (rows, d_model) resid_pre at that position
+    resid: dict[int, torch.Tensor]  # later layer -> (rows, seq, d_model) resid_pre
 
 
 @torch.no_grad()
@@ -62,7 +62,7 @@ def ablation_forward(
     start: torch.Tensor | None = None,
 ) -> AblationReadout:
     """One forward of ``input_ids`` (rows, seq) with resid_pre of ``layer`` edited by ``edit``;
-    reads the target neuron and resid_pre of ``read_layers`` at ``positions`` (rows,), and stops
+    reads the target neuron at ``positions`` (rows,) and resid_pre of ``read_layers``, and stops
     at the target layer's MLP. ``start`` (rows, seq, d_model), the clean resid_pre of ``layer``
     when it is known, skips the layers before it."""
     rows = torch.arange(input_ids.shape[0])
@@ -75,7 +75,7 @@ def ablation_forward(
         run_body(lm.model, input_ids, attention_mask)
     return AblationReadout(
         target=mlp[target[0]][rows, positions, target[1]].float().cpu(),
-        resid={m: h[rows, positions].float().cpu() for m, h in resid.items()},
+        resid={m: h.float().cpu() for m, h in resid.items()},
     )
 
 

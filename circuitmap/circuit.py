@@ -35,25 +35,29 @@ def run_map(
         atomic_write_text(target_dir(run_dir, t) / GRAPH_FILE, node_link_json(graphs[-1]))
     graph = merge_graphs(graphs)
     atomic_write_text(run_dir / GRAPH_FILE, node_link_json(graph))
-    pruned = prune(graph, config.threshold)
+    pruned = prune(graph, config.node_threshold, config.edge_threshold)
     return pruned, [run_dir / GRAPH_FILE, *export(pruned, run_dir)]
 
 
 def reexport(
     run_dir: Path,
     formats: tuple[str, ...] = FORMATS,
-    threshold: float | None = None,
+    thresholds: tuple[float | None, float | None] = (None, None),
     out: Path | None = None,
 ) -> tuple[nx.DiGraph, list[Path]]:
-    """Export a finished map again (other formats or threshold) without the model."""
+    """Export a finished map again (other formats, or other node and edge thresholds; None:
+    the run's) without the model."""
     check_run_dir(run_dir)
     if not (run_dir / GRAPH_FILE).is_file():
         raise CircuitmapError(
             f"{str(run_dir)!r} has no {GRAPH_FILE}: finish it with `circuitmap map --resume`"
         )
     config = load_map_config(run_dir)
+    node, edge = thresholds
     pruned = prune(
-        load_graph(run_dir / GRAPH_FILE), config.threshold if threshold is None else threshold
+        load_graph(run_dir / GRAPH_FILE),
+        config.node_threshold if node is None else node,
+        config.edge_threshold if edge is None else edge,
     )
     return pruned, export(pruned, out or run_dir, formats)
 
@@ -118,4 +122,7 @@ def relabel(
             )
     atomic_write_text(run_dir / GRAPH_FILE, node_link_json(graph))
     atomic_write_text(run_dir / "labels.csv", labels_csv(rows))
-    return rows, [run_dir / "labels.csv", *export(prune(graph, config.threshold), run_dir)]
+    return rows, [
+        run_dir / "labels.csv",
+        *export(prune(graph, config.node_threshold, config.edge_threshold), run_dir),
+    ]

@@ -7,9 +7,19 @@ import typing
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
+from .errors import CircuitmapError
+
 T = TypeVar("T")
 
 EMBEDDED_MODEL = "embedded"
+SELECTIONS = ("attribution", "activation")
+ABLATIONS = ("silent", "zero", "mean")
+
+
+def check_choice(name: str, value: str, choices: tuple[str, ...]) -> None:
+    """A one-line error unless ``value`` is one of ``choices``."""
+    if value not in choices:
+        raise CircuitmapError(f"{name} {value!r} is not supported: use {' | '.join(choices)}")
 
 
 @dataclass
@@ -144,14 +154,42 @@ class MapConfig:
     optim: OptimConfig = field(default_factory=OptimConfig)
     patchscope: PatchscopeConfig = field(default_factory=PatchscopeConfig)
     sae: SAESource = field(default_factory=SAESource)
-    top_k: int = 5  # SAE features per layer that become nodes
-    ablation: str = "zero"  # zero | mean (the feature's mean activation on the corpus)
-    n_prompts: int = 8  # real prompts where the target fires, for the on-text effects
-    prompt_pool: int = 200  # corpus texts ranked to choose them
+    # How a layer's circuit features are chosen: "attribution" ranks features by
+    # (activation - silent mean) x d(target)/d(feature) summed over the build prompts and keeps
+    # them until they carry ``share`` of the layer's positive attribution, at most
+    # ``max_features``; "activation" is the report's top ``top_k`` by activation on X_l.
+    select: str = "attribution"
+    max_features: int = 40
+    share: float = 0.9
+    top_k: int = 5  # SAE features of X_l reported per layer (and kept with --select activation)
+    # What "removed" means: "silent" replaces a feature (or the error term) by its mean over
+    # tokens of texts where the target is silent; "zero"; "mean" (its mean over the corpus).
+    ablation: str = "silent"
+    n_prompts: int = 16  # build prompts where the target fires (choose and weigh the circuit)
+    n_heldout: int = 16  # held-out prompts where the target fires (faithfulness only)
+    n_silent: int = 32  # texts where the target is silent (the "removed" reference)
+    prompts: str | None = None  # a shipped prompt set or a file; None: the corpus pool
+    prompt_pool: int = 200  # corpus texts ranked to choose the prompts
     prompt_tokens: int = 64  # last tokens kept of each prompt
-    threshold: float = 0.05  # prune edges whose |relative effect| is below this
+    node_threshold: float = 0.8  # exports keep the nodes carrying this share of influence
+    edge_threshold: float = 0.98  # and the edges carrying this share of edge weight
+    skip_edges: bool = False  # also feature -> feature edges that skip mapped layers
     restarts: int = 0  # random restarts per layer; feature nodes then carry an agreement rate
-    controls: int = 4  # control features of similar activation per top feature (0: none)
+    controls: int = 20  # control features per layer for the on-prompt p-values (0: none)
+    resamples: int = 100  # bootstrap resamples of the build prompts (selection stability)
+    faithfulness: bool = True  # measure the circuit on the held-out prompts
+
+    def __post_init__(self) -> None:
+        """Choices and ranges checked when the config is built (and when it is read back)."""
+        check_choice("select", self.select, SELECTIONS)
+        check_choice("ablation", self.ablation, ABLATIONS)
+        for name in ("share", "node_threshold", "edge_threshold"):
+            value = getattr(self, name)
+            if not 0 < value <= 1:
+                raise CircuitmapError(f"{name} {value} is outside (0, 1]")
+        for name in ("max_features", "top_k", "n_prompts", "n_heldout", "n_silent"):
+            if getattr(self, name) < 1:
+                raise CircuitmapError(f"{name} {getattr(self, name)} must be at least 1")
 
     def upstream_layers(self, target: Target) -> list[int]:
         """The layers mapped for ``target``: ``layers`` below it, or all of 0..L-1."""

@@ -1,213 +1,243 @@
-"""Feature-ablation effects at one upstream layer of a target: the circuit's edges.
+"""Real ablation effects at one mapped layer of a target: the circuit's nodes and edges.
 
-Once the sweep knows the top features of every upstream layer, each layer l is independent:
-one batched forward measures both edge kinds, keeping the SAE error term:
-- feature -> target: ablate each top feature of l from the optimised X_l (and, on real prompts
-  where the target fires, at every token of resid_pre l) and record the target's drop;
-- feature -> feature: in the same forwards, read resid_pre of each later mapped layer m at the
-  target's position, encode it with m's SAE, and record the drop of m's top features.
-The prompts' clean resid_pre is recorded once per target, so the ablated copies of the prompts
-start at layer l instead of re-running the layers before it.
+Each kept feature of layer l, and the layer's SAE error term (the error node), is removed
+(replaced by its reference value, see :mod:`circuitmap.decompose`) at every real token of the
+build prompts, one batched forward for all of them, started from the prompts' recorded clean
+resid_pre at l. The forward measures:
+- the node's **influence**: the target's drop, relative to its clean value (its total effect);
+- **edges** into the next mapped layer m (every later mapped layer with ``skip_edges``): how
+  much of the target flows through each kept feature j of m (and m's error node), read as the
+  change of j's attribution ``sum_t f_j,t (u_j . g_m,t)`` (clean gradient at m), relative to the
+  clean target; from the last mapped layer the edge goes to the target itself (its influence);
+- control features (matched in activation level to the kept ones) removed the same way, for a
+  p-value of each node's influence;
+- on the optimised X_l: the target's drop when each node, or all kept features, are removed.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 
-from .ablation import ablate, ablation_forward, control_features, feature_directions, necessity
-from .baseline import Baseline, real_token_mask
-from .config import MapConfig, Target
-from .errors import CircuitmapError
-from .hooks import record_resid_pre, run_body
+from .ablation import ablation_forward, control_features, necessity
+from .attribution import PromptRun
+from .config import MapConfig
+from .decompose import LayerDecomposition
 from .model import LoadedModel
-from .prompts import Prompts
-from .sae_store import LayerSAE
+from .selection import Selection
 from .storage import atomic_write_json, read_json
 from .sweep import TargetSweep
+
+ERROR = -1  # the feature index that stands for a layer's SAE error term
+
+
+@dataclass
+class NodeEffect:
+    """Removing one node (a kept feature, or the error term) of the layer."""
+
+    feature: int  # SAE feature index, or ERROR
+    effect: float  # mean drop of the target over the build prompts
+    influence: float  # that drop / the clean target
+    vector_effect: float  # the target's drop on the optimised X_l
+    vector_relative: float  # / the target on X_l
+    control_mean: float | None = None  # controls' mean drop on the prompts
+    p_value: float | None = None  # (1 + #controls at least as strong) / (1 + #controls)
+    effect_size: float | None = None  # in control standard deviations
+    ci_low: float | None = None  # bootstrap 95% interval of the drop over prompts
+    ci_high: float | None = None
+
+
+@dataclass
+class EdgeEffect:
+    """Removing ``source`` of this layer changes how much of the target flows through
+    ``dest`` of ``later_layer`` (ERROR: the error nodes)."""
+
+    source: int
+    later_layer: int
+    dest: int
+    effect: float  # in target units, mean over prompts
+    relative: float  # / the clean target
 
 
 @dataclass
 class LayerEffects:
-    """The ablation effects of one upstream layer's top features."""
-
     layer: int
-    # One per top feature: target drop when it is ablated, on X and on the prompts (mean).
-    target_effects: list[dict[str, float]]
-    # Target drop with all top features ablated together: does the target collapse?
-    all_ablated: dict[str, float]
-    # Drops of later layers' top features when a top feature of this layer is ablated.
-    feature_effects: list[dict[str, float]]
+    clean: float  # mean clean target over the build prompts
+    nodes: list[NodeEffect]
+    edges: list[EdgeEffect]
+    to_target: bool  # whether this layer's nodes have edges to the target
+    all_removed: dict[str, float]  # every kept feature removed at once: on X and on prompts
+    controls: list[int]
     seconds: float
 
     def save(self, folder: Path) -> None:
-        atomic_write_json(folder / f"layer_{self.layer:02d}.json", self.__dict__)
+        atomic_write_json(folder / f"layer_{self.layer:02d}.json", dataclasses.asdict(self))
 
     @classmethod
     def load(cls, path: Path) -> LayerEffects:
-        return cls(**read_json(path))
-
-
-@dataclass
-class PromptRun:
-    """A target's prompts, encoded once, with their clean resid_pre at every mapped layer."""
-
-    input_ids: torch.Tensor  # (n, seq), left-padded; the target's peak is the last column
-    attention_mask: torch.Tensor  # (n, seq)
-    real: torch.Tensor  # (n, seq) bool: real tokens (not padding, not BOS)
-    resid: dict[int, torch.Tensor]  # layer -> (n, seq, d_model) clean resid_pre
-
-
-@torch.no_grad()
-def prompt_run(lm: LoadedModel, prompts: Prompts, layers: list[int]) -> PromptRun:
-    """Encode ``prompts`` and record their clean resid_pre at ``layers`` in one forward."""
-    ids, attn = prompts.batch(lm)
-    with record_resid_pre(lm.model, layers, stop=True) as resid:
-        run_body(lm.model, ids, attn)
-    return PromptRun(ids, attn, real_token_mask(lm, ids, attn).cpu(), dict(resid))
+        data = read_json(path)
+        data["nodes"] = [NodeEffect(**n) for n in data["nodes"]]
+        data["edges"] = [EdgeEffect(**e) for e in data["edges"]]
+        return cls(**data)
 
 
 def _relative(effect: float, scale: float) -> float:
     return effect / scale if scale > 0 else 0.0
 
 
+def _removals(d_sae: int, groups: list[list[int]], errors: list[bool]) -> tuple[torch.Tensor, ...]:
+    """(C, d_sae) removal masks and (C,) error flags, one row per group of features."""
+    removed = torch.zeros(len(groups), d_sae)
+    for row, group in enumerate(groups):
+        removed[row, group] = 1.0
+    return removed, torch.tensor(errors, dtype=torch.float)
+
+
 @torch.no_grad()
-def layer_effects(
+def _on_vector(
     lm: LoadedModel,
     config: MapConfig,
     sweep: TargetSweep,
-    layer: int,
-    run: PromptRun,
-    saes: dict[int, LayerSAE],
-    baseline: Baseline,
-) -> LayerEffects:
-    """Ablation effects of ``layer``'s top features on the target and on later layers' top
-    features, on X_l and on the target's prompts."""
-    start = time.perf_counter()
-    target: Target = sweep.target
-    sae = saes[layer].sae
-    x = sweep.vectors[layer]  # (d_model,)
-    top = [f.index for f in sweep.layers[layer].features.top]
-    later = {m: s for m, s in sweep.layers.items() if m > layer}
-    k = len(top)
-    clean = run.resid[layer]  # (n, seq, d_model)
-    # The top features, then config.controls features of similar activation level on the
-    # prompts per top feature (for the necessity test).
-    activity = sae.encode(clean.float())[run.real].mean(0).cpu()  # (d_sae,)
-    controls = control_features(activity, top, config.controls)
-    ablated = top + [c for row in controls for c in row]
-    big_k = len(ablated)
-    all_directions = feature_directions(sae, ablated)  # (K, d_model)
-    if config.ablation == "mean":  # each feature's mean activation on the corpus
-        all_replacement = sae.encode(baseline.vectors[layer].float()).mean(0).cpu()[ablated]
-    elif config.ablation == "zero":
-        all_replacement = torch.zeros(big_k)
-    else:
-        raise CircuitmapError(f"ablation {config.ablation!r} is not supported: use zero or mean")
-    directions, replacement = all_directions[:k], all_replacement[:k]
-    read = sorted(later)
-
-    # On the optimised vector: rows = X, X minus each feature, X minus all of them.
-    select = torch.cat([torch.zeros(1, k), torch.eye(k), torch.ones(1, k)])  # (k+2, k)
-    x_feats = sae.encode(x[None].float())[0, top].cpu()  # (k,)
-    rows = ablate(x, select * x_feats, directions, select * replacement)  # (k+2, d_model)
+    dec: LayerDecomposition,
+    groups: list[list[int]],
+    errors: list[bool],
+) -> torch.Tensor:
+    """The target (rows,) with X_l, minus each group of ``groups``, at the dummy prompt's last
+    position (row 0: nothing removed)."""
+    removed, error = _removals(dec.directions.shape[0], groups, errors)
+    x = sweep.vectors[dec.layer].float()[None, None].expand(len(groups), 1, -1)  # (C, 1, d)
+    rows = dec.remove(x, torch.ones(len(groups), 1), removed, error)[:, 0]  # (C, d_model)
     dummy = lm.tokenizer(config.optim.dummy_prompt, return_tensors="pt")["input_ids"]
-    ids = dummy.expand(k + 2, -1).to(lm.input_device)
+    ids = dummy.expand(len(groups), -1).to(lm.input_device)
     last = ids.shape[1] - 1
 
-    def put_rows(hidden: torch.Tensor) -> torch.Tensor:  # (k+2, seq, d_model)
+    def put_rows(hidden: torch.Tensor) -> torch.Tensor:  # (C, seq, d_model)
         patched = hidden.clone()
         patched[:, last] = rows.to(hidden.device, hidden.dtype)
         return patched
 
-    on_x = ablation_forward(
+    target = sweep.target
+    return ablation_forward(
         lm,
         ids,
         None,
-        layer=layer,
+        layer=dec.layer,
         edit=put_rows,
-        positions=torch.full((k + 2,), last),
+        positions=torch.full((len(groups),), last),
         target=(target.layer, target.neuron),
-        read_layers=read,
-    )
+        read_layers=[],
+    ).target
 
-    # On real prompts: each of the K features ablated alone at every token; rows ordered
-    # ablation-major: clean, the k top features, then the controls.
-    n, seq = run.input_ids.shape
-    select_p = torch.cat([torch.zeros(1, big_k), torch.eye(big_k)]).repeat_interleave(n, 0)
-    real = run.real.repeat(big_k + 1, 1)  # (rows, seq)
 
-    def ablate_tokens(hidden: torch.Tensor) -> torch.Tensor:  # (rows, seq, d_model)
-        feats = sae.encode(hidden.float())[..., ablated].cpu()  # (rows, seq, K)
-        chosen = select_p[:, None, :] * real[..., None]  # (rows, seq, K)
-        edited = ablate(
-            hidden.float().cpu(), chosen * feats, all_directions, chosen * all_replacement
-        )
-        return edited.to(hidden.device, hidden.dtype)
+def flow(dec: LayerDecomposition, resid: torch.Tensor, run: PromptRun, dest: list[int]):
+    """How much of the target flows through features ``dest`` and the error term of ``dec``'s
+    layer in each row of ``resid`` (C, n, seq, d_model): (C, n, len(dest)) and (C, n), read with
+    the clean gradient at that layer."""
+    grad = run.grads[dec.layer]  # (n, seq, d_model)
+    real = run.real.float()  # (n, seq)
+    f, e = dec.encode(resid)  # (C, n, seq, d_sae), (C, n, seq, d_model)
+    along = grad @ dec.directions[dest].T  # (n, seq, len(dest))
+    through = (f[..., dest] * along * real[..., None]).sum(-2)  # (C, n, len(dest))
+    through_error = ((e * grad).sum(-1) * real).sum(-1)  # (C, n)
+    return through, through_error
 
-    on_p = ablation_forward(
+
+@torch.no_grad()
+def layer_effects(
+    lm: LoadedModel,
+    config: MapConfig,
+    selection: Selection,
+    sweep: TargetSweep,
+    layer: int,
+    run: PromptRun,
+    decompositions: dict[int, LayerDecomposition],
+) -> LayerEffects:
+    """Ablation effects of ``layer``'s circuit nodes (see the module docstring)."""
+    start = time.perf_counter()
+    target = selection.target
+    dec = decompositions[layer]
+    kept = selection.layers[layer].features
+    later = sorted(m for m in selection.layers if m > layer)
+    read = later if config.skip_edges else later[:1]
+    to_target = config.skip_edges or not later
+    clean = run.resid[layer]  # (n, seq, d_model)
+    n, seq, _ = clean.shape
+
+    # Controls: features of activation level like the top kept ones', one per kept feature.
+    f_clean, _ = dec.encode(clean)  # (n, seq, d_sae)
+    activity = (f_clean * run.real[..., None]).sum((0, 1)) / run.real.sum()  # (d_sae,)
+    controls = [c for row in control_features(activity, kept[: config.controls], 1) for c in row]
+
+    # Conditions: clean, each kept feature, the error node, all kept features, each control.
+    groups = [[], *([f] for f in kept), [], list(kept), *([c] for c in controls)]
+    errors = [False] * len(groups)
+    errors[len(kept) + 1] = True
+    removed, error = _removals(dec.directions.shape[0], groups, errors)
+    edited = dec.remove_each(clean, run.real, removed, error)  # (C * n, seq, d_model)
+    out = ablation_forward(
         lm,
-        run.input_ids.repeat(big_k + 1, 1),  # ((K+1) * n, seq)
-        run.attention_mask.repeat(big_k + 1, 1),
+        run.input_ids.repeat(len(groups), 1),  # (C * n, seq)
+        run.attention_mask.repeat(len(groups), 1),
         layer=layer,
-        edit=ablate_tokens,
-        positions=torch.full(((big_k + 1) * n,), seq - 1),
+        edit=lambda hidden: None,
+        positions=torch.full((len(groups) * n,), seq - 1),
         target=(target.layer, target.neuron),
         read_layers=read,
-        start=clean.repeat(big_k + 1, 1, 1),  # ((K+1) * n, seq, d_model)
+        start=edited,
     )
-
-    t_x = on_x.target  # (k+2,)
-    t_p = on_p.target.view(big_k + 1, n)  # (K+1, n_prompts)
-    drops = t_p[0] - t_p[1:]  # (K, n_prompts): target drop per ablation and prompt
+    t_p = out.target.view(len(groups), n)  # (C, n)
+    drops = t_p[0] - t_p[1:]  # (C - 1, n): drop per removal and prompt
     clean_p = t_p[0].mean().item()
-    target_effects = []
-    offset = k
-    for i, feature in enumerate(top):
-        vector_effect = (t_x[0] - t_x[i + 1]).item()
-        prompt_effect = drops[i].mean().item()
-        effect = {
-            "feature": feature,
-            "vector_effect": vector_effect,
-            "vector_relative": _relative(vector_effect, t_x[0].item()),
-            "prompt_effect": prompt_effect,
-            "prompt_relative": _relative(prompt_effect, clean_p),
-        }
-        if controls[i]:
-            effect |= necessity(drops[i], drops[offset : offset + len(controls[i])])
-            effect["controls"] = controls[i]
-        offset += len(controls[i])
-        target_effects.append(effect)
-    all_effect = (t_x[0] - t_x[k + 1]).item()
-    all_ablated = {
-        "vector_effect": all_effect,
-        "vector_relative": _relative(all_effect, t_x[0].item()),
+    sources = len(kept) + 1  # the kept features and the error node
+    control_drops = drops[sources + 1 :]  # (controls, n)
+
+    # On X_l: each node, and all kept features together.
+    t_x = _on_vector(lm, config, sweep, dec, groups[: sources + 2], errors[: sources + 2])
+    nodes = []
+    for i, feature in enumerate([*kept, ERROR]):
+        effect = drops[i].mean().item()
+        node = NodeEffect(
+            feature=feature,
+            effect=effect,
+            influence=_relative(effect, clean_p),
+            vector_effect=(t_x[0] - t_x[i + 1]).item(),
+            vector_relative=_relative((t_x[0] - t_x[i + 1]).item(), t_x[0].item()),
+        )
+        if controls:
+            for key, value in necessity(drops[i], control_drops).items():
+                setattr(node, key, value)
+        nodes.append(node)
+    all_x = (t_x[0] - t_x[sources + 1]).item()
+    all_p = drops[sources].mean().item()
+    all_removed = {
+        "vector_effect": all_x,
+        "vector_relative": _relative(all_x, t_x[0].item()),
+        "prompt_effect": all_p,
+        "prompt_relative": _relative(all_p, clean_p),
     }
 
-    feature_effects = []
+    edges = []
     for m in read:
-        later_sae, later_top = saes[m].sae, [f.index for f in later[m].features.top]
-        a_x = later_sae.encode(on_x.resid[m]).cpu()[:, later_top]  # (k+2, k_m)
-        a_p = later_sae.encode(on_p.resid[m]).cpu()[:, later_top].view(big_k + 1, n, -1)
-        for j, (feature_m, info) in enumerate(zip(later_top, later[m].features.top, strict=True)):
-            scale = info.activation  # the later feature's activation on its own X_m
-            for i, feature in enumerate(top):
-                vector_effect = (a_x[0, j] - a_x[i + 1, j]).item()
-                prompt_effect = (a_p[0, :, j] - a_p[i + 1, :, j]).mean().item()
-                feature_effects.append(
-                    {
-                        "feature": feature,
-                        "later_layer": m,
-                        "later_feature": feature_m,
-                        "vector_effect": vector_effect,
-                        "vector_relative": _relative(vector_effect, scale),
-                        "prompt_effect": prompt_effect,
-                        "prompt_relative": _relative(prompt_effect, scale),
-                    }
-                )
+        dest = selection.layers[m].features
+        resid = out.resid[m].view(len(groups), n, seq, -1)[: sources + 1]  # (1 + sources, ...)
+        through, through_error = flow(decompositions[m], resid, run, dest)
+        lost = torch.cat([through, through_error[..., None]], -1)  # (1 + sources, n, dest + 1)
+        change = (lost[0] - lost[1:]).mean(1)  # (sources, dest + 1)
+        for i, source in enumerate([*kept, ERROR]):
+            for j, d in enumerate([*dest, ERROR]):
+                value = change[i, j].item()
+                edges.append(EdgeEffect(source, m, d, value, _relative(value, clean_p)))
     return LayerEffects(
-        layer, target_effects, all_ablated, feature_effects, time.perf_counter() - start
+        layer=layer,
+        clean=clean_p,
+        nodes=nodes,
+        edges=edges,
+        to_target=to_target,
+        all_removed=all_removed,
+        controls=controls,
+        seconds=time.perf_counter() - start,
     )

@@ -60,6 +60,9 @@ def _csv(rows: list[dict[str, Any]]) -> str:
     return out.getvalue()
 
 
+_FEATURE_TYPES = {"neuron": "mlp neuron", "feature": "sae feature", "error": "sae error"}
+
+
 def neuronpedia_json(graph: nx.DiGraph) -> dict[str, Any]:
     """The circuit-tracer / Neuronpedia graph format (metadata, nodes, links)."""
     g = graph.graph
@@ -73,10 +76,11 @@ def neuronpedia_json(graph: nx.DiGraph) -> dict[str, Any]:
                 "feature": d["index"],
                 "layer": str(d["layer"]),
                 "ctx_idx": 0,
-                "feature_type": "mlp neuron" if is_target else "sae feature",
+                "feature_type": _FEATURE_TYPES[d["kind"]],
                 "jsNodeId": f"{node}-{i}",
                 "clerp": d["label"] if is_target else f"{d['label']}: {d.get('patchscope', '')}",
                 "activation": d.get("activation"),
+                "influence": d.get("influence"),
             }
         )
     links = [
@@ -91,19 +95,35 @@ def neuronpedia_json(graph: nx.DiGraph) -> dict[str, Any]:
     return {"metadata": metadata, "nodes": nodes, "links": links}
 
 
+def _figure(value: Any) -> str:
+    return "n/a" if value is None else f"{value:.2f}"
+
+
 def _tooltip(d: dict[str, Any]) -> str:
     """Plain text (vis-network shows string titles as text, so nothing in it is markup)."""
     if d["kind"] == "neuron":
         return f"{d['label']}\ntarget neuron"
     lines = [
         d["label"],
-        f"activation on X: {d['activation']:.2f} (Mean Vector: {d['mean_activation']:.2f})",
+        f"influence {d['influence']:+.3f} of the target (removed on the build prompts)",
+        f"attribution {d['attribution']:+.3f}",
+    ]
+    if "p_value" in d:
+        lines.append(
+            f"vs controls: p {d['p_value']:.3f}, effect size {d['effect_size']:.1f}, "
+            f"95% CI [{d['ci_low']:.3f}, {d['ci_high']:.3f}]"
+        )
+    if "agreement" in d:
+        lines.append(f"kept in {d['agreement']:.0%} of resamples")
+    if "activation" in d:
+        lines.append(f"activation on X: {d['activation']:.2f}")
+    if "layer_completeness" in d or "layer_sufficiency" in d:
+        lines.append(
+            f"layer {d['layer']} circuit: completeness {_figure(d.get('layer_completeness'))}, "
+            f"sufficiency {_figure(d.get('layer_sufficiency'))}"
+        )
+    lines += [
         f"target reached from layer {d['layer']}: {d['layer_activation']:.2f}",
-        *(
-            [f"back in {d['restart_agreement']:.0%} of random restarts"]
-            if "restart_agreement" in d
-            else []
-        ),
         f"Patchscope (layer {d['layer']}): {d['patchscope']!r}",
     ]
     if "causal_description" in d:
@@ -120,24 +140,39 @@ def _tooltip(d: dict[str, Any]) -> str:
 
 
 def _heading(graph: nx.DiGraph) -> str:
-    """Title and legend (escaped: the pyvis template inserts the heading as raw HTML)."""
-    g = {k: html.escape(str(v)) for k, v in graph.graph.items()}
+    """Title, faithfulness and legend (escaped: the pyvis template inserts the heading as raw
+    HTML)."""
+    raw = graph.graph
+    g = {k: html.escape(str(v)) for k, v in raw.items()}
     hidden = ""
-    if "edges_hidden" in graph.graph:
+    if "nodes_hidden" in raw:
         hidden = (
-            f" · threshold {g['threshold']}: {g['edges_hidden']} of {g['edges_total']} edges "
-            f"and {g['nodes_hidden']} features hidden"
+            f" · showing the features that carry {raw['node_threshold']:.0%} of each layer's "
+            f"influence: {raw['nodes_hidden']} of {raw['nodes_total']} nodes and "
+            f"{raw['edges_hidden']} of {raw['edges_total']} edges hidden"
+        )
+    faithful = ""
+    if "completeness" in raw or "sufficiency" in raw:
+        faithful = (
+            f"<div style='font:13px sans-serif'>held-out faithfulness "
+            f"({g.get('heldout_prompts', '?')} prompts, mean over layers): completeness "
+            f"{_figure(raw.get('completeness'))} · sufficiency {_figure(raw.get('sufficiency'))} "
+            f"(random features: {_figure(raw.get('random_completeness'))} / "
+            f"{_figure(raw.get('random_sufficiency'))}) · error nodes carry "
+            f"{_figure(raw.get('error_share'))} · all layers at once: sufficiency "
+            f"{_figure(raw.get('joint_sufficiency'))}</div>"
         )
     return (
         f"<div style='font:15px sans-serif'>circuitmap · {g['model']} · "
-        f"{_target_choice(graph)} · layers {g['layers']}</div>"
-        f"<div style='font:12px sans-serif;color:#444'>lr {g['lr']} ({g['lr_units']}), "
-        f"{g['steps']} steps · top {g['top_k']} features · {g['ablation']} ablation on X and "
-        f"{g['n_prompts']} prompts{hidden}<br>"
-        "<span style='color:#2b7bba'>●</span> SAE feature (size: activation on X) "
+        f"{_target_choice(graph)} · layers {g['layers']}</div>{faithful}"
+        f"<div style='font:12px sans-serif;color:#444'>features chosen by {g['select']} on "
+        f"{g['n_prompts']} {g['prompts']} prompts, {g['ablation']} ablation{hidden}<br>"
+        "<span style='color:#2b7bba'>●</span> SAE feature (size: influence on the target) "
+        "<span style='color:#999'>■</span> SAE error term "
         "<span style='color:#d7301f'>●</span> target neuron "
-        "<span style='color:#1a9850'>→</span> ablating the source lowers the destination "
-        "<span style='color:#d73027'>→</span> raises it (width: relative effect)</div>"
+        "<span style='color:#1a9850'>→</span> removing the source lowers what flows through "
+        "the destination <span style='color:#d73027'>→</span> raises it (width: share of the "
+        "target)</div>"
     )
 
 
@@ -167,28 +202,32 @@ document.getElementById('target-filter').addEventListener('change', function () 
 </script>"""
 
 
+_COLOURS = {"neuron": "#d7301f", "feature": "#2b7bba", "error": "#999999"}
+
+
 def circuit_html(graph: nx.DiGraph) -> str:
-    """Interactive pyvis HTML, self-contained (vis.js inline): layers left to right, physics off."""
+    """Interactive pyvis HTML, self-contained (vis.js inline): layers left to right, the most
+    influential features at the centre of each layer, physics off."""
     net = Network(height="780px", width="100%", directed=True, cdn_resources="in_line")
     by_layer: dict[int, list[str]] = {}
-    for node, d in sorted(graph.nodes(data=True), key=lambda item: -item[1].get("activation", 0)):
+    for node, d in sorted(graph.nodes(data=True), key=lambda item: -item[1].get("influence", 0)):
         by_layer.setdefault(d["layer"], []).append(node)
-    top = max((d.get("activation", 0) for _, d in graph.nodes(data=True)), default=1) or 1
+    top = max((abs(d.get("influence", 0)) for _, d in graph.nodes(data=True)), default=1) or 1
     for layer, nodes in by_layer.items():
         for rank, node in enumerate(nodes):
             d = graph.nodes[node]
-            is_target = d["kind"] == "neuron"
-            size = 30 if is_target else 8 + 25 * math.sqrt(max(d["activation"], 0) / top)
+            size = 30 if d["kind"] == "neuron" else 8 + 25 * math.sqrt(abs(d["influence"]) / top)
+            offset = (rank + 1) // 2 * (1 if rank % 2 else -1)  # 0, 1, -1, 2, -2, ...
             net.add_node(
                 node,
                 label=d["label"],
                 title=_tooltip(d),
                 x=layer * _X_STEP,
-                y=(rank - (len(nodes) - 1) / 2) * _Y_STEP,
+                y=offset * _Y_STEP,
                 size=size,
                 physics=False,
-                color="#d7301f" if is_target else "#2b7bba",
-                shape="dot",
+                color=_COLOURS[d["kind"]],
+                shape="square" if d["kind"] == "error" else "dot",
                 targets=d["targets"],
             )
     for u, v, d in graph.edges(data=True):
@@ -199,8 +238,7 @@ def circuit_html(graph: nx.DiGraph) -> str:
             width=1 + 8 * min(abs(d["weight"]), 1),
             smooth={"type": "curvedCW", "roundness": min(0.12 * skipped, 0.5)},
             color="#1a9850" if d["weight"] >= 0 else "#d73027",
-            title=f"{d['kind']}: relative effect {d['vector_relative']:+.3f} on X, "
-            f"{d['prompt_relative']:+.3f} on prompts ({d['ablation']} ablation)",
+            title=f"{d['kind']}: {d['weight']:+.3f} of the target",
             targets=d["targets"],
         )
     net.toggle_physics(False)

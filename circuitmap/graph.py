@@ -3,71 +3,103 @@
 Schema
 ------
 Graph attributes: ``model``, ``targets`` (comma-separated target ids), ``layers``
-(comma-separated), ``ablation`` (zero|mean), ``lr``, ``lr_units``, ``steps``, ``top_k``,
-``n_prompts``, ``restarts``, and after pruning ``threshold``, ``edges_total``,
-``edges_hidden``, ``nodes_hidden``.
+(comma-separated), ``select`` (attribution|activation), ``ablation`` (silent|zero|mean),
+``prompts`` (corpus or the prompt set the circuit was built on), ``n_prompts``, ``n_heldout``,
+``lr``, ``lr_units``, ``steps``, ``top_k``, ``max_features``, ``share``, ``restarts``; the
+faithfulness figures on the held-out prompts (see :mod:`circuitmap.faithfulness`; with several
+targets, their mean): ``completeness``, ``sufficiency``, ``sufficiency_no_error``,
+``error_share``, ``random_completeness``, ``random_sufficiency``, ``joint_sufficiency``,
+``joint_random_sufficiency``, ``heldout_prompts``; after pruning ``node_threshold``,
+``edge_threshold``, ``nodes_total``, ``nodes_hidden``, ``edges_total``, ``edges_hidden``,
+``influence_hidden`` (share of the kept layers' summed |influence| that the hidden nodes carry).
 
 Every node and edge has ``targets``: the comma-separated ids of the targets whose maps contain
 it. A map of several targets is their graphs merged: a feature found for two targets is one
-node, and a feature -> feature edge measured for two targets is one edge. Where values differ
-between targets (a feature's activation on each target's X_l, an edge's effect), the merged
-node keeps the first target's values (in the order the targets were given) and the merged edge
-the values of the target where its effect is largest; each target's own graph, with its own
-values, is ``targets/<id>/graph.json`` in the run folder.
+node, and an edge measured for two targets is one edge. Where values differ between targets, the
+merged node keeps the first target's values (in the order the targets were given) and the
+merged edge the values of the target where its weight is largest; each target's own graph is
+``targets/<id>/graph.json`` in the run folder.
 
 Nodes (id -> attributes):
 - ``L{L}.N{n}``, kind ``neuron``: a target; ``layer``, ``index``, ``label``.
-- ``L{l}.F{i}``, kind ``feature``: SAE feature i of the SAE reading resid_pre of layer l;
-  ``layer``, ``index``, ``label``, ``activation`` (on the optimised X_l), ``mean_activation`` (on
-  the Mean Vector), ``patchscope`` (contrastive decode of X_l), ``plain_decode``,
-  ``layer_activation`` (the target's activation reached from layer l), ``neuronpedia`` (URL or
-  ""), ``sae`` (where the SAE came from), and with ``--restarts`` ``restart_agreement``
-  (fraction of random restarts whose top-k features include it); after ``circuitmap labels``:
-  ``imported_label``, ``snippets`` (top-activating corpus contexts), ``causal_description``
-  (Patchscope of the feature's direction), ``label_similarity`` and ``label_flagged``.
+- ``L{l}.F{i}``, kind ``feature``: SAE feature i of the SAE reading resid_pre of layer l, kept
+  in the circuit; ``layer``, ``index``, ``label``, ``rank`` (in its layer's selection),
+  ``influence`` (the target's drop on the build prompts when it is removed, relative to the
+  clean target), ``effect`` (that drop, raw), ``attribution`` (its first-order estimate),
+  ``agreement`` (how often a bootstrap resample of the build prompts keeps it, or with
+  ``--select activation`` the random-restart agreement), ``activation`` (on the optimised X_l),
+  ``vector_relative`` (the target's relative drop on X_l), with controls ``control_mean``,
+  ``p_value``, ``effect_size``, ``ci_low``, ``ci_high``; ``patchscope`` and ``plain_decode``
+  (the layer's gradient Patchscope decodes), ``layer_activation`` (the target reached from X_l),
+  ``neuronpedia`` (URL or ""), ``sae`` (where the SAE came from); per-layer faithfulness
+  ``layer_completeness``, ``layer_sufficiency``, ``layer_error_share``; after
+  ``circuitmap labels`` also ``imported_label``, ``snippets``, ``causal_description``,
+  ``label_similarity`` and ``label_flagged``.
+- ``L{l}.E``, kind ``error``: layer l's SAE error term (what the SAE does not explain), with
+  the same causal attributes as a feature (``index`` -1).
 
-Edges (source -> destination), kind ``feature->target`` or ``feature->feature``:
-- ``weight``: the relative effect on the optimised vector: the drop of the destination (the
-  target, or the later feature) when the source feature is ablated, as a fraction of the
-  destination's clean value (for a later feature: its activation on its own X_m). Positive:
-  the source supports the destination; negative: it inhibits it.
-- ``vector_effect``/``vector_relative``: that drop, raw and relative, measured on X;
-- ``prompt_effect``/``prompt_relative``: the same, averaged over real prompts where the target
-  fires (ablating the feature at every token);
-- ``ablation``: zero or mean;
-- feature -> target edges, with ``--controls R``: ``control_mean`` (mean on-prompt effect of R
-  control features of similar activation level), ``p_value`` ((1 + #controls with an effect at
-  least as large) / (1 + R)), ``effect_size`` (in control standard deviations), and
-  ``ci_low``/``ci_high`` (bootstrap 95% interval of the on-prompt effect over prompts).
+Edges (source -> destination), kind ``feature->feature`` (between consecutive mapped layers;
+with ``--skip-edges`` also across layers) or ``feature->target`` (from the last mapped layer;
+with ``--skip-edges`` from every layer), sources and destinations including error nodes:
+- ``weight``: how much of the target stops flowing through the destination when the source is
+  removed on the build prompts, relative to the clean target (for ``feature->target``: the
+  source's influence). Positive: the source supports the destination's contribution.
+- ``effect``: the same in the target's units.
 """
 
 from __future__ import annotations
 
+import dataclasses
+
 import networkx as nx
 
 from .config import MapConfig, Target
+from .effects import ERROR
+from .features import FeatureReport
 from .search import TargetResult
 
 
 def feature_id(layer: int, index: int) -> str:
-    return f"L{layer}.F{index}"
+    """A node id: ``L{layer}.F{index}``, or ``L{layer}.E`` for the layer's error node."""
+    return f"L{layer}.E" if index == ERROR else f"L{layer}.F{index}"
+
+
+FAITHFULNESS_FIGURES = (
+    "completeness",
+    "sufficiency",
+    "sufficiency_no_error",
+    "error_share",
+    "random_completeness",
+    "random_sufficiency",
+    "joint_sufficiency",
+    "joint_random_sufficiency",
+    "heldout_prompts",
+)
 
 
 def build_graph(config: MapConfig, target: Target, result: TargetResult) -> nx.DiGraph:
     """The full (unpruned) circuit graph of one target."""
-    sweep = result.sweep
+    sweep, selection = result.sweep, result.selection
     graph = nx.DiGraph(
         model=config.model.name,
         targets=target.id,
         layers=",".join(str(layer) for layer in sorted(sweep.layers)),
+        select=config.select,
         ablation=config.ablation,
+        prompts=config.prompts or "corpus",
+        n_prompts=config.n_prompts,
+        n_heldout=config.n_heldout,
         lr=config.optim.lr,
         lr_units=config.optim.lr_units,
         steps=config.optim.steps,
         top_k=config.top_k,
-        n_prompts=config.n_prompts,
+        max_features=config.max_features,
+        share=config.share,
         restarts=config.restarts,
     )
+    faithful = result.faithfulness
+    if faithful is not None:
+        graph.graph.update({k: v for k, v in faithful.summary().items() if v is not None})
     graph.add_node(
         target.id,
         kind="neuron",
@@ -76,36 +108,82 @@ def build_graph(config: MapConfig, target: Target, result: TargetResult) -> nx.D
         label=f"Neuron {target.neuron} (L{target.layer})",
         targets=target.id,
     )
-    for layer, search in sorted(sweep.layers.items()):
-        for f in search.features.top:
-            graph.add_node(
-                feature_id(layer, f.index),
-                kind="feature",
-                layer=layer,
-                index=f.index,
-                label=f"Feature {f.index} (L{layer})",
-                activation=f.activation,
-                mean_activation=f.mean_activation,
-                patchscope=search.contrastive_text,
-                plain_decode=search.plain_text,
-                layer_activation=search.final_activation,
-                neuronpedia=f.neuronpedia_url or "",
-                sae=search.features.sae_origin,
+    for layer, effects in sorted(result.effects.items()):
+        search, chosen = sweep.layers[layer], selection.layers[layer]
+        common = {
+            "layer": layer,
+            "patchscope": search.contrastive_text,
+            "plain_decode": search.plain_text,
+            "layer_activation": search.final_activation,
+            "sae": search.features.sae_origin,
+            "targets": target.id,
+        }
+        if faithful is not None:
+            figures = faithful.layers[layer]
+            for name in ("completeness", "sufficiency", "error_share"):
+                if getattr(figures, name) is not None:
+                    common[f"layer_{name}"] = getattr(figures, name)
+        for node in effects.nodes:
+            measured = {
+                k: v
+                for k, v in dataclasses.asdict(node).items()
+                if v is not None and k != "feature"
+            }
+            if node.feature == ERROR:
+                graph.add_node(
+                    feature_id(layer, ERROR),
+                    kind="error",
+                    index=ERROR,
+                    label=f"Error (L{layer})",
+                    attribution=chosen.error_attribution,
+                    **measured,
+                    **common,
+                )
+                continue
+            rank = chosen.ranked.index(node.feature)
+            attrs = {
+                "kind": "feature",
+                "index": node.feature,
+                "label": f"Feature {node.feature} (L{layer})",
+                "rank": rank,
+                "attribution": chosen.attribution[rank],
+                "activation": chosen.activation[rank],
+                "neuronpedia": _neuronpedia(search.features, node.feature),
+                **measured,
+                **common,
+            }
+            if chosen.agreement[rank] is not None:
+                attrs["agreement"] = chosen.agreement[rank]
+            graph.add_node(feature_id(layer, node.feature), **attrs)
+    for layer, effects in sorted(result.effects.items()):
+        if effects.to_target:
+            for node in effects.nodes:
+                graph.add_edge(
+                    feature_id(layer, node.feature),
+                    target.id,
+                    kind="feature->target",
+                    weight=node.influence,
+                    effect=node.effect,
+                    targets=target.id,
+                )
+        for e in effects.edges:
+            graph.add_edge(
+                feature_id(layer, e.source),
+                feature_id(e.later_layer, e.dest),
+                kind="feature->feature",
+                weight=e.relative,
+                effect=e.effect,
                 targets=target.id,
             )
-            if search.restart_agreement is not None:
-                graph.nodes[feature_id(layer, f.index)]["restart_agreement"] = (
-                    search.restart_agreement[f.index]
-                )
-    for layer, effects in sorted(result.effects.items()):
-        for e in effects.target_effects:
-            source = feature_id(layer, e["feature"])
-            _add_edge(graph, source, target.id, "feature->target", e, config, target)
-        for e in effects.feature_effects:
-            destination = feature_id(e["later_layer"], e["later_feature"])
-            source = feature_id(layer, e["feature"])
-            _add_edge(graph, source, destination, "feature->feature", e, config, target)
     return graph
+
+
+def _neuronpedia(report: FeatureReport, feature: int) -> str:
+    """The feature's Neuronpedia URL where the SAE has one (the report lists URLs by feature)."""
+    for f in report.top:
+        if f.neuronpedia_url:
+            return f.neuronpedia_url.rsplit("/", 1)[0] + f"/{feature}"
+    return ""
 
 
 def _join(*ids: str) -> str:
@@ -117,6 +195,10 @@ def merge_graphs(graphs: list[nx.DiGraph]) -> nx.DiGraph:
     for which target's values a shared node or edge keeps)."""
     merged = nx.DiGraph(**graphs[0].graph)
     merged.graph["targets"] = _join(*(g.graph["targets"] for g in graphs))
+    for name in FAITHFULNESS_FIGURES:  # the mean over the targets where it is defined
+        values = [g.graph[name] for g in graphs if name in g.graph]
+        if values:
+            merged.graph[name] = sum(values) / len(values)
     merged.graph["layers"] = ",".join(
         sorted({x for g in graphs for x in g.graph["layers"].split(",") if x}, key=int)
     )
@@ -148,54 +230,51 @@ def target_subgraph(graph: nx.DiGraph, target: str) -> nx.DiGraph:
     return sub
 
 
-_NECESSITY = ("control_mean", "p_value", "effect_size", "ci_low", "ci_high")
-
-
-def _add_edge(
-    graph: nx.DiGraph,
-    source: str,
-    dest: str,
-    kind: str,
-    e: dict,
-    config: MapConfig,
-    target: Target,
-) -> None:
-    graph.add_edge(
-        source,
-        dest,
-        kind=kind,
-        targets=target.id,
-        weight=e["vector_relative"],
-        vector_effect=e["vector_effect"],
-        vector_relative=e["vector_relative"],
-        prompt_effect=e["prompt_effect"],
-        prompt_relative=e["prompt_relative"],
-        ablation=config.ablation,
-        **{key: e[key] for key in _NECESSITY if key in e},
-    )
-
-
-def prune(graph: nx.DiGraph, threshold: float) -> nx.DiGraph:
-    """A copy without edges whose |relative effect| (on X and on prompts) is below
-    ``threshold``, nor feature nodes left unconnected; records how much it hid."""
+def prune(graph: nx.DiGraph, node_threshold: float, edge_threshold: float) -> nx.DiGraph:
+    """A copy that keeps, in each layer, the fewest nodes whose summed |influence| reaches
+    ``node_threshold`` of the layer's (error nodes always stay), and of the edges between kept
+    nodes the fewest whose summed |weight| reaches ``edge_threshold`` of theirs (as
+    circuit-tracer's ``prune_graph`` does with cumulative thresholds); records what it hid."""
+    by_layer: dict[int, list[tuple[float, str]]] = {}
+    for node, d in graph.nodes(data=True):
+        if d["kind"] == "feature":
+            by_layer.setdefault(d["layer"], []).append((abs(d.get("influence", 0.0)), node))
+    hidden_nodes, hidden_share, total_share = [], 0.0, 0.0
+    for items in by_layer.values():
+        items.sort(reverse=True)
+        total = sum(value for value, _ in items)
+        kept = _cumulative([value for value, _ in items], node_threshold)
+        hidden_nodes += [node for _, node in items[kept:]]
+        hidden_share += sum(value for value, _ in items[kept:])
+        total_share += total
     pruned = graph.copy()
-    weak = [
-        (u, v)
-        for u, v, d in graph.edges(data=True)
-        if max(abs(d["vector_relative"]), abs(d["prompt_relative"])) < threshold
-    ]
-    pruned.remove_edges_from(weak)
-    lonely = [
-        n for n, d in pruned.nodes(data=True) if d["kind"] == "feature" and pruned.degree(n) == 0
-    ]
-    pruned.remove_nodes_from(lonely)
+    pruned.remove_nodes_from(hidden_nodes)
+    edges = sorted(pruned.edges(data="weight"), key=lambda e: -abs(e[2]))
+    kept_edges = _cumulative([abs(w) for *_, w in edges], edge_threshold)
+    pruned.remove_edges_from([(u, v) for u, v, _ in edges[kept_edges:]])
     pruned.graph.update(
-        threshold=threshold,
+        node_threshold=node_threshold,
+        edge_threshold=edge_threshold,
+        nodes_total=graph.number_of_nodes(),
+        nodes_hidden=len(hidden_nodes),
         edges_total=graph.number_of_edges(),
-        edges_hidden=len(weak),
-        nodes_hidden=len(lonely),
+        edges_hidden=graph.number_of_edges() - pruned.number_of_edges(),
+        influence_hidden=hidden_share / total_share if total_share > 0 else 0.0,
     )
     return pruned
+
+
+def _cumulative(values: list[float], threshold: float) -> int:
+    """How many of ``values`` (sorted from the largest) reach ``threshold`` of their sum."""
+    total = sum(values)
+    if total <= 0:
+        return len(values)
+    running = 0.0
+    for count, value in enumerate(values, 1):
+        running += value
+        if running >= threshold * total:
+            return count
+    return len(values)
 
 
 def strongest_chain(graph: nx.DiGraph, target: str) -> list[str]:

@@ -43,20 +43,41 @@ def encode_prompts(
     return enc["input_ids"].to(lm.input_device), enc["attention_mask"].to(lm.input_device)
 
 
+@dataclass
+class PromptSplit:
+    """A target's prompts: ``build`` prompts choose and weigh its circuit, ``heldout`` prompts
+    (never seen by the map) measure its faithfulness, and ``silent`` texts, where the target does
+    not fire, define what "removed" means. Build and held-out prompts come from disjoint halves
+    of the pool (even and odd positions), the silent texts from the build half of the corpus
+    pool. ``source`` names the pool: ``corpus`` or the prompt set."""
+
+    build: Prompts
+    heldout: Prompts
+    silent: Prompts
+    source: str
+
+    def to_dict(self) -> dict:
+        return {"source": self.source} | {
+            name: getattr(self, name).__dict__ for name in ("build", "heldout", "silent")
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict) -> PromptSplit:
+        parts = {name: Prompts(**data[name]) for name in ("build", "heldout", "silent")}
+        return cls(**parts, source=data["source"])
+
+
+Peak = tuple[float, int, list[int], list[int]]  # activation, text index, cut ids, all ids
+
+
 @torch.no_grad()
-def top_prompts(
-    lm: LoadedModel,
-    texts: list[str],
-    targets: list[Target],
-    *,
-    n: int,
-    max_tokens: int = 64,
-    batch_size: int = 8,
-) -> dict[str, Prompts]:
-    """For each target (by id), the ``n`` texts on which its largest activation over real tokens
-    is highest. One pass over ``texts`` serves every target: it records the MLP of each target
+def _peaks(
+    lm: LoadedModel, texts: list[str], targets: list[Target], max_tokens: int, batch_size: int
+) -> dict[str, list[Peak]]:
+    """Per target id, per text: its largest activation over real tokens, and the text's tokens
+    up to that peak and in full. One pass serves every target: it records the MLP of each target
     layer and stops at the deepest."""
-    found: dict[str, list[tuple[float, int, list[int]]]] = {t.id: [] for t in targets}
+    found: dict[str, list[Peak]] = {t.id: [] for t in targets}
     deepest = max(t.layer for t in targets)
     for start in range(0, len(texts), batch_size):
         ids, attn = encode_prompts(lm, texts[start : start + batch_size], max_tokens)
@@ -72,14 +93,49 @@ def top_prompts(
             acts = mlp[t.layer][..., t.neuron].float()  # (batch, seq)
             values, peaks = acts.masked_fill(~real, float("-inf")).max(-1)  # (batch,)
             for i, (value, peak) in enumerate(zip(values.tolist(), peaks.tolist(), strict=True)):
-                kept = ids[i, : peak + 1][attn[i, : peak + 1].bool()].tolist()
-                found[t.id].append((value, start + i, kept))
-    chosen = {}
+                kept = ids[i][attn[i].bool()].tolist()
+                cut = ids[i, : peak + 1][attn[i, : peak + 1].bool()].tolist()
+                found[t.id].append((value, start + i, cut, kept))
+    return found
+
+
+def _chosen(texts: list[str], peaks: list[Peak], n: int, *, lowest: bool = False) -> Prompts:
+    """The ``n`` texts whose peak is highest (cut after the peak), or lowest (kept whole)."""
+    ranked = sorted(peaks, key=lambda item: item[0] if lowest else -item[0])[:n]
+    return Prompts(
+        texts=[texts[i] for _, i, _, _ in ranked],
+        token_ids=[whole if lowest else cut for _, _, cut, whole in ranked],
+        activations=[value for value, *_ in ranked],
+    )
+
+
+def top_prompts(
+    lm: LoadedModel,
+    pool: list[str],
+    targets: list[Target],
+    *,
+    n: int,
+    n_heldout: int,
+    n_silent: int,
+    prompt_set: tuple[str, list[str]] | None = None,
+    max_tokens: int = 64,
+    batch_size: int = 8,
+) -> dict[str, PromptSplit]:
+    """For each target (by id): the ``n`` build and ``n_heldout`` held-out texts on which its
+    largest activation is highest, from the two halves of ``prompt_set`` (name, texts) or of the
+    corpus ``pool``; and the ``n_silent`` texts of the pool's build half where it is lowest."""
+    name, texts = prompt_set if prompt_set else ("corpus", pool)
+    everything = pool + texts if prompt_set else pool
+    found = _peaks(lm, everything, targets, max_tokens, batch_size)
+    offset = len(pool) if prompt_set else 0
+    split = {}
     for t in targets:
-        best = sorted(found[t.id], key=lambda item: -item[0])[:n]
-        chosen[t.id] = Prompts(
-            texts=[texts[i] for _, i, _ in best],
-            token_ids=[kept for *_, kept in best],
-            activations=[value for value, *_ in best],
+        own = found[t.id][offset:]  # index i of ``texts`` at position i
+        corpus = found[t.id][: len(pool)]
+        split[t.id] = PromptSplit(
+            build=_chosen(texts, own[0::2], n),
+            heldout=_chosen(texts, own[1::2], n_heldout),
+            silent=_chosen(pool, corpus[0::2], n_silent, lowest=True),
+            source=name,
         )
-    return chosen
+    return split

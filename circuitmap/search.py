@@ -6,8 +6,11 @@ Units of work (see :mod:`circuitmap.worker`), in dependency order:
 2. each target's real prompts (one pass over the prompt pool for all targets);
 3. per target, the sweep: gradient ascent, Patchscope and SAE features at all upstream layers
    in one batch;
-4. per (target, layer), the ablation effects; they need the top features of every later layer,
-   which the target's sweep provides, so they are independent of each other.
+4. per target, the selection of each layer's circuit features (attribution on the build
+   prompts, or the report's top features of X_l);
+5. per (target, layer), the ablation effects of the layer's nodes and its edges into the next
+   mapped layer; they need only the selection, so they are independent of each other;
+6. per target, its faithfulness on the held-out prompts (also needs only the selection).
 Each result is written atomically (JSON last, as the completion marker) as soon as it arrives,
 whether from this process or from a Ray worker.
 
@@ -15,9 +18,11 @@ Run folder::
 
     config.json                      the MapConfig (the source of truth on --resume)
     baseline.safetensors/.json       Mean Vectors and norm ranges of every mapped layer
-    targets/L{L}.N{n}/prompts.json   the target's prompts (texts, kept tokens, activations)
+    targets/L{L}.N{n}/prompts.json   build, held-out and silent prompts (texts, tokens, peaks)
     targets/L{L}.N{n}/sweep.*        X_l, trajectories, decodes, features of every layer
-    targets/L{L}.N{n}/layers/layer_{l:02d}.json   ablation effects of layer l
+    targets/L{L}.N{n}/selection.json each layer's ranked features and how many are kept
+    targets/L{L}.N{n}/layers/layer_{l:02d}.json   ablation effects of layer l's nodes and edges
+    targets/L{L}.N{n}/faithfulness.json           the circuit on the held-out prompts
 """
 
 from __future__ import annotations
@@ -32,8 +37,10 @@ from .config import MapConfig, Target, from_dict, to_dict
 from .effects import LayerEffects
 from .errors import CircuitmapError
 from .executors import Call, Executor
+from .faithfulness import FAITHFULNESS_FILE, Faithfulness
 from .model import check_target, model_shape
-from .prompts import Prompts
+from .prompts import PromptSplit
+from .selection import SELECTION_FILE, Selection
 from .storage import (
     CONFIG_FILE,
     atomic_save_tensors,
@@ -54,7 +61,9 @@ class TargetResult:
     """Everything mapped for one target."""
 
     sweep: TargetSweep
+    selection: Selection
     effects: dict[int, LayerEffects]  # upstream layer -> its ablation effects
+    faithfulness: Faithfulness | None  # None: not measured (config.faithfulness off)
 
 
 def target_dir(run_dir: Path, target: Target) -> Path:
@@ -102,19 +111,19 @@ def run_baseline(config: MapConfig, run_dir: Path, executor: Executor) -> Baseli
     return base
 
 
-def _prompts(config: MapConfig, run_dir: Path, executor: Executor) -> dict[str, Prompts]:
+def _prompts(config: MapConfig, run_dir: Path, executor: Executor) -> dict[str, PromptSplit]:
     """Each target's prompts, chosen once (for all targets still lacking them) and kept."""
     chosen = {}
     for t in config.targets:
         path = target_dir(run_dir, t) / "prompts.json"
         if path.exists():
-            chosen[t.id] = Prompts(**read_json(path))
+            chosen[t.id] = PromptSplit.from_dict(read_json(path))
     missing = [t for t in config.targets if t.id not in chosen]
     if missing:
         found = executor.call("prompts", missing)
         for t in missing:
             chosen[t.id] = found[t.id]
-            atomic_write_json(target_dir(run_dir, t) / "prompts.json", found[t.id].__dict__)
+            atomic_write_json(target_dir(run_dir, t) / "prompts.json", found[t.id].to_dict())
     return chosen
 
 
@@ -164,10 +173,17 @@ def map_circuit(
     if not (run_dir / CONFIG_FILE).exists():
         start_map(config, run_dir)
     sweeps: dict[str, TargetSweep] = {}
+    selections: dict[str, Selection] = {}
+    faithfulness: dict[str, Faithfulness] = {}
     effects: dict[str, dict[int, LayerEffects]] = {}
     for t in config.targets:
-        if (target_dir(run_dir, t) / "sweep.json").exists():
-            sweeps[t.id] = TargetSweep.load(target_dir(run_dir, t))
+        folder = target_dir(run_dir, t)
+        if (folder / "sweep.json").exists():
+            sweeps[t.id] = TargetSweep.load(folder)
+        if (folder / SELECTION_FILE).exists():
+            selections[t.id] = Selection.load(folder)
+        if (folder / FAITHFULNESS_FILE).exists():
+            faithfulness[t.id] = Faithfulness.load(folder)
         effects[t.id] = done_effects(run_dir, t)
     if sweeps:
         done = sum(map(len, effects.values()))
@@ -179,13 +195,22 @@ def map_circuit(
     baseline = executor.share(run_baseline(config, run_dir, executor))
     prompts = _prompts(config, run_dir, executor)
 
-    def effect_calls(sweep: TargetSweep) -> list[Call]:
-        t = sweep.target
-        return [
-            Call("effects", (sweep, layer, prompts[t.id], baseline))
+    def after_selection(selection: Selection) -> list[Call]:
+        t = selection.target
+        calls = [
+            Call("effects", (selection, sweeps[t.id], layer, prompts[t.id], baseline))
             for layer in reversed(config.upstream_layers(t))
             if layer not in effects[t.id]
         ]
+        if config.faithfulness and t.id not in faithfulness:
+            calls.append(Call("faithfulness", (selection, prompts[t.id], baseline)))
+        return calls
+
+    def after_sweep(sweep: TargetSweep) -> list[Call]:
+        t = sweep.target
+        if t.id in selections:
+            return after_selection(selections[t.id])
+        return [Call("select", (sweep, prompts[t.id], baseline))]
 
     def follow(call: Call, result: Any) -> list[Call]:
         if isinstance(result, TargetSweep):
@@ -199,16 +224,36 @@ def map_circuit(
                     for s in result.layers.values()
                 )
             )
-            return effect_calls(result)
+            return after_sweep(result)
+        if isinstance(result, Selection):
+            t = result.target
+            result.save(target_dir(run_dir, t))
+            selections[t.id] = result
+            kept = ", ".join(f"L{s.layer} {s.kept}" for s in result.layers.values())
+            log(f"{t.id}: features kept per layer ({result.method}): {kept}")
+            return after_selection(result)
         t = call.args[0].target
+        if isinstance(result, Faithfulness):
+            result.save(target_dir(run_dir, t))
+            faithfulness[t.id] = result
+            log(f"{t.id}: faithfulness measured in {result.seconds:.1f} s")
+            return []
         result.save(target_dir(run_dir, t) / LAYERS_DIR)
         effects[t.id][result.layer] = result
-        top = ", ".join(f"F{e['feature']}" for e in result.target_effects)
-        log(f"{t.id} layer {result.layer}: ablations done in {result.seconds:.1f} s ({top})")
+        log(
+            f"{t.id} layer {result.layer}: {len(result.nodes) - 1} features and the error node "
+            f"measured in {result.seconds:.1f} s"
+        )
         return []
 
     calls = []
     for t in config.targets:
-        calls += effect_calls(sweeps[t.id]) if t.id in sweeps else [Call("sweep", (t, baseline))]
+        if t.id in sweeps:
+            calls += after_sweep(sweeps[t.id])
+        else:
+            calls.append(Call("sweep", (t, baseline)))
     executor.run(calls, follow)
-    return {t.id: TargetResult(sweeps[t.id], effects[t.id]) for t in config.targets}
+    return {
+        t.id: TargetResult(sweeps[t.id], selections[t.id], effects[t.id], faithfulness.get(t.id))
+        for t in config.targets
+    }

@@ -7,13 +7,18 @@ loads the model and SAEs once, on first use, and keeps each target's encoded pro
 
 from __future__ import annotations
 
+from .attribution import PromptRun, prompt_run
 from .baseline import Baseline, compute_baseline
 from .config import MapConfig, Target
 from .corpus import corpus_texts
-from .effects import LayerEffects, PromptRun, layer_effects, prompt_run
+from .decompose import LayerDecomposition, decompose, token_vectors
+from .effects import LayerEffects, layer_effects
+from .faithfulness import Faithfulness, measure
 from .model import LoadedModel, cache_root, load_model
-from .prompts import Prompts, top_prompts
+from .probe import read_prompt_set
+from .prompts import PromptSplit, top_prompts
 from .sae_store import LayerSAE, load_layer_sae
+from .selection import Selection, select_circuit
 from .sweep import TargetSweep, sweep_target
 
 
@@ -24,7 +29,9 @@ class Worker:
         self.config = config
         self._lm = lm
         self._saes: dict[int, LayerSAE] = {}
-        self._runs: dict[str, PromptRun] = {}  # target id -> its prompts, encoded once
+        # Per target id: its prompts encoded once (by part), and its layers' decompositions.
+        self._runs: dict[tuple[str, str], PromptRun] = {}
+        self._decompositions: dict[str, dict[int, LayerDecomposition]] = {}
         self.cache = cache_root(config.model.cache_dir)
 
     @property
@@ -53,23 +60,78 @@ class Worker:
             batch_size=c.corpus.batch_size,
         )
 
-    def prompts(self, targets: list[Target]) -> dict[str, Prompts]:
-        """Each target's prompts, chosen in one pass over the prompt pool."""
+    def prompts(self, targets: list[Target]) -> dict[str, PromptSplit]:
+        """Each target's build, held-out and silent prompts, in one pass over the pool."""
         c = self.config
         pool = corpus_texts(c.corpus, self.cache, n=c.prompt_pool)
-        return top_prompts(self.lm, pool, targets, n=c.n_prompts, max_tokens=c.prompt_tokens)
+        return top_prompts(
+            self.lm,
+            pool,
+            targets,
+            n=c.n_prompts,
+            n_heldout=c.n_heldout,
+            n_silent=c.n_silent,
+            prompt_set=read_prompt_set(c.prompts) if c.prompts else None,
+            max_tokens=c.prompt_tokens,
+        )
 
     def sweep(self, target: Target, baseline: Baseline) -> TargetSweep:
         layers = self.config.upstream_layers(target)
         return sweep_target(self.lm, self.config, target, baseline, self.saes(layers))
 
+    def _run(self, target: Target, split: PromptSplit, part: str) -> PromptRun:
+        """The ``build`` or ``heldout`` prompts of ``target``, run once with gradients."""
+        key = (target.id, part)
+        if key not in self._runs:
+            layers = self.config.upstream_layers(target)
+            prompts = getattr(split, part)
+            self._runs[key] = prompt_run(self.lm, prompts, layers, (target.layer, target.neuron))
+        return self._runs[key]
+
+    def decompositions(
+        self, target: Target, split: PromptSplit, baseline: Baseline
+    ) -> dict[int, LayerDecomposition]:
+        """Each mapped layer's SAE decomposition, with the map's reference for "removed"."""
+        if target.id not in self._decompositions:
+            layers = self.config.upstream_layers(target)
+            ablation = self.config.ablation
+            if ablation == "silent":
+                reference = token_vectors(self.lm, split.silent, layers)
+            else:
+                reference = {layer: baseline.vectors[layer] for layer in layers}
+            self._decompositions[target.id] = {
+                layer: decompose(layer, s.sae, reference[layer], ablation)
+                for layer, s in self.saes(layers).items()
+            }
+        return self._decompositions[target.id]
+
+    def select(self, sweep: TargetSweep, split: PromptSplit, baseline: Baseline) -> Selection:
+        t = sweep.target
+        run = self._run(t, split, "build")
+        return select_circuit(self.config, sweep, run, self.decompositions(t, split, baseline))
+
     def effects(
-        self, sweep: TargetSweep, layer: int, prompts: Prompts, baseline: Baseline
+        self,
+        selection: Selection,
+        sweep: TargetSweep,
+        layer: int,
+        split: PromptSplit,
+        baseline: Baseline,
     ) -> LayerEffects:
-        target = sweep.target
-        layers = self.config.upstream_layers(target)
-        if target.id not in self._runs:
-            self._runs[target.id] = prompt_run(self.lm, prompts, layers)
+        t = selection.target
         return layer_effects(
-            self.lm, self.config, sweep, layer, self._runs[target.id], self.saes(layers), baseline
+            self.lm,
+            self.config,
+            selection,
+            sweep,
+            layer,
+            self._run(t, split, "build"),
+            self.decompositions(t, split, baseline),
         )
+
+    def faithfulness(
+        self, selection: Selection, split: PromptSplit, baseline: Baseline
+    ) -> Faithfulness:
+        t = selection.target
+        decompositions = self.decompositions(t, split, baseline)
+        return measure(self.lm, selection, self._run(t, split, "heldout"), decompositions)

@@ -20,6 +20,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 _OPT = OptimConfig
+_MAP = MapConfig
 
 
 @app.callback()
@@ -105,11 +106,62 @@ def map_cmd(
     resume: Annotated[
         Path | None, typer.Option(help="Finish an interrupted map run folder (its config wins).")
     ] = None,
-    ablation: Annotated[str, typer.Option(help="zero, or mean (the corpus mean).")] = "zero",
-    n_prompts: Annotated[int, typer.Option(help="Real prompts where the target fires.", min=1)] = 8,
-    threshold: Annotated[
-        float, typer.Option(help="Hide edges whose |relative effect| is below this.", min=0)
-    ] = 0.05,
+    select: Annotated[
+        str,
+        typer.Option(
+            help="How each layer's circuit features are chosen: attribution (what they do to "
+            "the target on the build prompts) or activation (the report's top-k on X)."
+        ),
+    ] = _MAP.select,
+    max_features: Annotated[
+        int, typer.Option(help="--select attribution: most features a layer keeps.", min=1)
+    ] = _MAP.max_features,
+    share: Annotated[
+        float,
+        typer.Option(
+            help="--select attribution: keep features until they carry this share of the "
+            "layer's positive attribution.",
+            min=0,
+            max=1,
+        ),
+    ] = _MAP.share,
+    prompts: Annotated[
+        str | None,
+        typer.Option(
+            help="Prompts to build and test the circuit on: a shipped set (definitions, "
+            "math_notation, licences, narrative) or a file, one prompt a line [default: the "
+            "corpus texts where the target fires most]."
+        ),
+    ] = None,
+    ablation: Annotated[
+        str,
+        typer.Option(
+            help="What removing a feature means: silent (its mean where the target is silent), "
+            "zero, or mean (its corpus mean)."
+        ),
+    ] = _MAP.ablation,
+    n_prompts: Annotated[
+        int, typer.Option(help="Build prompts where the target fires.", min=1)
+    ] = _MAP.n_prompts,
+    n_heldout: Annotated[
+        int, typer.Option(help="Held-out prompts for the faithfulness figures.", min=1)
+    ] = _MAP.n_heldout,
+    faithfulness: Annotated[
+        bool, typer.Option(help="Measure the circuit on the held-out prompts.")
+    ] = _MAP.faithfulness,
+    skip_edges: Annotated[
+        bool, typer.Option(help="Also measure edges that skip mapped layers.")
+    ] = _MAP.skip_edges,
+    node_threshold: Annotated[
+        float,
+        typer.Option(
+            help="Show the features carrying this share of each layer's influence.", min=0, max=1
+        ),
+    ] = _MAP.node_threshold,
+    edge_threshold: Annotated[
+        float,
+        typer.Option(help="Show the edges carrying this share of the edge weight.", min=0, max=1),
+    ] = _MAP.edge_threshold,
     restarts: Annotated[
         int,
         typer.Option(help="Random restarts per layer (feature nodes get agreement rates).", min=0),
@@ -117,9 +169,9 @@ def map_cmd(
     controls: Annotated[
         int,
         typer.Option(
-            help="Control features of similar activation per top feature (p-values).", min=0
+            help="Control features per layer, matched in activation level (p-values).", min=0
         ),
-    ] = 4,
+    ] = _MAP.controls,
     executor: Annotated[
         str, typer.Option(help="local (this process) or ray (pip install 'circuitmap[ray]').")
     ] = "local",
@@ -145,11 +197,11 @@ def map_cmd(
     HTML and graph files. Several targets share one graph."""
     from circuitmap.circuit import run_map
     from circuitmap.executors import make_executor
-    from circuitmap.export import GRAPH_FILE, load_graph
-    from circuitmap.graph import prune, strongest_chain
     from circuitmap.model import model_shape
-    from circuitmap.search import check_targets, load_map_config, target_dir
+    from circuitmap.search import check_targets, load_map_config
     from circuitmap.storage import new_run_dir
+
+    from .report import print_map
 
     if resume is not None:
         config = load_map_config(resume)
@@ -178,9 +230,17 @@ def map_cmd(
         config = MapConfig(
             targets=list({t.id: t for t in chosen}.values()),  # each target once, in order
             **vars(method),
+            select=select,
+            max_features=max_features,
+            share=share,
+            prompts=prompts,
             ablation=ablation,
             n_prompts=n_prompts,
-            threshold=threshold,
+            n_heldout=n_heldout,
+            faithfulness=faithfulness,
+            skip_edges=skip_edges,
+            node_threshold=node_threshold,
+            edge_threshold=edge_threshold,
             restarts=restarts,
             controls=controls,
         )
@@ -203,15 +263,7 @@ def map_cmd(
         graph, files = run_map(config, run_dir, pool, log=_log)
     finally:
         pool.close()
-    g = graph.graph
-    typer.echo(
-        f"\ncircuit: {graph.number_of_nodes()} nodes, {graph.number_of_edges()} edges "
-        f"({g['edges_hidden']} of {g['edges_total']} edges below threshold {g['threshold']} hidden)"
-    )
-    for t in config.targets:  # each target's own graph: its own edge weights
-        own = prune(load_graph(target_dir(run_dir, t) / GRAPH_FILE), config.threshold)
-        chain = " → ".join(own.nodes[n]["label"] for n in strongest_chain(own, t.id))
-        typer.echo(f"strongest chain: {chain}")
+    print_map(graph, config, run_dir)
     for path in files:
         typer.echo(f"wrote {path}")
 
@@ -233,18 +285,25 @@ def export_cmd(
     format: Annotated[
         str, typer.Option(help="Comma-separated: html,graphml,gexf,json,csv,neuronpedia.")
     ] = "html,graphml,gexf,json,csv,neuronpedia",
-    threshold: Annotated[
-        float | None, typer.Option(help="Edge threshold [default: the run's].", min=0)
+    node_threshold: Annotated[
+        float | None,
+        typer.Option(
+            help="Share of each layer's influence shown [default: the run's].", min=0, max=1
+        ),
+    ] = None,
+    edge_threshold: Annotated[
+        float | None,
+        typer.Option(help="Share of the edge weight shown [default: the run's].", min=0, max=1),
     ] = None,
     out: Annotated[
         Path | None, typer.Option(help="Folder for the files [default: the run].")
     ] = None,
 ) -> None:
-    """Re-export a saved map in other formats or with another threshold, without the model."""
+    """Re-export a saved map in other formats or with other thresholds, without the model."""
     from circuitmap.circuit import reexport
 
     formats = tuple(f.strip() for f in format.split(",") if f.strip())
-    _, files = reexport(run, formats, threshold, out)
+    _, files = reexport(run, formats, (node_threshold, edge_threshold), out)
     for path in files:
         typer.echo(f"wrote {path}")
 
@@ -514,22 +573,23 @@ def restarts_cmd(
 def necessity_cmd(
     run: Annotated[Path, typer.Argument(help="A map run folder (made with --controls > 0).")],
 ) -> None:
-    """Is each feature needed on real text? Its on-prompt ablation effect against control
-    features of similar activation level: p-value, effect size, bootstrap interval."""
+    """Is each node needed on real text? Its effect on the target when removed on the build
+    prompts against control features of similar activation level: p-value, effect size,
+    bootstrap interval."""
     from circuitmap.export import GRAPH_FILE, load_graph
     from circuitmap.storage import check_run_dir
 
     graph = load_graph(check_run_dir(run) / GRAPH_FILE)
-    rows = [(u, d) for u, _, d in graph.edges(data=True) if d["kind"] == "feature->target"]
-    if not any("p_value" in d for _, d in rows):
-        raise CircuitmapError(f"{str(run)!r} has no control statistics: map it with --controls 4")
+    rows = [(n, d) for n, d in graph.nodes(data=True) if "p_value" in d]
+    if not rows:
+        raise CircuitmapError(f"{str(run)!r} has no control statistics: map it with --controls 20")
     typer.echo(
         f"{'feature':<12}{'effect':>10}{'95% interval':>22}{'controls':>10}{'p':>7}{'size':>7}"
     )
     for node, d in sorted(rows, key=lambda item: item[1].get("p_value", 1.0)):
         interval = f"[{d['ci_low']:.2f}, {d['ci_high']:.2f}]"
         typer.echo(
-            f"{node:<12}{d['prompt_effect']:>10.3f}{interval:>22}{d['control_mean']:>10.3f}"
+            f"{node:<12}{d['effect']:>10.3f}{interval:>22}{d['control_mean']:>10.3f}"
             f"{d['p_value']:>7.2f}{d['effect_size']:>7.1f}"
         )
 

@@ -89,3 +89,55 @@ def print_probe(set_names: list[str], columns: dict[str, list[torch.Tensor]]) ->
                 f"threshold {sep.threshold:.3f} separates {set_names[0]} from {set_names[1]} "
                 f"with accuracy {sep.accuracy:.0%}"
             )
+
+
+def _figure(value: float | None) -> str:
+    return "   n/a" if value is None else f"{value:6.2f}"
+
+
+def print_map(graph: Any, config: Any, run_dir: Path) -> None:
+    """The circuit's size, each target's faithfulness on its held-out prompts (per layer and
+    joint), and its strongest chain."""
+    from circuitmap.export import GRAPH_FILE, load_graph
+    from circuitmap.faithfulness import FAITHFULNESS_FILE, Faithfulness
+    from circuitmap.graph import prune, strongest_chain
+    from circuitmap.search import target_dir
+
+    g = graph.graph
+    typer.echo(
+        f"\ncircuit: {graph.number_of_nodes()} nodes, {graph.number_of_edges()} edges shown "
+        f"({g['nodes_hidden']} of {g['nodes_total']} nodes and {g['edges_hidden']} of "
+        f"{g['edges_total']} edges below the {g['node_threshold']}/{g['edge_threshold']} "
+        "cumulative thresholds hidden)"
+    )
+    for t in config.targets:
+        folder = target_dir(run_dir, t)
+        if (folder / FAITHFULNESS_FILE).exists():
+            f = Faithfulness.load(folder)
+            typer.echo(
+                f"\n{t.id} on {f.n_prompts} held-out prompts (clean {f.clean:.2f}):\n"
+                "layer features completeness sufficiency (no error) error share | random: "
+                "completeness sufficiency"
+            )
+            for layer, x in sorted(f.layers.items()):
+                typer.echo(
+                    f"{layer:>5} {x.features:>8} {_figure(x.completeness):>12} "
+                    f"{_figure(x.sufficiency):>11} {_figure(x.sufficiency_no_error):>10} "
+                    f"{_figure(x.error_share):>11} | {_figure(x.random_completeness):>20} "
+                    f"{_figure(x.random_sufficiency):>11}"
+                )
+            typer.echo(
+                f" mean {'':>8} {_figure(f.mean('completeness')):>12} "
+                f"{_figure(f.mean('sufficiency')):>11} "
+                f"{_figure(f.mean('sufficiency_no_error')):>10} "
+                f"{_figure(f.mean('error_share')):>11} | "
+                f"{_figure(f.mean('random_completeness')):>20} "
+                f"{_figure(f.mean('random_sufficiency')):>11}"
+            )
+            typer.echo(
+                f"all layers edited at once: sufficiency {_figure(f.joint_sufficiency).strip()} "
+                f"(random features: {_figure(f.joint_random_sufficiency).strip()})"
+            )
+        own = prune(load_graph(folder / GRAPH_FILE), config.node_threshold, config.edge_threshold)
+        chain = " → ".join(own.nodes[n]["label"] for n in strongest_chain(own, t.id))
+        typer.echo(f"strongest chain: {chain}")

@@ -73,9 +73,18 @@ def test_batched_patchscope_of_several_layers_equals_separate_decodes(lm):
 
 def test_prompts_are_cut_at_the_targets_peak(lm, many_texts):
     targets = [Target(3, 5), Target(2, 7)]
-    chosen = top_prompts(lm, many_texts, targets, n=4, max_tokens=24)
+    sizes = dict(n=4, n_heldout=3, n_silent=5, max_tokens=24)
+    chosen = top_prompts(lm, many_texts, targets, **sizes)
     for t in targets:
-        prompts = chosen[t.id]
+        split = chosen[t.id]
+        # Build and held-out prompts come from disjoint halves of the pool; silent texts from
+        # the build half, and the target is weaker on them than on any build prompt.
+        index = {text: i for i, text in enumerate(many_texts)}
+        assert all(index[text] % 2 == 0 for text in split.build.texts + split.silent.texts)
+        assert all(index[text] % 2 == 1 for text in split.heldout.texts)
+        assert len(split.heldout.texts) == 3 and len(split.silent.texts) == 5
+        assert max(split.silent.activations) <= min(split.build.activations)
+        prompts = split.build
         ids, attn = prompts.batch(lm)
         acts = _mlp(lm, ids, attn, layer=t.layer)[..., t.neuron]  # (n, seq)
         # The last column is each prompt's peak, with the activation found in the full text.
@@ -86,4 +95,4 @@ def test_prompts_are_cut_at_the_targets_peak(lm, many_texts):
         torch.testing.assert_close(peaks, acts[:, -1])
         assert prompts.activations == sorted(prompts.activations, reverse=True)
         # One pass for both targets chooses what a pass for this target alone chooses.
-        assert top_prompts(lm, many_texts, [t], n=4, max_tokens=24)[t.id] == prompts
+        assert top_prompts(lm, many_texts, [t], **sizes)[t.id] == split

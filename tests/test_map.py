@@ -37,39 +37,54 @@ def test_graph_has_the_documented_schema(full_run):
     graph = load_graph(run_dir / "graph.json")  # the full graph
     kinds = nx.get_node_attributes(graph, "kind")
     assert kinds["L3.N5"] == "neuron" and list(kinds.values()).count("neuron") == 1
+    assert sorted(n for n, k in kinds.items() if k == "error") == ["L0.E", "L1.E", "L2.E"]
     features = [n for n, k in kinds.items() if k == "feature"]
-    assert len(features) == 3 * config.top_k  # top-k features at each of layers 0, 1, 2
+    assert 0 < len(features) <= 3 * config.max_features
     for node in features:
         d = graph.nodes[node]
         assert node == f"L{d['layer']}.F{d['index']}" and 0 <= d["layer"] < 3
-        assert {
-            "activation",
-            "mean_activation",
-            "patchscope",
-            "label",
-            "neuronpedia",
-            "sae",
-        } <= set(d)
+        assert {"influence", "attribution", "agreement", "activation", "patchscope"} <= set(d)
+        assert {"label", "neuronpedia", "sae", "rank", "p_value"} <= set(d)
     for u, v, d in graph.edges(data=True):
-        assert d["kind"] == ("feature->target" if v == "L3.N5" else "feature->feature")
-        assert graph.nodes[u]["layer"] < graph.nodes[v]["layer"]
-        assert {"weight", "vector_effect", "prompt_effect", "ablation"} <= set(d)
-    # Each feature has an edge to the target, and to every top feature of every later layer.
-    assert graph.number_of_edges() == 15 + config.top_k**2 * 3
+        source, dest = graph.nodes[u]["layer"], graph.nodes[v]["layer"]
+        if v == "L3.N5":  # only the last mapped layer's nodes have edges to the target
+            assert d["kind"] == "feature->target" and source == 2
+        else:  # consecutive mapped layers only
+            assert d["kind"] == "feature->feature" and dest == source + 1
+        assert {"weight", "effect", "targets"} <= set(d)
+    by_layer = {
+        layer: [n for n in graph if graph.nodes[n]["layer"] == layer] for layer in (0, 1, 2)
+    }
+    # Every node of a layer has an edge to every node of the next layer (and layer 2 to the
+    # target).
+    expected = sum(len(by_layer[k]) * len(by_layer[k + 1]) for k in (0, 1)) + len(by_layer[2])
+    assert graph.number_of_edges() == expected
     assert graph.graph["targets"] == "L3.N5" and graph.graph["layers"] == "0,1,2"
+    assert {"completeness", "sufficiency", "joint_sufficiency", "heldout_prompts"} <= set(
+        graph.graph
+    )
 
 
-def test_pruning_records_what_it_hid(full_run):
+def test_pruning_keeps_the_influential_nodes_and_records_what_it_hid(full_run):
     _, run_dir, _, _ = full_run
     graph = load_graph(run_dir / "graph.json")
-    pruned = prune(graph, 0.2)
-    assert pruned.graph["edges_total"] == graph.number_of_edges()
-    assert pruned.graph["edges_hidden"] == graph.number_of_edges() - pruned.number_of_edges()
-    assert all(
-        max(abs(d["vector_relative"]), abs(d["prompt_relative"])) >= 0.2
-        for *_, d in pruned.edges(data=True)
-    )
-    assert prune(graph, 0.0).number_of_edges() == graph.number_of_edges()
+    pruned = prune(graph, 0.5, 0.9)
+    g = pruned.graph
+    assert g["nodes_total"] == graph.number_of_nodes()
+    assert g["nodes_hidden"] == graph.number_of_nodes() - pruned.number_of_nodes()
+    assert g["edges_hidden"] == graph.number_of_edges() - pruned.number_of_edges()
+    assert 0 <= g["influence_hidden"] <= 0.5 + 1e-9
+    for layer in (0, 1, 2):
+        shown = [abs(d["influence"]) for _, d in pruned.nodes(data=True) if d["layer"] == layer]
+        hidden = [
+            abs(d["influence"])
+            for n, d in graph.nodes(data=True)
+            if d["layer"] == layer and d["kind"] == "feature" and n not in pruned
+        ]
+        assert not hidden or min(shown) >= max(hidden)  # the most influential stay
+    assert all(n in pruned for n, d in graph.nodes(data=True) if d["kind"] != "feature")
+    whole = prune(graph, 1.0, 1.0)
+    assert whole.number_of_nodes() == graph.number_of_nodes()
 
 
 def test_ablating_a_silent_feature_changes_nothing(tiny_map_setup):
@@ -120,8 +135,8 @@ def test_exports_load_back_with_their_attributes(full_run):
         assert loaded.number_of_edges() == graph.number_of_edges()
         node = next(n for n, d in graph.nodes(data=True) if d["kind"] == "feature")
         assert loaded.nodes[node]["patchscope"] == graph.nodes[node]["patchscope"]
-        assert float(loaded.nodes[node]["activation"]) == pytest.approx(
-            graph.nodes[node]["activation"]
+        assert float(loaded.nodes[node]["influence"]) == pytest.approx(
+            graph.nodes[node]["influence"]
         )
     data = json.loads((run_dir / "circuit.json").read_text())
     assert nx.node_link_graph(data, edges="links").number_of_nodes() == graph.number_of_nodes()
@@ -138,7 +153,7 @@ def test_interrupted_map_resumes_to_the_same_graph(full_run, tiny_map_setup, tmp
     config, run_dir, _, _ = full_run
 
     def interrupt_after_first_layer(message):
-        if "ablations done in" in message:
+        if "measured in" in message and "layer" in message:
             raise KeyboardInterrupt
 
     with pytest.raises(KeyboardInterrupt):
@@ -157,8 +172,8 @@ def test_interrupted_map_resumes_to_the_same_graph(full_run, tiny_map_setup, tmp
 
 def test_reexport_needs_no_model_and_checks_formats(full_run, tmp_path):
     _, run_dir, _, _ = full_run
-    graph, files = reexport(run_dir, ("graphml",), threshold=0.0, out=tmp_path)
-    assert [p.name for p in files] == ["circuit.graphml"] and graph.graph["edges_hidden"] == 0
+    graph, files = reexport(run_dir, ("graphml",), (1.0, 1.0), out=tmp_path)
+    assert [p.name for p in files] == ["circuit.graphml"] and graph.graph["nodes_hidden"] == 0
     with pytest.raises(CircuitmapError, match="unknown export format png: valid formats are"):
         reexport(run_dir, ("png",), out=tmp_path)
     assert set(FORMATS) == {"html", "graphml", "gexf", "json", "csv", "neuronpedia"}
@@ -286,10 +301,10 @@ def test_one_batch_over_layers_and_starts_equals_separate_runs(tiny_map_setup):
 
 
 def test_map_with_restarts_puts_agreement_on_feature_nodes(tiny_map_setup, tmp_path):
-    config = map_config(tiny_map_setup, layers=[2], restarts=2)
+    config = map_config(tiny_map_setup, layers=[2], restarts=2, select="activation")
     graph, _ = run_map(config, tmp_path, log=lambda m: None)
     full = load_graph(tmp_path / "graph.json")
-    rates = [d["restart_agreement"] for _, d in full.nodes(data=True) if d["kind"] == "feature"]
+    rates = [d["agreement"] for _, d in full.nodes(data=True) if d["kind"] == "feature"]
     assert len(rates) == config.top_k and all(0 <= r <= 1 for r in rates)
     assert full.graph["restarts"] == 2
 
@@ -347,15 +362,12 @@ def test_necessity_statistics():
     assert weak["p_value"] == 1.0 and weak["effect_size"] < 0
 
 
-def test_target_edges_carry_control_statistics(full_run):
-    _, run_dir, _, _ = full_run
+def test_nodes_carry_control_statistics(full_run):
+    config, run_dir, _, _ = full_run
     graph = load_graph(run_dir / "graph.json")
-    edges = [d for _, v, d in graph.edges(data=True) if v == "L3.N5"]
-    assert edges and all(0 < d["p_value"] <= 1 for d in edges)
-    assert all(
-        d["ci_low"] <= d["prompt_effect"] + 1e-6 and d["prompt_effect"] <= d["ci_high"] + 1e-6
-        for d in edges
-    )
+    nodes = [d for _, d in graph.nodes(data=True) if d["kind"] != "neuron"]
+    assert nodes and all(1 / (1 + config.controls) <= d["p_value"] <= 1 for d in nodes)
+    assert all(d["ci_low"] <= d["effect"] + 1e-6 <= d["ci_high"] + 2e-6 for d in nodes)
 
 
 def test_read_labels_formats_and_errors(tmp_path):

@@ -36,7 +36,7 @@ def test_ray_map_equals_the_local_map_and_resumes(tiny_map_setup, tmp_path):
         # Stop after the first results stream back, then resume on the same workers.
         def stop_early(message):
             messages.append(message)
-            if "ablations done in" in message:
+            if "measured in" in message:
                 raise KeyboardInterrupt
 
         with pytest.raises(KeyboardInterrupt):

@@ -1,0 +1,166 @@
+"""A tiny model with a planted circuit: feature A (resid_pre 1) makes layer 1's MLP write the
+direction of feature B (resid_pre 2), which drives neuron 5 of layer 3. Distractor feature D
+has larger activations and no path to the neuron. The SAEs are exact (a ± orthonormal basis),
+so their error terms are zero.
+
+Attribution selection must recover A -> B, activation selection (the report's) must not, the
+consecutive-layer edge A -> B must be the strongest, and faithfulness must be 1 with every
+feature kept and 0 with none.
+"""
+
+from pathlib import Path
+
+import pytest
+import torch
+from sae_lens import StandardSAE, StandardSAEConfig
+
+from circuitmap.attribution import prompt_run
+from circuitmap.circuit import run_map
+from circuitmap.config import (
+    CorpusConfig,
+    MapConfig,
+    ModelConfig,
+    OptimConfig,
+    PatchscopeConfig,
+    SAESource,
+    Target,
+)
+from circuitmap.decompose import decompose, token_vectors
+from circuitmap.export import load_graph
+from circuitmap.faithfulness import layer_faithfulness
+from circuitmap.model import load_model
+from circuitmap.prompts import top_prompts
+from circuitmap.sae_store import own_sae_dir
+from tiny import WORDS, tiny_lm
+
+D_MODEL = 32
+A, D, B = 0, 1, 2  # basis vectors; SAE feature i reads +basis[i], feature i + 32 reads -basis[i]
+TARGET = Target(3, 5)
+
+
+def _basis() -> torch.Tensor:
+    torch.manual_seed(1)
+    q, _ = torch.linalg.qr(torch.randn(D_MODEL, D_MODEL))
+    return q.T  # rows: orthonormal directions
+
+
+def _planted_model(folder: Path) -> None:
+    lm = tiny_lm("llama")
+    model, basis = lm.model, _basis()
+    with torch.no_grad():
+        emb = model.model.embed_tokens.weight  # (vocab, d_model)
+        emb.copy_(0.5 * torch.randn(emb.shape) @ basis[4:].T @ basis[4:])  # no A, B or D part
+        emb += 20 * basis[3]  # a large shared part keeps RMSNorm from saturating on A or B
+        vocab = lm.tokenizer.get_vocab()
+        emb[vocab["circle"]] += 6 * basis[A]
+        emb[vocab["license"]] += 10 * basis[D]
+        for block in model.model.layers:
+            block.self_attn.o_proj.weight.zero_()  # every position on its own
+            block.mlp.down_proj.weight.zero_()
+        mlp1 = model.model.layers[1].mlp
+        mlp1.gate_proj.weight[0] = basis[A]
+        mlp1.up_proj.weight[0] = basis[A]
+        mlp1.down_proj.weight[:, 0] = 0.2 * basis[B]  # A at layer 1 writes B
+        mlp3 = model.model.layers[3].mlp
+        mlp3.gate_proj.weight[TARGET.neuron] = basis[B]
+        mlp3.up_proj.weight[TARGET.neuron] = basis[B]  # B drives the neuron
+    model.save_pretrained(folder)
+    lm.tokenizer.save_pretrained(folder)
+
+
+def _exact_sae(folder: Path) -> None:
+    basis = _basis()
+    sae = StandardSAE(StandardSAEConfig(d_in=D_MODEL, d_sae=2 * D_MODEL))
+    with torch.no_grad():
+        sae.W_dec.copy_(torch.cat([basis, -basis]))  # (64, 32)
+        sae.W_enc.copy_(sae.W_dec.T)
+        sae.b_enc.zero_()
+        sae.b_dec.zero_()
+    sae.save_model(str(folder))
+
+
+@pytest.fixture(scope="module")
+def planted(tmp_path_factory):
+    import random
+
+    root = tmp_path_factory.mktemp("planted")
+    _planted_model(root / "model")
+    for layer in (1, 2):
+        _exact_sae(own_sae_dir(root / "saes", layer))
+    rng = random.Random(0)
+    others = [w for w in WORDS if w not in ("circle", "license")]
+    texts = []
+    for i in range(120):
+        words = [rng.choice(others) for _ in range(8)] + ["license"] * 3
+        if i % 3 == 0:  # a third of the texts fire the neuron
+            words.insert(rng.randrange(9), "circle")
+        texts.append(" ".join(words + ["license"]))  # the Mean Vector is mostly D
+    (root / "corpus.txt").write_text("\n\n".join(texts))
+
+    def config(**extra):
+        return MapConfig(
+            targets=[TARGET],
+            layers=[1, 2],
+            model=ModelConfig(name=str(root / "model")),
+            corpus=CorpusConfig(dataset=str(root / "corpus.txt")),
+            optim=OptimConfig(steps=5),
+            patchscope=PatchscopeConfig(max_new_tokens=2),
+            sae=SAESource(sae_dir=str(root / "saes")),
+            n_prompts=8,
+            n_heldout=8,
+            prompt_pool=120,
+            controls=4,
+            top_k=1,
+            **extra,
+        )
+
+    return root, config
+
+
+def _kept(graph, layer):
+    return {
+        d["index"]
+        for _, d in graph.nodes(data=True)
+        if d["kind"] == "feature" and d["layer"] == layer
+    }
+
+
+def test_attribution_recovers_the_planted_pair_and_activation_does_not(planted, tmp_path):
+    _, config = planted
+    run_map(config(), tmp_path / "attr", log=lambda m: None)
+    graph = load_graph(tmp_path / "attr" / "graph.json")
+    assert A in _kept(graph, 1) and B in _kept(graph, 2)
+    assert D not in _kept(graph, 1) | _kept(graph, 2)
+    best = max(graph.out_edges("L1.F0", data=True), key=lambda e: e[2]["weight"])
+    assert best[1] == "L2.F2"  # the consecutive-layer edge A -> B is A's strongest
+    strongest = max(
+        (e for e in graph.edges(data=True) if e[2]["kind"] == "feature->feature"),
+        key=lambda e: e[2]["weight"],
+    )
+    assert strongest[:2] == ("L1.F0", "L2.F2")
+    # The neuron depends on A and B: removing either takes (almost) all of it.
+    assert graph.nodes["L1.F0"]["influence"] > 0.9 and graph.nodes["L2.F2"]["influence"] > 0.9
+    assert abs(graph.nodes["L1.E"]["influence"]) < 1e-3  # exact SAEs: nothing in the error
+    assert graph.graph["completeness"] > 0.9 and graph.graph["sufficiency"] > 0.9
+
+    run_map(config(select="activation"), tmp_path / "act", log=lambda m: None)
+    report = load_graph(tmp_path / "act" / "graph.json")
+    assert A not in _kept(report, 1) and B not in _kept(report, 2)
+
+
+def test_faithfulness_is_one_with_every_feature_and_zero_with_none(planted):
+    root, config = planted
+    lm = load_model(ModelConfig(name=str(root / "model")))
+    texts = (root / "corpus.txt").read_text().split("\n\n")
+    split = top_prompts(lm, texts, [TARGET], n=8, n_heldout=8, n_silent=16)[TARGET.id]
+    run = prompt_run(lm, split.heldout, [1, 2], (TARGET.layer, TARGET.neuron))
+    sae = StandardSAE.load_from_disk(str(own_sae_dir(root / "saes", 1)))
+    dec = decompose(1, sae, token_vectors(lm, split.silent, [1])[1], "silent")
+    every = list(range(2 * D_MODEL))
+    whole = layer_faithfulness(lm, dec, run, (3, 5), every, every, [])
+    assert whole.completeness == pytest.approx(1, abs=1e-4)
+    assert whole.sufficiency == pytest.approx(1, abs=1e-4)
+    none = layer_faithfulness(lm, dec, run, (3, 5), [], every, [])
+    assert none.completeness == pytest.approx(0, abs=1e-4)
+    assert none.sufficiency == pytest.approx(0, abs=1e-4)
+    assert whole.error_share == pytest.approx(0, abs=1e-4)
