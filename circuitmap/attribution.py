@@ -25,6 +25,8 @@ from .hooks import edit_resid_pre, record_mlp_post, record_resid_pre, run_body
 from .model import LoadedModel
 from .prompts import Prompts
 
+CHUNK = 4  # prompts per batched ablation forward (rows = conditions x CHUNK)
+
 
 @dataclass
 class PromptRun:
@@ -36,6 +38,36 @@ class PromptRun:
     resid: dict[int, torch.Tensor]  # layer -> (n, seq, d_model) clean resid_pre
     grads: dict[int, torch.Tensor]  # layer -> (n, seq, d_model) d(sum of targets)/d(resid_pre)
     target: torch.Tensor  # (n,) clean target activation at the last column
+
+    def chunks(self, size: int = CHUNK) -> list[tuple[torch.Tensor, PromptRun]]:
+        """The prompts in groups of ``size`` of similar length (shortest first), each without
+        the padding columns none of its prompts uses, with the group's prompt indices: batched
+        forwards then compute few padding tokens, and a left-padded prompt's activations do
+        not depend on its padding."""
+        lengths = self.attention_mask.sum(1).cpu()  # (n,)
+        order = lengths.argsort(stable=True)
+        groups = []
+        for start in range(0, len(order), size):
+            rows = order[start : start + size]
+            cols = slice(self.input_ids.shape[1] - int(lengths[rows].max()), None)
+
+            def cut(x: torch.Tensor, rows: torch.Tensor = rows, cols: slice = cols) -> torch.Tensor:
+                return x[rows.to(x.device)][:, cols]
+
+            groups.append(
+                (
+                    rows,
+                    PromptRun(
+                    cut(self.input_ids),
+                    cut(self.attention_mask),
+                    cut(self.real),
+                    {layer: cut(h) for layer, h in self.resid.items()},
+                    {layer: cut(g) for layer, g in self.grads.items()},
+                    self.target[rows],
+                    ),
+                )
+            )
+        return groups
 
 
 def prompt_run(

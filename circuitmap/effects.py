@@ -133,6 +133,42 @@ def _on_vector(
     ).target
 
 
+def removal_forward(
+    lm: LoadedModel,
+    dec: LayerDecomposition,
+    run: PromptRun,
+    removed: torch.Tensor,
+    error: torch.Tensor,
+    target: tuple[int, int],
+    read_layers: list[int],
+) -> tuple[torch.Tensor, dict[int, torch.Tensor]]:
+    """Every removal (``removed``: (C, d_sae), ``error``: (C,), see
+    :meth:`LayerDecomposition.remove_each`) applied at every real token of ``run``'s prompts,
+    in batched forwards over groups of similar length started at ``dec``'s layer: the target at
+    each prompt's last token (C, n) and, per layer of ``read_layers``, resid_pre as a list with
+    one (C, n_group, seq_group, d_model) entry per group of ``run.chunks()``."""
+    targets = torch.zeros(len(removed), len(run.input_ids))
+    resid: dict[int, list[torch.Tensor]] = {m: [] for m in read_layers}
+    for index, part in run.chunks():
+        n, seq = part.input_ids.shape
+        rows = len(removed) * n
+        out = ablation_forward(
+            lm,
+            part.input_ids.repeat(len(removed), 1),  # (C * n, seq)
+            part.attention_mask.repeat(len(removed), 1),
+            layer=dec.layer,
+            edit=lambda hidden: None,
+            positions=torch.full((rows,), seq - 1),
+            target=target,
+            read_layers=read_layers,
+            start=dec.remove_each(part.resid[dec.layer], part.real, removed, error),
+        )
+        targets[:, index] = out.target.view(len(removed), n)
+        for m in read_layers:
+            resid[m].append(out.resid[m].view(len(removed), n, seq, -1))
+    return targets, resid
+
+
 def flow(dec: LayerDecomposition, resid: torch.Tensor, run: PromptRun, dest: list[int]):
     """How much of the target flows through features ``dest`` and the error term of ``dec``'s
     layer in each row of ``resid`` (C, n, seq, d_model): (C, n, len(dest)) and (C, n), read with
@@ -165,7 +201,6 @@ def layer_effects(
     read = later if config.skip_edges else later[:1]
     to_target = config.skip_edges or not later
     clean = run.resid[layer]  # (n, seq, d_model)
-    n, seq, _ = clean.shape
 
     # Controls: features of activation level like the top kept ones', one per kept feature.
     f_clean, _ = dec.encode(clean)  # (n, seq, d_sae)
@@ -177,19 +212,9 @@ def layer_effects(
     errors = [False] * len(groups)
     errors[len(kept) + 1] = True
     removed, error = _removals(dec.directions.shape[0], groups, errors)
-    edited = dec.remove_each(clean, run.real, removed, error)  # (C * n, seq, d_model)
-    out = ablation_forward(
-        lm,
-        run.input_ids.repeat(len(groups), 1),  # (C * n, seq)
-        run.attention_mask.repeat(len(groups), 1),
-        layer=layer,
-        edit=lambda hidden: None,
-        positions=torch.full((len(groups) * n,), seq - 1),
-        target=(target.layer, target.neuron),
-        read_layers=read,
-        start=edited,
-    )
-    t_p = out.target.view(len(groups), n)  # (C, n)
+    t_p, resid = removal_forward(
+        lm, dec, run, removed, error, (target.layer, target.neuron), read
+    )  # (C, n), later layer -> per group (C, n_group, seq_group, d_model)
     drops = t_p[0] - t_p[1:]  # (C - 1, n): drop per removal and prompt
     clean_p = t_p[0].mean().item()
     sources = len(kept) + 1  # the kept features and the error node
@@ -223,10 +248,12 @@ def layer_effects(
     edges = []
     for m in read:
         dest = selection.layers[m].features
-        resid = out.resid[m].view(len(groups), n, seq, -1)[: sources + 1]  # (1 + sources, ...)
-        through, through_error = flow(decompositions[m], resid, run, dest)
-        lost = torch.cat([through, through_error[..., None]], -1)  # (1 + sources, n, dest + 1)
-        change = (lost[0] - lost[1:]).mean(1)  # (sources, dest + 1)
+        lost = []  # per group of prompts: (1 + sources, n_group, dest + 1)
+        for (_, part), states in zip(run.chunks(), resid[m], strict=True):
+            through, through_error = flow(decompositions[m], states[: sources + 1], part, dest)
+            lost.append(torch.cat([through, through_error[..., None]], -1))
+        flows = torch.cat(lost, 1)  # (1 + sources, n, dest + 1)
+        change = (flows[0] - flows[1:]).mean(1)  # (sources, dest + 1)
         for i, source in enumerate([*kept, ERROR]):
             for j, d in enumerate([*dest, ERROR]):
                 value = change[i, j].item()

@@ -27,9 +27,9 @@ from pathlib import Path
 
 import torch
 
-from .ablation import ablation_forward
 from .attribution import PromptRun
 from .decompose import LayerDecomposition
+from .effects import removal_forward
 from .hooks import edit_resid_pre, record_mlp_post, run_body, start_at
 from .model import LoadedModel
 from .selection import Selection
@@ -113,8 +113,6 @@ def layer_faithfulness(
     random: list[int],
 ) -> LayerFaithfulness:
     """The figures of one layer (see the module docstring) in one batched forward."""
-    clean = run.resid[dec.layer]  # (n, seq, d_model) held-out resid_pre
-    n, seq, _ = clean.shape
     d_sae = dec.directions.shape[0]
     every = list(range(d_sae))
     curve_ks = [k for k in CURVE if k <= len(ranked)]
@@ -141,19 +139,8 @@ def layer_faithfulness(
     for row, (features, _) in enumerate(conditions.values()):
         removed[row, features] = 1.0
     error = torch.tensor([float(err) for _, err in conditions.values()])
-    edited = dec.remove_each(clean, run.real, removed, error)  # (C * n, seq, d_model)
-    out = ablation_forward(
-        lm,
-        run.input_ids.repeat(len(conditions), 1),
-        run.attention_mask.repeat(len(conditions), 1),
-        layer=dec.layer,
-        edit=lambda hidden: None,
-        positions=torch.full((len(conditions) * n,), seq - 1),
-        target=target,
-        read_layers=[],
-        start=edited,
-    )
-    a = dict(zip(conditions, out.target.view(len(conditions), n).mean(1).tolist(), strict=True))
+    measured, _ = removal_forward(lm, dec, run, removed, error, target, [])  # (C, n)
+    a = dict(zip(conditions, measured.mean(1).tolist(), strict=True))
     c = a["clean"]
     d_all = c - a["all_err"]
     d_kept_error = c - a["all"]
@@ -194,6 +181,20 @@ def joint_target(
     """The mean target over the prompts with every mapped layer edited at once, error terms
     kept: for each entry of ``keep`` (layer -> features kept; None: keep everything), each
     layer's other features are removed, read from the already edited stream."""
+    means = torch.zeros(len(keep))
+    for _, part in run.chunks():
+        means += _joint_group(lm, decompositions, part, target, keep).sum(1)
+    return (means / len(run.input_ids)).tolist()
+
+
+def _joint_group(
+    lm: LoadedModel,
+    decompositions: dict[int, LayerDecomposition],
+    run: PromptRun,
+    target: tuple[int, int],
+    keep: list[dict[int, list[int] | None]],
+) -> torch.Tensor:
+    """:func:`joint_target` on one group of prompts: the target (len(keep), n)."""
     layers = sorted(decompositions)
     n, seq = run.input_ids.shape
     rows = len(keep)
@@ -218,7 +219,7 @@ def joint_target(
             stack.enter_context(edit_resid_pre(lm.model, layer, edit))
         mlp = stack.enter_context(record_mlp_post(lm.model, target[0], stop=True))
         run_body(lm.model, run.input_ids.repeat(rows, 1), run.attention_mask.repeat(rows, 1))
-    return mlp[target[0]][:, seq - 1, target[1]].float().cpu().view(rows, n).mean(1).tolist()
+    return mlp[target[0]][:, seq - 1, target[1]].float().cpu().view(rows, n)
 
 
 def measure(

@@ -79,7 +79,7 @@ class Worker:
         layers = self.config.upstream_layers(target)
         return sweep_target(self.lm, self.config, target, baseline, self.saes(layers))
 
-    def _run(self, target: Target, split: PromptSplit, part: str) -> PromptRun:
+    def encoded_prompts(self, target: Target, split: PromptSplit, part: str) -> PromptRun:
         """The ``build`` or ``heldout`` prompts of ``target``, run once with gradients."""
         key = (target.id, part)
         if key not in self._runs:
@@ -107,7 +107,7 @@ class Worker:
 
     def select(self, sweep: TargetSweep, split: PromptSplit, baseline: Baseline) -> Selection:
         t = sweep.target
-        run = self._run(t, split, "build")
+        run = self.encoded_prompts(t, split, "build")
         return select_circuit(self.config, sweep, run, self.decompositions(t, split, baseline))
 
     def effects(
@@ -125,7 +125,7 @@ class Worker:
             selection,
             sweep,
             layer,
-            self._run(t, split, "build"),
+            self.encoded_prompts(t, split, "build"),
             self.decompositions(t, split, baseline),
         )
 
@@ -134,4 +134,4 @@ class Worker:
     ) -> Faithfulness:
         t = selection.target
         decompositions = self.decompositions(t, split, baseline)
-        return measure(self.lm, selection, self._run(t, split, "heldout"), decompositions)
+        return measure(self.lm, selection, self.encoded_prompts(t, split, "heldout"), decompositions)

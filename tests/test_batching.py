@@ -96,3 +96,44 @@ def test_prompts_are_cut_at_the_targets_peak(lm, many_texts):
         assert prompts.activations == sorted(prompts.activations, reverse=True)
         # One pass for both targets chooses what a pass for this target alone chooses.
         assert top_prompts(lm, many_texts, [t], **sizes)[t.id] == split
+
+
+def test_removals_over_groups_of_prompts_equal_one_padded_batch(lm, many_texts):
+    """The ablation fast path (prompts grouped by length, padding cut, started at the layer)
+    gives the targets of one plain full-model forward over all prompts padded together."""
+    from sae_lens import StandardSAE, StandardSAEConfig
+
+    from circuitmap.ablation import ablation_forward
+    from circuitmap.attribution import prompt_run
+    from circuitmap.decompose import decompose
+    from circuitmap.effects import removal_forward
+
+    target = Target(3, 5)
+    split = top_prompts(lm, many_texts, [target], n=7, n_heldout=1, n_silent=4, max_tokens=24)
+    prompts = split[target.id].build
+    run = prompt_run(lm, prompts, [1, 2], (3, 5))
+    torch.manual_seed(0)
+    dec = decompose(1, StandardSAE(StandardSAEConfig(d_in=lm.d_model, d_sae=16)), None, "zero")
+    removed = (torch.rand(3, 16) > 0.5).float()
+    removed[0] = 0.0  # row 0: nothing removed, the clean target
+    error = torch.tensor([0.0, 1.0, 0.0])
+    grouped, _ = removal_forward(lm, dec, run, removed, error, (3, 5), [])
+    n, seq = run.input_ids.shape
+    plain = ablation_forward(
+        lm,
+        run.input_ids.repeat(3, 1),
+        run.attention_mask.repeat(3, 1),
+        layer=1,
+        edit=lambda hidden: dec.remove(
+            hidden,
+            run.real.repeat(3, 1),
+            removed.repeat_interleave(n, 0),
+            error.repeat_interleave(n, 0),
+        ),
+        positions=torch.full((3 * n,), seq - 1),
+        target=(3, 5),
+        read_layers=[],
+    ).target.view(3, n)
+    torch.testing.assert_close(grouped, plain, rtol=1e-4, atol=1e-4)
+    torch.testing.assert_close(grouped[0], run.target, rtol=1e-4, atol=1e-4)
+    assert len(run.chunks(2)) == 4 and sum(len(i) for i, _ in run.chunks(2)) == n

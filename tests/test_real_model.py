@@ -141,14 +141,25 @@ def test_map_on_two_layers_writes_every_output(real_map):
         assert (run_dir / name).is_file(), name
     graph = load_graph(run_dir / "graph.json")
     features = [n for n, d in graph.nodes(data=True) if d["kind"] == "feature"]
-    assert len(features) == 10  # top 5 at each of the two layers
-    assert graph.number_of_edges() == 10 + 25  # to the target, and layer 4 -> layer 8
+    by_layer = {
+        layer: [n for n in features if graph.nodes[n]["layer"] == layer] for layer in (4, 8)
+    }
+    assert all(0 < len(nodes) <= 40 for nodes in by_layer.values())
+    assert {"L4.E", "L8.E"} <= set(graph.nodes)
+    # Edges: every layer-4 node to every layer-8 node, and layer 8's nodes to the target.
+    assert (
+        graph.number_of_edges()
+        == (len(by_layer[4]) + 1) * (len(by_layer[8]) + 1) + len(by_layer[8]) + 1
+    )
     assert all(graph.nodes[f]["patchscope"] for f in features)
-    target_edges = [d for _, v, d in graph.edges(data=True) if v == f"L{TARGET_LAYER}.N{NEURON}"]
-    assert all(0 < d["p_value"] <= 1 for d in target_edges)
+    assert all(0 < graph.nodes[f]["p_value"] <= 1 for f in features)
+    # The faithfulness figures are measured and printed, and the random floor is below them.
+    g = graph.graph
+    assert g["heldout_prompts"] > 0 and g["completeness"] > g["random_completeness"]
+    assert g["sufficiency"] > g["random_sufficiency"]
     labelled = CliRunner().invoke(app, ["labels", str(run_dir)])
     assert labelled.exit_code == 0, labelled.output
-    assert len((run_dir / "labels.csv").read_text().strip().splitlines()) == 1 + 10
+    assert len((run_dir / "labels.csv").read_text().strip().splitlines()) == 1 + len(features)
 
 
 def test_two_targets_share_one_map(real_saes, real_map, tmp_path):
