@@ -1,10 +1,14 @@
 """A whole map: circuitmap's path against the report's method repeated layer by layer.
 
     python benchmarks/map_vs_report.py [--target-layer 12 --neuron 1742 --layers 0-11]
+                                       [--skip-reference]
 
 Both paths map the same target over the same upstream layers with the same settings (50 Adam
-steps, 20-token contrastive decode, top 5 features, 4 control features each, 8 prompts, zero
-ablation) and the same SAEs, in one process on one loaded model.
+steps, 20-token contrastive decode, the top 5 features of X as the report chose them, control
+features, zero ablation) and the same SAEs, in one process on one loaded model. circuitmap's
+default map (attribution selection of up to 40 features a layer, error nodes, silent-mean
+ablation, faithfulness on held-out prompts) is timed beside them; ``--skip-reference`` times
+circuitmap's two paths only.
 
 - The report's method, per layer: its own Mean Vector (full-model forwards over 100 texts), Adam
   with a full-model forward per step, signal/noise and plain decodes as separate runs, and every
@@ -13,7 +17,8 @@ ablation) and the same SAEs, in one process on one loaded model.
   for free (not timed).
 - circuitmap: the units a map runs (`circuitmap.worker.Worker`): one Mean-Vector pass for all
   layers, one pass choosing the prompts, one sweep optimising and decoding all layers as rows
-  of one batch, then one batched ablation forward per layer starting at that layer.
+  of one batch, the selection, then one batched ablation forward per layer (prompts grouped
+  by length) starting at that layer, and the faithfulness measure.
 
 Prints three tables: phases and totals with peak memory (RSS high-water mark of the phase);
 seconds per layer, with how far the two paths agree (the optimised X of each path, their top
@@ -78,20 +83,25 @@ def run_circuitmap(worker: Worker, config: MapConfig, target: Target) -> dict:
     times["prompts"] = time.perf_counter() - t
     t = time.perf_counter()
     sweep = worker.sweep(target, baseline)
+    selection = worker.select(sweep, prompts, baseline)
     times["sweep"] = time.perf_counter() - t
     effects = {}
     for layer in reversed(config.upstream_layers(target)):
         t = time.perf_counter()
-        effects[layer] = worker.effects(sweep, layer, prompts, baseline)
+        effects[layer] = worker.effects(selection, sweep, layer, prompts, baseline)
         times["layers"][layer] = time.perf_counter() - t
+    t = time.perf_counter()
+    if config.faithfulness:
+        worker.faithfulness(selection, prompts, baseline)
+    times["faithfulness"] = time.perf_counter() - t
     times["total"] = time.perf_counter() - start
     times["peak"] = _peak_gib()
-    times["top"] = {m: [f.index for f in s.features.top] for m, s in sweep.layers.items()}
+    times["top"] = {m: s.features for m, s in selection.layers.items()}
     times["effects"] = {
-        m: [(e["vector_relative"], e["prompt_relative"]) for e in eff.target_effects]
+        m: [(e.vector_relative, e.influence) for e in eff.nodes if e.feature >= 0]
         for m, eff in effects.items()
     }
-    times["prompt_texts"] = prompts.texts
+    times["prompt_texts"] = prompts.build.texts
     times["x"] = sweep.vectors
     return times
 
@@ -137,9 +147,26 @@ def run_reference(worker: Worker, config: MapConfig, target: Target, prompt_text
         times["sweep"] += t2 - t1
         times["layers"][layer] = time.perf_counter() - t0
     times["total"] = time.perf_counter() - start
-    times["prompts"] = 0.0
+    times["prompts"] = times["faithfulness"] = 0.0
     times["peak"] = _peak_gib()
     return times
+
+
+def _phases(paths: list[tuple[str, dict]], n: int) -> None:
+    print(
+        "| path | Mean Vectors s | prompts s | optimise+decode+select s | ablations s "
+        "| faithfulness s | total s | s per layer | peak RSS GiB |"
+    )
+    print("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
+    for name, r in paths:
+        ablations = sum(r["layers"].values())
+        if name.startswith("report"):
+            ablations -= r["baseline"] + r["sweep"]
+        print(
+            f"| {name} | {r['baseline']:.1f} | {r['prompts']:.1f} | {r['sweep']:.1f} "
+            f"| {ablations:.1f} | {r['faithfulness']:.1f} | {r['total']:.1f} "
+            f"| {r['total'] / n:.1f} | {r['peak']:.2f} |"
+        )
 
 
 def step_overhead(worker: Worker, config: MapConfig, target: Target, layer: int, steps: int):
@@ -194,10 +221,23 @@ def main() -> None:
     parser.add_argument("--neuron", type=int, default=1742)
     parser.add_argument("--layers", default="", help="e.g. 0-11 (default: every upstream layer)")
     parser.add_argument("--step-layer", type=int, help="a mapped layer [default: the middle one]")
+    parser.add_argument(
+        "--skip-reference", action="store_true", help="time circuitmap's two paths only"
+    )
     args = parser.parse_args()
     target = Target(args.target_layer, args.neuron)
     layers = _parse_layers(args.layers, args.target_layer)
-    config = MapConfig(targets=[target], layers=layers)
+    # The report's choices (top 5 features of X, zero ablation, 4 controls), so that both
+    # paths ablate the same features the same way; and circuitmap's default map.
+    config = MapConfig(
+        targets=[target],
+        layers=layers,
+        select="activation",
+        ablation="zero",
+        controls=4,
+        faithfulness=False,
+    )
+    default = MapConfig(targets=[target], layers=layers)
     step_layer = layers[len(layers) // 2] if args.step_layer is None else args.step_layer
     if step_layer not in layers:
         parser.error(f"--step-layer {step_layer} is not one of the mapped layers {layers}")
@@ -209,21 +249,15 @@ def main() -> None:
     print(f"torch threads: {torch.get_num_threads()}; target {target.id}, layers {layers}\n")
 
     ours = run_circuitmap(worker, config, target)
+    mapped = run_circuitmap(Worker(default, worker.lm), default, target)
+    paths = [("circuitmap, the report's choices", ours), ("circuitmap, default map", mapped)]
+    if args.skip_reference:
+        _phases(paths, len(layers))
+        return
     ref = run_reference(worker, config, target, ours["prompt_texts"])
-
-    n = len(layers)
-    print(
-        "| path | Mean Vectors s | prompts s | optimise+decode s | ablations s | total s "
-        "| s per layer | peak RSS GiB |"
-    )
-    print("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
-    for name, r in (("report's method, layer by layer", ref), ("circuitmap", ours)):
-        ablations = sum(r["layers"].values()) - (r["baseline"] + r["sweep"] if r is ref else 0)
-        print(
-            f"| {name} | {r['baseline']:.1f} | {r['prompts']:.1f} | {r['sweep']:.1f} "
-            f"| {ablations:.1f} | {r['total']:.1f} | {r['total'] / n:.1f} | {r['peak']:.2f} |"
-        )
+    _phases([("report's method, layer by layer", ref), *paths], len(layers))
     print(f"\nwhole map: circuitmap is {ref['total'] / ours['total']:.1f}x faster\n")
+    n = len(layers)
 
     print(
         "| layer | report's method s | circuitmap s (sweep share + ablations) | cos(X, X') "

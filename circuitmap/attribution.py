@@ -39,6 +39,22 @@ class PromptRun:
     grads: dict[int, torch.Tensor]  # layer -> (n, seq, d_model) d(sum of targets)/d(resid_pre)
     target: torch.Tensor  # (n,) clean target activation at the last column
 
+    def subset(self, rows: torch.Tensor, width: int | None = None) -> PromptRun:
+        """The prompts ``rows`` (indices), keeping the last ``width`` columns (default: all)."""
+        cols = slice(self.input_ids.shape[1] - (width or self.input_ids.shape[1]), None)
+
+        def cut(x: torch.Tensor) -> torch.Tensor:
+            return x[rows.to(x.device)][:, cols]
+
+        return PromptRun(
+            cut(self.input_ids),
+            cut(self.attention_mask),
+            cut(self.real),
+            {layer: cut(h) for layer, h in self.resid.items()},
+            {layer: cut(g) for layer, g in self.grads.items()},
+            self.target[rows],
+        )
+
     def chunks(self, size: int = CHUNK) -> list[tuple[torch.Tensor, PromptRun]]:
         """The prompts in groups of ``size`` of similar length (shortest first), each without
         the padding columns none of its prompts uses, with the group's prompt indices: batched
@@ -49,24 +65,7 @@ class PromptRun:
         groups = []
         for start in range(0, len(order), size):
             rows = order[start : start + size]
-            cols = slice(self.input_ids.shape[1] - int(lengths[rows].max()), None)
-
-            def cut(x: torch.Tensor, rows: torch.Tensor = rows, cols: slice = cols) -> torch.Tensor:
-                return x[rows.to(x.device)][:, cols]
-
-            groups.append(
-                (
-                    rows,
-                    PromptRun(
-                    cut(self.input_ids),
-                    cut(self.attention_mask),
-                    cut(self.real),
-                    {layer: cut(h) for layer, h in self.resid.items()},
-                    {layer: cut(g) for layer, g in self.grads.items()},
-                    self.target[rows],
-                    ),
-                )
-            )
+            groups.append((rows, self.subset(rows, int(lengths[rows].max()))))
         return groups
 
 

@@ -166,6 +166,7 @@ class MapConfig:
     # tokens of texts where the target is silent; "zero"; "mean" (its mean over the corpus).
     ablation: str = "silent"
     n_prompts: int = 16  # build prompts where the target fires (choose and weigh the circuit)
+    effect_prompts: int = 8  # the strongest build prompts, on which nodes and edges are measured
     n_heldout: int = 16  # held-out prompts where the target fires (faithfulness only)
     n_silent: int = 32  # texts where the target is silent (the "removed" reference)
     prompts: str | None = None  # a shipped prompt set or a file; None: the corpus pool
@@ -187,7 +188,8 @@ class MapConfig:
             value = getattr(self, name)
             if not 0 < value <= 1:
                 raise CircuitmapError(f"{name} {value} is outside (0, 1]")
-        for name in ("max_features", "top_k", "n_prompts", "n_heldout", "n_silent"):
+        names = ("max_features", "top_k", "n_prompts", "effect_prompts", "n_heldout", "n_silent")
+        for name in names:
             if getattr(self, name) < 1:
                 raise CircuitmapError(f"{name} {getattr(self, name)} must be at least 1")
 

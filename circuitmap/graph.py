@@ -4,7 +4,8 @@ Schema
 ------
 Graph attributes: ``model``, ``targets`` (comma-separated target ids), ``layers``
 (comma-separated), ``select`` (attribution|activation), ``ablation`` (silent|zero|mean),
-``prompts`` (corpus or the prompt set the circuit was built on), ``n_prompts``, ``n_heldout``,
+``prompts`` (corpus or the prompt set the circuit was built on), ``n_prompts``,
+``effect_prompts``, ``n_heldout``,
 ``lr``, ``lr_units``, ``steps``, ``top_k``, ``max_features``, ``share``, ``restarts``; the
 faithfulness figures on the held-out prompts (see :mod:`circuitmap.faithfulness`; with several
 targets, their mean): ``completeness``, ``sufficiency``, ``sufficiency_no_error``,
@@ -88,6 +89,7 @@ def build_graph(config: MapConfig, target: Target, result: TargetResult) -> nx.D
         ablation=config.ablation,
         prompts=config.prompts or "corpus",
         n_prompts=config.n_prompts,
+        effect_prompts=config.effect_prompts,
         n_heldout=config.n_heldout,
         lr=config.optim.lr,
         lr_units=config.optim.lr_units,

@@ -7,6 +7,8 @@ loads the model and SAEs once, on first use, and keeps each target's encoded pro
 
 from __future__ import annotations
 
+import torch
+
 from .attribution import PromptRun, prompt_run
 from .baseline import Baseline, compute_baseline
 from .config import MapConfig, Target
@@ -119,13 +121,15 @@ class Worker:
         baseline: Baseline,
     ) -> LayerEffects:
         t = selection.target
+        build = self.encoded_prompts(t, split, "build")  # prompts by activation, strongest first
+        strongest = build.subset(torch.arange(min(self.config.effect_prompts, len(build.target))))
         return layer_effects(
             self.lm,
             self.config,
             selection,
             sweep,
             layer,
-            self.encoded_prompts(t, split, "build"),
+            strongest,
             self.decompositions(t, split, baseline),
         )
 
@@ -134,4 +138,6 @@ class Worker:
     ) -> Faithfulness:
         t = selection.target
         decompositions = self.decompositions(t, split, baseline)
-        return measure(self.lm, selection, self.encoded_prompts(t, split, "heldout"), decompositions)
+        return measure(
+            self.lm, selection, self.encoded_prompts(t, split, "heldout"), decompositions
+        )

@@ -143,6 +143,12 @@ def map_cmd(
     n_prompts: Annotated[
         int, typer.Option(help="Build prompts where the target fires.", min=1)
     ] = _MAP.n_prompts,
+    effect_prompts: Annotated[
+        int,
+        typer.Option(
+            help="The strongest build prompts on which nodes and edges are measured.", min=1
+        ),
+    ] = _MAP.effect_prompts,
     n_heldout: Annotated[
         int, typer.Option(help="Held-out prompts for the faithfulness figures.", min=1)
     ] = _MAP.n_heldout,
@@ -236,6 +242,7 @@ def map_cmd(
             prompts=prompts,
             ablation=ablation,
             n_prompts=n_prompts,
+            effect_prompts=effect_prompts,
             n_heldout=n_heldout,
             faithfulness=faithfulness,
             skip_edges=skip_edges,
@@ -504,7 +511,8 @@ def labels_cmd(
 
 
 validate_app = typer.Typer(
-    help="Validate a circuit: random restarts, necessity against controls.", no_args_is_help=True
+    help="Validate a circuit: faithfulness, random restarts, necessity against controls.",
+    no_args_is_help=True,
 )
 app.add_typer(validate_app, name="validate")
 
@@ -566,6 +574,27 @@ def restarts_cmd(
         typer.echo(
             f"{layer:>5} {r.top1_agreement:>11.0%} {r.jaccard:>8.2f}  {lo:>9.2f}..{hi:<9.2f}  {top}"
         )
+
+
+@validate_app.command("faithfulness")
+@user_errors
+def faithfulness_cmd(
+    run: Annotated[Path, typer.Argument(help="A map run folder.")],
+) -> None:
+    """How well the map's circuit explains its target on held-out prompts: completeness,
+    sufficiency, the error nodes' share and the random-feature floor, per layer and with all
+    layers edited at once. Measures what the map has not measured yet (a map made with
+    --no-faithfulness), then adds the figures to its graph and exports."""
+    import dataclasses
+
+    from circuitmap.circuit import run_map
+    from circuitmap.search import load_map_config
+
+    from .report import print_map
+
+    config = dataclasses.replace(load_map_config(run), faithfulness=True)
+    graph, _ = run_map(config, run, log=_log)
+    print_map(graph, config, run)
 
 
 @validate_app.command("necessity")

@@ -102,6 +102,7 @@ def print_map(graph: Any, config: Any, run_dir: Path) -> None:
     from circuitmap.faithfulness import FAITHFULNESS_FILE, Faithfulness
     from circuitmap.graph import prune, strongest_chain
     from circuitmap.search import target_dir
+    from circuitmap.selection import Selection
 
     g = graph.graph
     typer.echo(
@@ -114,17 +115,20 @@ def print_map(graph: Any, config: Any, run_dir: Path) -> None:
         folder = target_dir(run_dir, t)
         if (folder / FAITHFULNESS_FILE).exists():
             f = Faithfulness.load(folder)
+            selection = Selection.load(folder)
             typer.echo(
                 f"\n{t.id} on {f.n_prompts} held-out prompts (clean {f.clean:.2f}):\n"
                 "layer features completeness sufficiency (no error) error share | random: "
-                "completeness sufficiency"
+                "completeness sufficiency | top-5 agreement"
             )
             for layer, x in sorted(f.layers.items()):
+                top = [a for a in selection.layers[layer].agreement[:5] if a is not None]
+                agreement = f"{sum(top) / len(top):>16.0%}" if top else f"{'n/a':>16}"
                 typer.echo(
                     f"{layer:>5} {x.features:>8} {_figure(x.completeness):>12} "
                     f"{_figure(x.sufficiency):>11} {_figure(x.sufficiency_no_error):>10} "
                     f"{_figure(x.error_share):>11} | {_figure(x.random_completeness):>20} "
-                    f"{_figure(x.random_sufficiency):>11}"
+                    f"{_figure(x.random_sufficiency):>11} | {agreement}"
                 )
             typer.echo(
                 f" mean {'':>8} {_figure(f.mean('completeness')):>12} "

@@ -244,6 +244,20 @@ def test_cli_map_export_and_errors(tiny_map_setup, tmp_path):
         assert out.exit_code == 2 and "Traceback" not in out.output
 
 
+def test_validate_faithfulness_measures_a_map_made_without_it(tiny_map_setup, tmp_path):
+    config = map_config(tiny_map_setup, layers=[1, 2], faithfulness=False)
+    run_map(config, tmp_path, log=lambda m: None)
+    assert "completeness" not in load_graph(tmp_path / "graph.json").graph
+    result = CliRunner().invoke(app, ["validate", "faithfulness", str(tmp_path)])
+    assert result.exit_code == 0, result.output
+    assert "held-out prompts" in result.output and "all layers edited at once" in result.output
+    graph = load_graph(tmp_path / "graph.json")
+    assert {"completeness", "sufficiency", "error_share"} <= set(graph.graph)
+    assert "held-out faithfulness" in (tmp_path / "circuit.html").read_text()
+    bad = CliRunner().invoke(app, ["validate", "faithfulness", str(tmp_path / "nope")])
+    assert bad.exit_code == 2 and "Traceback" not in bad.output
+
+
 def test_map_rejects_bad_layers(tiny_map_setup):
     config = map_config(tiny_map_setup, layers=[3])
     with pytest.raises(CircuitmapError, match="upstream layer 3 must be below the target layer 3"):

@@ -1,0 +1,88 @@
+"""The parts of a faithful circuit: removing SAE components, ranking and keeping features by
+attribution, and how stable that choice is."""
+
+import pytest
+import torch
+from sae_lens import StandardSAE, StandardSAEConfig
+
+from circuitmap.attribution import bootstrap_agreement, keep_count, select
+from circuitmap.config import MapConfig, Target
+from circuitmap.decompose import decompose
+from circuitmap.errors import CircuitmapError
+
+
+def _sae(d_model: int = 8, d_sae: int = 12) -> StandardSAE:
+    torch.manual_seed(0)
+    sae = StandardSAE(StandardSAEConfig(d_in=d_model, d_sae=d_sae))
+    with torch.no_grad():
+        for param in sae.parameters():
+            param.normal_()
+    return sae
+
+
+def test_removing_everything_gives_the_reference_and_nothing_changes_nothing():
+    sae = _sae()
+    reference = torch.randn(50, 8) * 3
+    dec = decompose(1, sae, reference, "silent")
+    x = torch.randn(2, 5, 8) * 3  # (rows, seq, d_model)
+    real = torch.ones(2, 5)
+    real[:, 0] = 0  # BOS untouched
+    every = torch.ones(2, 12)
+    gone = dec.remove(x, real, every, torch.ones(2))
+    # Every feature and the error term at their reference: the mean reference resid_pre.
+    torch.testing.assert_close(gone[:, 1:], reference.mean(0).expand(2, 4, 8), atol=1e-4, rtol=1e-4)
+    torch.testing.assert_close(gone[:, 0], x[:, 0])
+    torch.testing.assert_close(dec.remove(x, real, torch.zeros(2, 12), torch.zeros(2)), x)
+
+
+def test_removals_applied_to_all_prompts_equal_row_by_row_removal():
+    dec = decompose(2, _sae(), torch.randn(30, 8), "silent")
+    x, real = torch.randn(3, 4, 8), torch.ones(3, 4)
+    removed = (torch.rand(5, 12) > 0.5).float()
+    error = torch.tensor([0.0, 1.0, 0.0, 1.0, 0.0])
+    each = dec.remove_each(x, real, removed, error).view(5, 3, 4, 8)
+    for c in range(5):
+        one = dec.remove(x, real, removed[c].expand(3, -1), error[c].expand(3))
+        torch.testing.assert_close(each[c], one, atol=1e-4, rtol=1e-4)
+
+
+def test_zero_ablation_reference_is_zero():
+    dec = decompose(0, _sae(), None, "zero")
+    assert dec.feature_ref.abs().sum() == 0 and dec.error_ref.abs().sum() == 0
+
+
+def test_keep_count_reaches_the_share_within_the_cap():
+    scores = torch.tensor([5.0, -3.0, 3.0, 1.0, 1.0, 0.0])  # positive total 10
+    assert keep_count(scores, 0.5, 10) == 1  # 5 of 10
+    assert keep_count(scores, 0.8, 10) == 2  # 8 of 10
+    assert keep_count(scores, 0.81, 10) == 3
+    assert keep_count(scores, 1.0, 10) == 4  # never a feature with no positive attribution
+    assert keep_count(scores, 1.0, 2) == 2  # the cap wins
+    assert keep_count(-scores.abs(), 0.9, 10) == 0
+    assert select(scores, 0.8, 10) == [0, 2]
+
+
+def test_bootstrap_agreement_is_one_for_a_feature_every_prompt_agrees_on():
+    torch.manual_seed(0)
+    per_prompt = torch.rand(10, 20) * 0.1
+    per_prompt[:, 3] = 5.0  # always the strongest
+    per_prompt[0, 7] = 40.0  # strong on one prompt only
+    kept = select(per_prompt.mean(0), 0.9, 5)
+    assert kept[:2] == [3, 7]
+    agreement = dict(zip(kept, bootstrap_agreement(per_prompt, kept, 0.9, 5, 200), strict=True))
+    assert agreement[3] == 1.0
+    assert agreement[7] < 0.9  # resamples without that prompt drop it
+
+
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        ({"select": "best"}, "select 'best' is not supported: use attribution | activation"),
+        ({"ablation": "half"}, "ablation 'half' is not supported: use silent | zero | mean"),
+        ({"share": 0.0}, "share 0.0 is outside"),
+        ({"max_features": 0}, "max_features 0 must be at least 1"),
+    ],
+)
+def test_map_config_checks_choices_and_ranges_when_built(change, message):
+    with pytest.raises(CircuitmapError, match=message.replace("|", r"\|")):
+        MapConfig(targets=[Target(3, 5)], **change)
