@@ -28,11 +28,13 @@ from tqdm.auto import tqdm
 
 from .activations import collect_activations
 from .baseline import left_padded, real_token_mask
-from .config import SAETrainConfig, to_dict
+from .config import MapConfig, SAETrainConfig, to_dict
+from .corpus import load_corpus
 from .errors import CircuitmapError
 from .hooks import edit_resid_pre, real_position_ids
-from .model import LoadedModel
-from .sae_store import own_sae_dir, save_own_sae
+from .model import LoadedModel, cache_root, model_id_for
+from .progress import progress
+from .sae_store import own_sae_dir, own_sae_root, save_own_sae
 
 _OUTLIER_NORM = 10.0  # tokens with a norm above this many medians are left out of training
 
@@ -178,6 +180,7 @@ def train_layer_saes(
     collect_seconds = time.perf_counter() - start
     clean_loss = next_token_loss(lm, eval_texts, config.context)
     results = {}
+    overall = progress(len(todo), f"SAE layers {todo[0]}-{todo[-1]}")
     for layer in todo:
         layer_acts = acts.pop(layer)  # (tokens, d_model); freed after this layer
         norms = layer_acts.float().norm(dim=-1)
@@ -217,4 +220,43 @@ def train_layer_saes(
             f"spliced loss {quality['loss_increase']:+.1%} -> {own_sae_dir(root, layer)}"
         )
         results[layer] = quality
+        overall.update(1)
+    overall.close()
     return results
+
+
+def missing_own_saes(config: MapConfig) -> list[int]:
+    """The layers of a map that read circuitmap's own SAEs (no release or folder given) and
+    have none cached yet."""
+    if config.sae.release or config.sae.path:
+        return []
+    root = own_sae_root(
+        cache_root(config.model.cache_dir), model_id_for(config.model.name), config.sae
+    )
+    return [
+        layer
+        for layer in config.all_layers()
+        if not (own_sae_dir(root, layer) / "cfg.json").is_file()
+    ]
+
+
+def train_missing_saes(
+    lm: LoadedModel,
+    config: MapConfig,
+    recipe: SAETrainConfig,
+    log: Callable[[str], None] = print,
+) -> list[int]:
+    """Train circuitmap's own SAE for every layer of :func:`missing_own_saes`; returns them."""
+    missing = missing_own_saes(config)
+    if missing:
+        cache = cache_root(config.model.cache_dir)
+        root = own_sae_root(cache, lm.model_id, config.sae)
+        log(
+            f"no SAE for resid_pre layers {missing} of {lm.model_id}: training them now into "
+            f"{root} ({recipe.architecture}, width {recipe.width}, k {recipe.k}, "
+            f"{recipe.n_tokens} tokens a layer; --no-train-saes to refuse)"
+        )
+        train_layer_saes(
+            lm, load_corpus(config.corpus, cache)["text"], missing, recipe, root, log=log
+        )
+    return missing

@@ -39,6 +39,7 @@ from .errors import CircuitmapError
 from .executors import Call, Executor
 from .faithfulness import FAITHFULNESS_FILE, Faithfulness
 from .model import check_target, model_shape
+from .progress import progress
 from .prompts import PromptSplit
 from .selection import SELECTION_FILE, Selection
 from .storage import (
@@ -252,7 +253,22 @@ def map_circuit(
             calls += after_sweep(sweeps[t.id])
         else:
             calls.append(Call("sweep", (t, baseline)))
-    executor.run(calls, follow)
+    units = {  # target -> sweep, selection, layers, faithfulness still to do
+        t.id: (t.id not in sweeps)
+        + (t.id not in selections)
+        + len(config.upstream_layers(t))
+        - len(effects[t.id])
+        + (config.faithfulness and t.id not in faithfulness)
+        for t in config.targets
+    }
+    with progress(sum(units.values()), "mapping") as bar:
+
+        def advance(call: Call, result: Any) -> list[Call]:
+            more = follow(call, result)
+            bar.update(1)
+            return more
+
+        executor.run(calls, advance)
     return {
         t.id: TargetResult(sweeps[t.id], selections[t.id], effects[t.id], faithfulness.get(t.id))
         for t in config.targets

@@ -9,7 +9,7 @@ from typing import Annotated, Any
 
 import typer
 
-from circuitmap.config import MapConfig, ModelConfig, OptimConfig, SAESource, Target
+from circuitmap.config import MapConfig, ModelConfig, OptimConfig, SAESource, SAETrainConfig, Target
 from circuitmap.errors import CircuitmapError
 
 from . import options as o
@@ -193,6 +193,13 @@ def map_cmd(
         float, typer.Option(help="GPUs each Ray worker holds (with --device auto: >1).", min=0)
     ] = 1,
     cpus_per_worker: Annotated[float, typer.Option(help="CPUs each Ray worker holds.", min=0)] = 1,
+    train_saes: Annotated[
+        bool,
+        typer.Option(help="Train circuitmap's own SAEs for mapped layers that have none yet."),
+    ] = True,
+    sae_tokens: Annotated[
+        int, typer.Option(help="Training tokens per layer for those SAEs.", min=1000)
+    ] = SAETrainConfig.n_tokens,
     out: o.Out = Path("runs"),
     run_dir: Annotated[
         Path | None, typer.Option(help="Exact folder for the run [default: a new one under --out].")
@@ -203,7 +210,8 @@ def map_cmd(
     HTML and graph files. Several targets share one graph."""
     from circuitmap.circuit import run_map
     from circuitmap.executors import make_executor
-    from circuitmap.model import model_shape
+    from circuitmap.model import load_model, model_shape
+    from circuitmap.sae_train import missing_own_saes, train_missing_saes
     from circuitmap.search import check_targets, load_map_config
     from circuitmap.storage import new_run_dir
 
@@ -257,10 +265,15 @@ def map_cmd(
     if run_dir is None:
         run_dir = new_run_dir(out, "map-" + "-".join(t.id for t in config.targets[:3]))
     run_dir.mkdir(parents=True, exist_ok=True)
+    lm = None
+    if train_saes and missing_own_saes(config):
+        lm = load_model(config.model)
+        train_missing_saes(lm, config, SAETrainConfig(n_tokens=sae_tokens), log=_log)
     typer.echo(f"mapping into {run_dir} (resume with --resume {run_dir})", err=True)
     pool = make_executor(
         executor,
         config,
+        lm if executor == "local" else None,
         address=ray_address,
         workers=workers,
         gpus_per_worker=gpus_per_worker,

@@ -23,8 +23,13 @@ def circuit_file(run_or_file: Path) -> Path:
 def view(run_or_file: Path, *, serve: bool, port: int) -> None:
     path = circuit_file(run_or_file).resolve()
     if not serve:
-        opened = webbrowser.open(path.as_uri())
-        typer.echo(f"{'opened' if opened else 'open this file in a browser:'} {path}")
+        if webbrowser.open(path.as_uri()):
+            typer.echo(f"opened {path}")
+        else:
+            typer.echo(
+                f"no browser here: open {path} in one, or serve it with "
+                f"`circuitmap view {run_or_file} --serve` and open the address it prints"
+            )
         return
     handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(path.parent))
     with http.server.ThreadingHTTPServer(("127.0.0.1", port), handler) as server:

@@ -233,6 +233,7 @@ def test_cli_map_export_and_errors(tiny_map_setup, tmp_path):
             "1",
             "--sae-dir",
             str(tmp_path / "none"),
+            "--no-train-saes",
             *common,
         ],
     )
@@ -242,6 +243,19 @@ def test_cli_map_export_and_errors(tiny_map_setup, tmp_path):
     for bad in (["export", str(tmp_path / "nope")], ["view", str(tmp_path / "nope")]):
         out = runner.invoke(app, bad)
         assert out.exit_code == 2 and "Traceback" not in out.output
+
+
+def test_map_trains_the_saes_it_is_missing(tiny_map_setup, tmp_path):
+    s = tiny_map_setup
+    saes = tmp_path / "saes"
+    args = ["map", "--target-layer", "3", "--neuron", "5", "--layers", "1-2", "--steps", "2"]
+    args += ["--model", str(s["model"]), "--dataset", str(s["corpus"]), "--max-new-tokens", "2"]
+    result = CliRunner().invoke(
+        app, [*args, "--sae-dir", str(saes), "--sae-tokens", "2000", "--out", str(tmp_path)]
+    )
+    assert result.exit_code == 0, result.output
+    assert "no SAE for resid_pre layers [1, 2]" in result.output and "circuit.html" in result.output
+    assert all((saes / f"resid_pre_{layer}" / "cfg.json").is_file() for layer in (1, 2))
 
 
 def test_validate_faithfulness_measures_a_map_made_without_it(tiny_map_setup, tmp_path):
@@ -464,6 +478,10 @@ def test_cli_view_opens_the_run_html(full_run, monkeypatch):
     result = CliRunner().invoke(app, ["view", str(run_dir)])
     assert result.exit_code == 0 and opened == [(run_dir / "circuit.html").resolve().as_uri()]
     assert f"opened {(run_dir / 'circuit.html').resolve()}" in result.output
+    monkeypatch.setattr("webbrowser.open", lambda url: False)  # no browser on this machine
+    headless = CliRunner().invoke(app, ["view", str(run_dir)])
+    assert headless.exit_code == 0 and "--serve" in headless.output
+    assert str((run_dir / "circuit.html").resolve()) in headless.output
 
 
 def test_strongest_chain_prefers_depth_then_the_weakest_link():
