@@ -70,7 +70,7 @@ def main() -> None:
         for select in SELECTIONS:
             start = time.perf_counter()
             chosen = select_circuit(
-                dataclasses.replace(config, select=select), sweep, run, decompositions
+                lm, dataclasses.replace(config, select=select), sweep, run, decompositions
             )
             result = measure(lm, chosen, heldout, decompositions)
             rows.setdefault(select, []).append(

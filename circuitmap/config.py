@@ -159,6 +159,7 @@ class MapConfig:
     # them until they carry ``share`` of the layer's positive attribution, at most
     # ``max_features``; "activation" is the report's top ``top_k`` by activation on X_l.
     select: str = "attribution"
+    ig_steps: int = 2  # attribution along the path from the reference (0: the clean gradient)
     max_features: int = 40
     share: float = 0.9
     top_k: int = 5  # SAE features of X_l reported per layer (and kept with --select activation)

@@ -17,9 +17,10 @@ from pathlib import Path
 
 import torch
 
-from .attribution import PromptRun, attribution, bootstrap_agreement, keep_count
+from .attribution import PromptRun, attribution, bootstrap_agreement, keep_count, path_gradient
 from .config import MapConfig, Target
 from .decompose import LayerDecomposition
+from .model import LoadedModel
 from .storage import atomic_write_json, read_json
 from .sweep import TargetSweep
 
@@ -64,6 +65,7 @@ class Selection:
 
 
 def select_circuit(
+    lm: LoadedModel,
     config: MapConfig,
     sweep: TargetSweep,
     run: PromptRun,
@@ -75,7 +77,11 @@ def select_circuit(
     scale = clean if clean > 0 else 1.0
     layers = {}
     for layer, dec in sorted(decompositions.items()):
-        per_prompt, error = attribution(dec, run)  # (n, d_sae), (n,)
+        t = sweep.target
+        grad = None
+        if config.ig_steps:
+            grad = path_gradient(lm, dec, run, (t.layer, t.neuron), config.ig_steps)
+        per_prompt, error = attribution(dec, run, grad)  # (n, d_sae), (n,)
         scores = per_prompt.mean(0)  # (d_sae,)
         on_x = dec.encode(sweep.vectors[layer][None])[0][0]  # (d_sae,)
         if config.select == "attribution":

@@ -110,7 +110,9 @@ class Worker:
     def select(self, sweep: TargetSweep, split: PromptSplit, baseline: Baseline) -> Selection:
         t = sweep.target
         run = self.encoded_prompts(t, split, "build")
-        return select_circuit(self.config, sweep, run, self.decompositions(t, split, baseline))
+        return select_circuit(
+            self.lm, self.config, sweep, run, self.decompositions(t, split, baseline)
+        )
 
     def effects(
         self,
