@@ -99,16 +99,32 @@ def control_features(activity: torch.Tensor, top: list[int], per_feature: int) -
     return controls
 
 
+def sign_flip_p(differences: torch.Tensor, samples: int = 20_000, seed: int = 0) -> float:
+    """One-sided p-value that the mean of paired ``differences`` (n,) is above 0: the fraction
+    of sign flips whose mean is at least the observed one (exact over all 2^n flips up to
+    n = 16, else ``samples`` random flips). The smallest p-value is 1/2^n."""
+    n = len(differences)
+    if n <= 16:
+        codes = torch.arange(2**n)[:, None]
+        signs = 1.0 - 2.0 * ((codes >> torch.arange(n)) & 1).float()  # (2^n, n)
+    else:
+        gen = torch.Generator().manual_seed(seed)
+        signs = torch.randint(0, 2, (samples, n), generator=gen).float() * 2 - 1
+        signs[0] = 1.0
+    flipped = (signs * differences).mean(-1)  # (flips,)
+    return (flipped >= differences.mean() - 1e-12).float().mean().item()
+
+
 def necessity(
     effects: torch.Tensor, control_effects: torch.Tensor, n_boot: int = 1000, seed: int = 0
 ) -> dict[str, float]:
-    """Is a feature's ablation effect (n_prompts,) larger than that of control features of
-    similar activation level (n_controls, n_prompts)?
+    """Is a node's effect on the target (n_prompts,) larger than that of control features of
+    similar activation level on the same prompts (n_controls, n_prompts)?
 
-    Returns the controls' mean effect, the permutation-style p-value
-    (1 + #controls with an effect at least as large) / (1 + n_controls), the effect size in
-    control standard deviations, and a bootstrap 95% interval of the feature's mean effect over
-    prompts."""
+    Returns the controls' mean effect; a p-value from a paired sign-flip test of the node's
+    per-prompt effect minus the controls' mean effect on that prompt (can reach 1/2^n_prompts,
+    whatever the number of controls); the effect size in control standard deviations; and a
+    bootstrap 95% interval of the node's mean effect over prompts."""
     effect = effects.mean()
     control = control_effects.mean(-1)  # (n_controls,)
     gen = torch.Generator().manual_seed(seed)
@@ -117,7 +133,7 @@ def necessity(
     spread = control.std().item() if len(control) > 1 else 0.0
     return {
         "control_mean": control.mean().item() if len(control) else 0.0,
-        "p_value": (1 + (control >= effect).sum().item()) / (1 + len(control)),
+        "p_value": sign_flip_p(effects - control_effects.mean(0)),
         "effect_size": (effect - control.mean()).item() / spread if spread > 0 else 0.0,
         "ci_low": low,
         "ci_high": high,

@@ -173,11 +173,11 @@ class MapConfig:
     prompts: str | None = None  # a shipped prompt set or a file; None: the corpus pool
     prompt_pool: int = 200  # corpus texts ranked to choose the prompts
     prompt_tokens: int = 64  # last tokens kept of each prompt
-    node_threshold: float = 0.8  # exports keep the nodes carrying this share of influence
-    edge_threshold: float = 0.98  # and the edges carrying this share of edge weight
+    node_threshold: float = 0.5  # exports keep the nodes carrying this share of influence
+    edge_threshold: float = 0.8  # and the edges carrying this share of edge weight
     skip_edges: bool = False  # also feature -> feature edges that skip mapped layers
     restarts: int = 0  # random restarts per layer; feature nodes then carry an agreement rate
-    controls: int = 20  # control features per layer for the on-prompt p-values (0: none)
+    controls: int = 5  # control features per layer, for each node's paired p-value (0: none)
     resamples: int = 100  # bootstrap resamples of the build prompts (selection stability)
     faithfulness: bool = True  # measure the circuit on the held-out prompts
 

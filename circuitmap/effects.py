@@ -45,7 +45,7 @@ class NodeEffect:
     vector_effect: float  # the target's drop on the optimised X_l
     vector_relative: float  # / the target on X_l
     control_mean: float | None = None  # controls' mean drop on the prompts
-    p_value: float | None = None  # (1 + #controls at least as strong) / (1 + #controls)
+    p_value: float | None = None  # paired sign-flip test against the controls, over prompts
     effect_size: float | None = None  # in control standard deviations
     ci_low: float | None = None  # bootstrap 95% interval of the drop over prompts
     ci_high: float | None = None

@@ -24,13 +24,16 @@ merged edge the values of the target where its weight is largest; each target's 
 Nodes (id -> attributes):
 - ``L{L}.N{n}``, kind ``neuron``: a target; ``layer``, ``index``, ``label``.
 - ``L{l}.F{i}``, kind ``feature``: SAE feature i of the SAE reading resid_pre of layer l, kept
-  in the circuit; ``layer``, ``index``, ``label``, ``rank`` (in its layer's selection),
+  in the circuit; ``layer``, ``index``, ``label`` (``F{i} L{l}:`` and the tokens where it fires
+  most on the build prompts), ``contexts`` (its strongest snippets, ``" | "``-separated, the
+  firing token in ``[[ ]]``), ``rank`` (in its layer's selection),
   ``influence`` (the target's drop on the build prompts when it is removed, relative to the
   clean target), ``effect`` (that drop, raw), ``attribution`` (its first-order estimate),
   ``agreement`` (how often a bootstrap resample of the build prompts keeps it, or with
   ``--select activation`` the random-restart agreement), ``activation`` (on the optimised X_l),
   ``vector_relative`` (the target's relative drop on X_l), with controls ``control_mean``,
-  ``p_value``, ``effect_size``, ``ci_low``, ``ci_high``; ``patchscope`` and ``plain_decode``
+  ``p_value`` (paired sign-flip test over the build prompts), ``effect_size``, ``ci_low``,
+  ``ci_high``; ``patchscope`` and ``plain_decode``
   (the layer's gradient Patchscope decodes), ``layer_activation`` (the target reached from X_l),
   ``neuronpedia`` (URL or ""), ``sae`` (where the SAE came from); per-layer faithfulness
   ``layer_completeness``, ``layer_sufficiency``, ``layer_error_share``; after
@@ -55,6 +58,7 @@ import dataclasses
 import networkx as nx
 
 from .config import MapConfig, Target
+from .contexts import short_label
 from .effects import ERROR
 from .features import FeatureReport
 from .search import TargetResult
@@ -107,7 +111,7 @@ def build_graph(config: MapConfig, target: Target, result: TargetResult) -> nx.D
         kind="neuron",
         layer=target.layer,
         index=target.neuron,
-        label=f"Neuron {target.neuron} (L{target.layer})",
+        label=f"Neuron {target.neuron} L{target.layer}",
         targets=target.id,
     )
     for layer, effects in sorted(result.effects.items()):
@@ -136,17 +140,19 @@ def build_graph(config: MapConfig, target: Target, result: TargetResult) -> nx.D
                     feature_id(layer, ERROR),
                     kind="error",
                     index=ERROR,
-                    label=f"Error (L{layer})",
+                    label=f"Error L{layer}",
                     attribution=chosen.error_attribution,
                     **measured,
                     **common,
                 )
                 continue
             rank = chosen.ranked.index(node.feature)
+            contexts = chosen.contexts[rank]
             attrs = {
                 "kind": "feature",
                 "index": node.feature,
-                "label": f"Feature {node.feature} (L{layer})",
+                "label": short_label(layer, node.feature, contexts),
+                "contexts": " | ".join(f"{c.before}[[{c.token}]]" for c in contexts),
                 "rank": rank,
                 "attribution": chosen.attribution[rank],
                 "activation": chosen.activation[rank],

@@ -19,6 +19,7 @@ import torch
 
 from .attribution import PromptRun, attribution, bootstrap_agreement, keep_count, path_gradient
 from .config import MapConfig, Target
+from .contexts import Context, feature_contexts
 from .decompose import LayerDecomposition
 from .model import LoadedModel
 from .storage import atomic_write_json, read_json
@@ -38,6 +39,7 @@ class LayerSelection:
     error_attribution: float  # the error term's attribution / the clean target
     activation: list[float]  # each ranked feature's activation on the optimised X_l
     agreement: list[float | None]  # per kept feature: bootstrap, or restarts (None: not run)
+    contexts: list[list[Context]]  # per kept feature: where it fires most on the build prompts
 
     @property
     def features(self) -> list[int]:
@@ -60,7 +62,10 @@ class Selection:
     @classmethod
     def load(cls, folder: Path) -> Selection:
         data = read_json(folder / SELECTION_FILE)
-        layers = {int(k): LayerSelection(**v) for k, v in data.pop("layers").items()}
+        layers = {}
+        for k, v in data.pop("layers").items():
+            v["contexts"] = [[Context(**c) for c in row] for row in v["contexts"]]
+            layers[int(k)] = LayerSelection(**v)
         return cls(target=Target(**data.pop("target")), layers=layers, **data)
 
 
@@ -104,6 +109,7 @@ def select_circuit(
             attribution=(scores[torch.tensor(ranked, dtype=torch.long)] / scale).tolist(),
             error_attribution=error.mean().item() / scale,
             activation=on_x[torch.tensor(ranked, dtype=torch.long)].tolist(),
+            contexts=feature_contexts(lm, dec, run, ranked[:kept]),
             agreement=agreement,
         )
     return Selection(sweep.target, config.select, clean, layers, time.perf_counter() - start)

@@ -624,7 +624,7 @@ def necessity_cmd(
     graph = load_graph(check_run_dir(run) / GRAPH_FILE)
     rows = [(n, d) for n, d in graph.nodes(data=True) if "p_value" in d]
     if not rows:
-        raise CircuitmapError(f"{str(run)!r} has no control statistics: map it with --controls 20")
+        raise CircuitmapError(f"{str(run)!r} has no control statistics: map it with --controls 5")
     typer.echo(
         f"{'feature':<12}{'effect':>10}{'95% interval':>22}{'controls':>10}{'p':>7}{'size':>7}"
     )

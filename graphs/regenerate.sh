@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # Regenerates the example circuits of the embedded Gemma 3 270M in graphs/ and their screenshots
-# (on 2 CPU cores: about 30 minutes for the SAEs of layers 0-11, cached and skipped if present,
-# then under 2 minutes for the first map and about 6 for the second):
+# (on 2 CPU cores: about 15 minutes for the SAEs of layers 0-11, cached and skipped if present,
+# then about 4 minutes for the first map and 10 for the second):
 # - gemma-3-270m-L12-N1742: layer 12's math neuron 1742 over all its upstream layers;
-# - gemma-3-270m-L12-math: the top 5 neurons of `circuitmap find --layer 12` (definitions vs
+# - gemma-3-270m-L12-math: the top 3 neurons of `circuitmap find --layer 12` (definitions vs
 #   licences) in one merged map.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -12,6 +12,6 @@ one=graphs/gemma-3-270m-L12-N1742
 many=graphs/gemma-3-270m-L12-math
 rm -rf "$one" "$many"
 circuitmap map --target-layer 12 --neuron 1742 --run-dir "$one"
-circuitmap map --find-layer 12 --find-top 5 --run-dir "$many"
+circuitmap map --find-layer 12 --find-top 3 --run-dir "$many"
 python graphs/screenshot.py "$one/circuit.html" "$one.png"
 python graphs/screenshot.py "$many/circuit.html" "$many.png"

@@ -384,17 +384,32 @@ def test_necessity_statistics():
     strong = necessity(
         torch.tensor([5.0, 6.0, 7.0]), torch.tensor([[1.0, 1.0, 1.0], [2.0, 3.0, 1.0]])
     )
-    assert strong["p_value"] == pytest.approx(1 / 3) and strong["effect_size"] > 0
+    # Above the controls on all 3 prompts: only the identity of the 2^3 sign flips is as large.
+    assert strong["p_value"] == pytest.approx(1 / 8) and strong["effect_size"] > 0
     assert strong["ci_low"] <= 6.0 <= strong["ci_high"]
     weak = necessity(torch.tensor([1.0, 1.0]), torch.tensor([[3.0, 3.0], [4.0, 4.0]]))
     assert weak["p_value"] == 1.0 and weak["effect_size"] < 0
+    # With 8 prompts, 5 controls suffice for p < 0.05.
+    torch.manual_seed(0)
+    controls = torch.randn(5, 8) * 0.1
+    assert necessity(torch.ones(8), controls)["p_value"] == pytest.approx(1 / 256)
+
+
+def test_sign_flip_p_value_is_uniform_under_the_null():
+    from circuitmap.ablation import sign_flip_p
+
+    torch.manual_seed(0)
+    values = torch.tensor([sign_flip_p(torch.randn(10)) for _ in range(400)])
+    assert 0.4 < (values <= 0.5).float().mean() < 0.6
+    assert 0.02 < (values <= 0.05).float().mean() < 0.09
 
 
 def test_nodes_carry_control_statistics(full_run):
     config, run_dir, _, _ = full_run
     graph = load_graph(run_dir / "graph.json")
     nodes = [d for _, d in graph.nodes(data=True) if d["kind"] != "neuron"]
-    assert nodes and all(1 / (1 + config.controls) <= d["p_value"] <= 1 for d in nodes)
+    floor = 2.0 ** -min(config.effect_prompts, config.n_prompts)  # exact sign-flip test
+    assert nodes and all(floor <= d["p_value"] <= 1 for d in nodes)
     assert all(d["ci_low"] <= d["effect"] + 1e-6 <= d["ci_high"] + 2e-6 for d in nodes)
 
 

@@ -142,6 +142,9 @@ def test_attribution_recovers_the_planted_pair_and_activation_does_not(planted, 
     assert graph.nodes["L1.F0"]["influence"] > 0.9 and graph.nodes["L2.F2"]["influence"] > 0.9
     assert abs(graph.nodes["L1.E"]["influence"]) < 1e-3  # exact SAEs: nothing in the error
     assert graph.graph["completeness"] > 0.9 and graph.graph["sufficiency"] > 0.9
+    # A reads "circle": its label and snippets say where it fires.
+    assert graph.nodes["L1.F0"]["label"] == "F0 L1: circle"
+    assert all(c.endswith("[[circle]]") for c in graph.nodes["L1.F0"]["contexts"].split(" | "))
 
     run_map(config(select="activation"), tmp_path / "act", log=lambda m: None)
     report = load_graph(tmp_path / "act" / "graph.json")
