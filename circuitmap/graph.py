@@ -10,7 +10,7 @@ Graph attributes: ``model``, ``targets`` (comma-separated target ids), ``layers`
 faithfulness figures on the held-out prompts (see :mod:`circuitmap.faithfulness`; with several
 targets, their mean): ``completeness``, ``sufficiency``, ``sufficiency_no_error``,
 ``error_share``, ``random_completeness``, ``random_sufficiency``, ``joint_sufficiency``,
-``joint_random_sufficiency``, ``heldout_prompts``; after pruning ``node_threshold``,
+``joint_random_sufficiency``, ``heldout_prompts`` (summed over targets); after pruning ``node_threshold``,
 ``edge_threshold``, ``nodes_total``, ``nodes_hidden``, ``edges_total``, ``edges_hidden``,
 ``influence_hidden`` (share of the kept layers' summed |influence| that the hidden nodes carry).
 
@@ -78,7 +78,6 @@ FAITHFULNESS_FIGURES = (
     "random_sufficiency",
     "joint_sufficiency",
     "joint_random_sufficiency",
-    "heldout_prompts",
 )
 
 
@@ -207,6 +206,9 @@ def merge_graphs(graphs: list[nx.DiGraph]) -> nx.DiGraph:
         values = [g.graph[name] for g in graphs if name in g.graph]
         if values:
             merged.graph[name] = sum(values) / len(values)
+    prompts = [g.graph["heldout_prompts"] for g in graphs if "heldout_prompts" in g.graph]
+    if prompts:
+        merged.graph["heldout_prompts"] = sum(prompts)
     merged.graph["layers"] = ",".join(
         sorted({x for g in graphs for x in g.graph["layers"].split(",") if x}, key=int)
     )

@@ -69,6 +69,12 @@ def _graph():
             activation=3.0 * layer,
             influence=0.2 * layer,
             attribution=0.1,
+            agreement=0.9,
+            p_value=0.01,
+            effect_size=3.0,
+            ci_low=0.1,
+            ci_high=0.3,
+            contexts=f"let x be a real [[number]] | {EVIL} [[{EVIL}]]",
             patchscope=text,
             plain_decode=text,
             layer_activation=10.0,
@@ -98,8 +104,11 @@ def test_circuit_renders_with_tooltips_and_escapes_model_text(browser, tmp_path)
     page.wait_for_function("typeof network !== 'undefined'")
     canvas = page.locator("#mynetwork canvas")
     assert canvas.count() == 1 and canvas.bounding_box()["width"] > 500
-    assert page.evaluate("nodes.length") == graph.number_of_nodes()
+    graph_nodes = "nodes.get({filter: n => !n.id.startsWith('layer:')}).length"
+    assert page.evaluate(graph_nodes) == graph.number_of_nodes()
     assert page.evaluate("edges.length") == graph.number_of_edges()
+    # Each layer is headed once by its Patchscope decode.
+    assert page.evaluate("nodes.get('layer:2').label").startswith("L2: <script>")
     # Hover the layer-2 feature: its tooltip shows the decoded text as text.
     box = page.evaluate("document.getElementById('mynetwork').getBoundingClientRect().toJSON()")
     pos = page.evaluate("network.canvasToDOM(network.getPositions(['L2.F9'])['L2.F9'])")
@@ -130,7 +139,8 @@ def test_target_menu_shows_one_target_at_a_time(browser, tmp_path):
     page.wait_for_function("typeof network !== 'undefined'")
 
     def shown(kind):
-        return sorted(page.evaluate(f"{kind}.get({{filter: i => !i.hidden}}).map(i => i.id)"))
+        visible = f"{kind}.get({{filter: i => !i.hidden}}).map(i => i.id)"
+        return sorted(i for i in page.evaluate(visible) if not i.startswith("layer:"))
 
     assert len(shown("nodes")) == 4
     page.select_option("#target-filter", "L3.N8")
@@ -139,3 +149,53 @@ def test_target_menu_shows_one_target_at_a_time(browser, tmp_path):
     assert shown("nodes") == ["L1.F7", "L2.F9", "L3.N5"] and len(shown("edges")) == 3
     page.select_option("#target-filter", "")
     assert len(shown("nodes")) == 4 and len(shown("edges")) == 4
+
+
+def _click(page, node):
+    box = page.evaluate("document.getElementById('mynetwork').getBoundingClientRect().toJSON()")
+    pos = page.evaluate(f"network.canvasToDOM(network.getPositions(['{node}'])['{node}'])")
+    page.mouse.click(box["x"] + pos["x"], box["y"] + pos["y"])
+
+
+def test_explorer_panel_slider_and_search(browser, tmp_path):
+    graph = _graph()
+    page_file = tmp_path / "circuit.html"
+    page_file.write_text(circuit_html(graph))
+    page = browser.new_page(viewport={"width": 1500, "height": 900})
+    page.goto(page_file.as_uri())
+    page.wait_for_function("typeof network !== 'undefined'")
+    panel = page.locator("#cm-panel")
+    # Clicking a node fills the panel: its figures, where it fires (the token marked), its
+    # layer's decode and its edges; other nodes off its paths to the target are dimmed.
+    _click(page, "L1.F7")
+    page.wait_for_function("document.getElementById('cm-panel').innerText.includes('influence')")
+    text = panel.inner_text()
+    assert "Feature 7 (L1)" in text and "kept in bootstrap resamples" in text
+    assert page.locator("#cm-panel mark").first.inner_text() == "number"
+    assert "a circle is the set of points" in text  # layer 1's Patchscope decode
+    assert "outgoing (2)" in text and "incoming (0)" in text
+    # An edge in the panel leads to the node at its other end.
+    panel.locator("button.cm-link", has_text="Neuron 5 (L3)").click()
+    assert panel.locator("h3").inner_text() == "Neuron 5 (L3)"
+    assert page.evaluate("network.getSelectedNodes()") == ["L3.N5"]
+
+    # The edge slider hides the weak edges; the influence slider hides weak features.
+    def hidden(kind):
+        return page.evaluate(f"{kind}.get({{filter: i => i.hidden}}).length")
+
+    page.locator("#cm-edge-slider").fill("70")  # 0.7 x the largest |weight| (0.5): 0.35
+    assert hidden("edges") == 2  # the 0.2 and -0.3 edges
+    page.locator("#cm-edge-slider").fill("0")
+    assert hidden("edges") == 0
+    page.locator("#cm-node-slider").fill("80")  # L1.F7's influence 0.2 < 0.8 x 0.4
+    assert page.evaluate("nodes.get('L1.F7').hidden") is True
+    page.locator("#cm-node-slider").fill("0")
+    # Search by a word of a label selects the node.
+    page.locator("#cm-search").fill("feature 9")
+    page.locator("#cm-search").press("Enter")
+    assert page.evaluate("network.getSelectedNodes()") == ["L2.F9"]
+    # Its snippet holds the injected markup as text: nothing ran, no image was made.
+    assert EVIL in panel.inner_text()
+    page.wait_for_timeout(300)
+    assert page.evaluate("window.__pwned") is None
+    assert page.locator("img[src=x]").count() == 0
