@@ -10,7 +10,8 @@ Graph attributes: ``model``, ``targets`` (comma-separated target ids), ``layers`
 faithfulness figures on the held-out prompts (see :mod:`circuitmap.faithfulness`; with several
 targets, their mean): ``completeness``, ``sufficiency``, ``sufficiency_no_error``,
 ``error_share``, ``random_completeness``, ``random_sufficiency``, ``joint_sufficiency``,
-``joint_random_sufficiency``, ``heldout_prompts`` (summed over targets); after pruning ``node_threshold``,
+``joint_random_sufficiency``, ``heldout_prompts`` (summed over targets); after pruning
+``node_threshold``,
 ``edge_threshold``, ``nodes_total``, ``nodes_hidden``, ``edges_total``, ``edges_hidden``,
 ``influence_hidden`` (share of the kept layers' summed |influence| that the hidden nodes carry).
 
