@@ -44,6 +44,7 @@ def reexport(
     formats: tuple[str, ...] = FORMATS,
     thresholds: tuple[float | None, float | None] = (None, None),
     out: Path | None = None,
+    scan: str | None = None,
 ) -> tuple[nx.DiGraph, list[Path]]:
     """Export a finished map again (other formats, or other node and edge thresholds; None:
     the run's) without the model."""
@@ -59,7 +60,7 @@ def reexport(
         config.node_threshold if node is None else node,
         config.edge_threshold if edge is None else edge,
     )
-    return pruned, export(pruned, out or run_dir, formats)
+    return pruned, export(pruned, out or run_dir, formats, scan=scan)
 
 
 def relabel(

@@ -2,7 +2,9 @@
 
 Schema
 ------
-Graph attributes: ``model``, ``targets`` (comma-separated target ids), ``layers``
+Graph attributes: ``model``, ``scan`` (the model's name for Neuronpedia), ``prompt`` and
+``prompt_tokens`` (the strongest build prompt up to the target's peak, and its tokens as a JSON
+list), ``targets`` (comma-separated target ids), ``layers``
 (comma-separated), ``select`` (attribution|activation), ``ablation`` (silent|zero|mean),
 ``prompts`` (corpus or the prompt set the circuit was built on), ``n_prompts``,
 ``effect_prompts``, ``n_heldout``,
@@ -36,7 +38,8 @@ Nodes (id -> attributes):
   ``p_value`` (paired sign-flip test over the build prompts), ``effect_size``, ``ci_low``,
   ``ci_high``; ``patchscope`` and ``plain_decode``
   (the layer's gradient Patchscope decodes), ``layer_activation`` (the target reached from X_l),
-  ``neuronpedia`` (URL or ""), ``sae`` (where the SAE came from); per-layer faithfulness
+  ``neuronpedia`` (URL or ""), ``sae`` (the SAE: a release/id, or its folder's last two parts);
+  per-layer faithfulness
   ``layer_completeness``, ``layer_sufficiency``, ``layer_error_share``; after
   ``circuitmap labels`` also ``imported_label``, ``snippets``, ``causal_description``,
   ``label_similarity`` and ``label_flagged``.
@@ -55,13 +58,16 @@ with ``--skip-edges`` from every layer), sources and destinations including erro
 from __future__ import annotations
 
 import dataclasses
+import json
+from pathlib import Path
 
 import networkx as nx
 
-from .config import MapConfig, Target
+from .config import EMBEDDED_MODEL, MapConfig, Target
 from .contexts import short_label
 from .effects import ERROR
 from .features import FeatureReport
+from .model import EMBEDDED_ID
 from .search import TargetResult
 
 
@@ -85,8 +91,12 @@ FAITHFULNESS_FIGURES = (
 def build_graph(config: MapConfig, target: Target, result: TargetResult) -> nx.DiGraph:
     """The full (unpruned) circuit graph of one target."""
     sweep, selection = result.sweep, result.selection
+    strongest = result.prompts.build
     graph = nx.DiGraph(
         model=config.model.name,
+        scan=scan_name(config.model.name),
+        prompt="".join(strongest.tokens[0]) if strongest.tokens else strongest.texts[0],
+        prompt_tokens=json.dumps(strongest.tokens[0] if strongest.tokens else []),
         targets=target.id,
         layers=",".join(str(layer) for layer in sorted(sweep.layers)),
         select=config.select,
@@ -121,7 +131,7 @@ def build_graph(config: MapConfig, target: Target, result: TargetResult) -> nx.D
             "patchscope": search.contrastive_text,
             "plain_decode": search.plain_text,
             "layer_activation": search.final_activation,
-            "sae": search.features.sae_origin,
+            "sae": sae_name(search.features.sae_origin),
             "targets": target.id,
         }
         if faithful is not None:
@@ -184,6 +194,19 @@ def build_graph(config: MapConfig, target: Target, result: TargetResult) -> nx.D
                 targets=target.id,
             )
     return graph
+
+
+def scan_name(model: str) -> str:
+    """The model's name as Neuronpedia's ``scan`` expects it: ``gemma-3-270m`` for the embedded
+    model, the last part of a hub name or folder otherwise."""
+    return EMBEDDED_ID if model == EMBEDDED_MODEL else Path(model.rstrip("/")).name
+
+
+def sae_name(origin: str) -> str:
+    """Where an SAE came from, without the local folders above it: a release/id as it is, a
+    folder by its last two parts (``gemma-3-270m/resid_pre_8``)."""
+    path = Path(origin)
+    return "/".join(path.parts[-2:]) if path.is_absolute() else origin
 
 
 def _neuronpedia(report: FeatureReport, feature: int) -> str:

@@ -8,7 +8,7 @@ forward on the prompts cheaper; every prompt's read position is then its last to
 from __future__ import annotations
 
 from contextlib import ExitStack
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 
@@ -25,6 +25,7 @@ class Prompts:
     texts: list[str]
     token_ids: list[list[int]]  # each prompt's tokens up to and including the target's peak
     activations: list[float]  # the target's activation at that peak
+    tokens: list[list[str]] = field(default_factory=list)  # each token id decoded alone
 
     def batch(self, lm: LoadedModel) -> tuple[torch.Tensor, torch.Tensor]:
         """(input_ids, attention_mask), both (n, seq), left-padded: the peak is column -1."""
@@ -138,4 +139,6 @@ def top_prompts(
             silent=_chosen(pool, corpus[0::2], n_silent, lowest=True),
             source=name,
         )
+        for part in (split[t.id].build, split[t.id].heldout, split[t.id].silent):
+            part.tokens = [[lm.tokenizer.decode([i]) for i in ids] for ids in part.token_ids]
     return split

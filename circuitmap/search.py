@@ -62,6 +62,7 @@ class TargetResult:
     """Everything mapped for one target."""
 
     sweep: TargetSweep
+    prompts: PromptSplit
     selection: Selection
     effects: dict[int, LayerEffects]  # upstream layer -> its ablation effects
     faithfulness: Faithfulness | None  # None: not measured (config.faithfulness off)
@@ -270,6 +271,8 @@ def map_circuit(
 
         executor.run(calls, advance)
     return {
-        t.id: TargetResult(sweeps[t.id], selections[t.id], effects[t.id], faithfulness.get(t.id))
+        t.id: TargetResult(
+            sweeps[t.id], prompts[t.id], selections[t.id], effects[t.id], faithfulness.get(t.id)
+        )
         for t in config.targets
     }

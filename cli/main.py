@@ -318,12 +318,16 @@ def export_cmd(
     out: Annotated[
         Path | None, typer.Option(help="Folder for the files [default: the run].")
     ] = None,
+    scan: Annotated[
+        str | None,
+        typer.Option(help="Model id for Neuronpedia's `scan` [default: from the run's model]."),
+    ] = None,
 ) -> None:
     """Re-export a saved map in other formats or with other thresholds, without the model."""
     from circuitmap.circuit import reexport
 
     formats = tuple(f.strip() for f in format.split(",") if f.strip())
-    _, files = reexport(run, formats, (node_threshold, edge_threshold), out)
+    _, files = reexport(run, formats, (node_threshold, edge_threshold), out, scan)
     for path in files:
         typer.echo(f"wrote {path}")
 
