@@ -339,12 +339,15 @@ def view_cmd(
     serve: Annotated[
         bool, typer.Option(help="Serve it on localhost instead of opening the file.")
     ] = False,
-    port: Annotated[int, typer.Option(help="Port for --serve.")] = 8000,
+    port: Annotated[int, typer.Option(help="Port for --serve (1..65535).")] = 8000,
+    host: Annotated[
+        str, typer.Option(help="Address for --serve; other machines reach it only if you say so.")
+    ] = "127.0.0.1",
 ) -> None:
-    """Open a circuit's interactive HTML in the browser (or serve it locally)."""
+    """Open a circuit's interactive HTML in the browser (or serve that page alone locally)."""
     from .view import view
 
-    view(run_or_file, serve=serve, port=port)
+    view(run_or_file, serve=serve, port=port, host=host)
 
 
 @app.command("probe")

@@ -101,3 +101,49 @@ def test_node_attributes_name_saes_without_local_folders(mapped):
     saes = {d["sae"] for _, d in graph.nodes(data=True) if "sae" in d}
     assert saes and all(not s.startswith("/") for s in saes)
     assert saes == {f"saes/resid_pre_{layer}" for layer in (0, 1, 2)}
+
+
+def test_view_serve_binds_localhost_and_serves_only_the_map(mapped):
+    import http.client
+    import threading
+
+    from circuitmap.errors import CircuitmapError
+    from circuitmap_cli.view import make_server
+
+    _, run_dir = mapped
+    server = make_server(run_dir / "circuit.html", _free_port())
+    host, port = server.server_address
+    assert host == "127.0.0.1"
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+
+        def get(path, host_header=f"127.0.0.1:{port}"):
+            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+            conn.request("GET", path, headers={"Host": host_header})
+            response = conn.getresponse()
+            return response.status, response.read()
+
+        status, body = get("/circuit.html")
+        assert status == 200 and body == (run_dir / "circuit.html").read_bytes()
+        assert get("/")[0] == 200
+        for other in ("/config.json", "/graph.json", "/../", "/targets/L3.N5/sweep.json"):
+            assert get(other)[0] == 404, other
+        assert get("/circuit.html", host_header="evil.example:80")[0] == 403
+        with pytest.raises(CircuitmapError, match="cannot serve on 127.0.0.1"):
+            make_server(run_dir / "circuit.html", port)  # in use
+    finally:
+        server.shutdown()
+        server.server_close()
+    with pytest.raises(
+        CircuitmapError, match="port 99999 is out of range: valid values are 1..65535"
+    ):
+        make_server(run_dir / "circuit.html", 99999)
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
