@@ -117,21 +117,22 @@ def path_gradient(
     feature of the layer moves from its reference value to its clean activation at every real
     token, the error term held at its clean value: the integrated-gradients estimate that Marks
     et al. use where first-order attribution is poor."""
-    clean = run.resid[dec.layer]  # (n, seq, d_model)
-    f, _ = dec.encode(clean)
-    shift = (dec.contributions(f) @ dec.directions) * run.real[..., None]  # (n, seq, d_model)
-    total = torch.zeros_like(clean)
-    for k in range(steps):
-        alpha = (k + 0.5) / steps
-        point = (clean - (1 - alpha) * shift).detach().requires_grad_(True)
-        with torch.enable_grad():
-            with (
-                start_at(lm.model, dec.layer, point),
-                record_mlp_post(lm.model, target[0], stop=True) as mlp,
-            ):
-                run_body(lm.model, run.input_ids, run.attention_mask)
-            mlp[target[0]][:, -1, target[1]].float().sum().backward()
-        total += point.grad.float().cpu()
+    total = torch.zeros_like(run.resid[dec.layer])  # (n, seq, d_model)
+    for rows, part in run.chunks():  # groups of similar length: few padding tokens
+        clean = part.resid[dec.layer]  # (n_group, seq_group, d_model)
+        f, _ = dec.encode(clean)
+        shift = (dec.contributions(f) @ dec.directions) * part.real[..., None]
+        for k in range(steps):
+            alpha = (k + 0.5) / steps
+            point = (clean - (1 - alpha) * shift).detach().requires_grad_(True)
+            with torch.enable_grad():
+                with (
+                    start_at(lm.model, dec.layer, point),
+                    record_mlp_post(lm.model, target[0], stop=True) as mlp,
+                ):
+                    run_body(lm.model, part.input_ids, part.attention_mask)
+                mlp[target[0]][:, -1, target[1]].float().sum().backward()
+            total[rows, total.shape[1] - clean.shape[1] :] += point.grad.float().cpu()
     return total / steps
 
 

@@ -84,7 +84,7 @@ def select_circuit(
     for layer, dec in sorted(decompositions.items()):
         t = sweep.target
         grad = None
-        if config.ig_steps:
+        if config.ig_steps and config.select == "attribution":
             grad = path_gradient(lm, dec, run, (t.layer, t.neuron), config.ig_steps)
         per_prompt, error = attribution(dec, run, grad)  # (n, d_sae), (n,)
         scores = per_prompt.mean(0)  # (d_sae,)

@@ -97,7 +97,7 @@ def test_integrated_gradients_add_up_to_the_effect_of_removing_every_feature(man
     from tiny import tiny_lm
 
     lm = tiny_lm("gemma3")
-    split = top_prompts(lm, many_texts, [Target(3, 5)], n=4, n_heldout=1, n_silent=8)["L3.N5"]
+    split = top_prompts(lm, many_texts, [Target(3, 5)], n=7, n_heldout=1, n_silent=8)["L3.N5"]
     run = prompt_run(lm, split.build, [1], (3, 5))
     sae = _sae(d_model=32, d_sae=48)
     reference = torch.randn(40, 32) * 5
