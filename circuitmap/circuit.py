@@ -12,11 +12,11 @@ from .errors import CircuitmapError
 from .executors import Executor, LocalExecutor
 from .export import FORMATS, GRAPH_FILE, export, load_graph, node_link_json
 from .graph import build_graph, merge_graphs, prune
-from .labels import LabelRow, causal_description, labels_csv, read_labels, similarity, top_snippets
+from .labels import LabelRow, causal_description, labels_csv, similarity, top_snippets
 from .model import LoadedModel, cache_root
 from .sae_store import load_layer_sae
 from .search import Log, load_map_config, map_circuit, run_baseline, target_dir
-from .storage import atomic_write_text, check_run_dir
+from .storage import atomic_write_text, check_run_dir, writable_dir
 
 
 def run_map(
@@ -54,6 +54,8 @@ def reexport(
             f"{str(run_dir)!r} has no {GRAPH_FILE}: finish it with `circuitmap map --resume`"
         )
     config = load_map_config(run_dir)
+    if out is not None:
+        writable_dir(out, "output folder")
     node, edge = thresholds
     pruned = prune(
         load_graph(run_dir / GRAPH_FILE),
@@ -66,7 +68,7 @@ def reexport(
 def relabel(
     run_dir: Path,
     lm: LoadedModel,
-    label_file: Path | None = None,
+    imported: dict[tuple[int, int], str] | None = None,
     min_similarity: float = 0.1,
     n_snippets: int = 3,
     log: Log = print,
@@ -78,7 +80,7 @@ def relabel(
         raise CircuitmapError(
             f"{str(run_dir)!r} has no {GRAPH_FILE}: finish it with `circuitmap map --resume`"
         )
-    imported = read_labels(label_file, config.sae.hook) if label_file else {}
+    imported = imported or {}
     graph = load_graph(run_dir / GRAPH_FILE)
     layers = config.all_layers()
     baseline = run_baseline(config, run_dir, LocalExecutor(config, lm))

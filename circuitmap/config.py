@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 import typing
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
@@ -13,13 +14,37 @@ T = TypeVar("T")
 
 EMBEDDED_MODEL = "embedded"
 SELECTIONS = ("attribution", "activation")
+EXECUTORS = ("local", "ray")
 ABLATIONS = ("silent", "zero", "mean")
+
+
+MAX_NEW_TOKENS = 512  # the longest Patchscope decode (a longer one would run for minutes)
+DTYPES = ("float32", "bfloat16", "float16", "auto")
 
 
 def check_choice(name: str, value: str, choices: tuple[str, ...]) -> None:
     """A one-line error unless ``value`` is one of ``choices``."""
     if value not in choices:
         raise CircuitmapError(f"{name} {value!r} is not supported: use {' | '.join(choices)}")
+
+
+def fill_layer(template: str, layer: int, option: str) -> str:
+    """``template`` with ``{layer}`` filled in, or a one-line error for any other field."""
+    try:
+        return template.format(layer=layer)
+    except (KeyError, IndexError, ValueError) as exc:
+        raise CircuitmapError(
+            f"{option} {template!r} is not a valid template: the only field is {{layer}} ({exc})"
+        ) from None
+
+
+def check_number(name: str, value: float, low: float, high: float = math.inf) -> None:
+    """A one-line error unless ``value`` is a finite number in [low, high]."""
+    if not (isinstance(value, int | float) and math.isfinite(value) and low <= value <= high):
+        upper = "" if high == math.inf else f" and at most {high}"
+        raise CircuitmapError(
+            f"{name} {value} is not valid: use a finite number of at least {low}{upper}"
+        )
 
 
 @dataclass
@@ -35,6 +60,9 @@ class ModelConfig:
     device: str = "cpu"
     dtype: str = "float32"
     cache_dir: str | None = None
+
+    def __post_init__(self) -> None:
+        check_choice("dtype", self.dtype, DTYPES)
 
 
 @dataclass
@@ -52,6 +80,10 @@ class CorpusConfig:
     n_texts: int = 100
     max_tokens: int = 32
     batch_size: int = 8
+
+    def __post_init__(self) -> None:
+        for name in ("n_texts", "max_tokens", "batch_size"):
+            check_number(name, getattr(self, name), 1)
 
 
 @dataclass
@@ -74,6 +106,13 @@ class OptimConfig:
     init: str = "mean"
     dummy_prompt: str = "<pad> <pad> <pad> x"
 
+    def __post_init__(self) -> None:
+        if not (isinstance(self.lr, int | float) and math.isfinite(self.lr) and self.lr > 0):
+            raise CircuitmapError(f"lr {self.lr} is not valid: use a finite number above 0")
+        check_number("steps", self.steps, 1, 100_000)
+        check_choice("lr_units", self.lr_units, ("rms", "raw"))
+        check_choice("init", self.init, ("mean", "random"))
+
 
 @dataclass
 class PatchscopeConfig:
@@ -83,6 +122,12 @@ class PatchscopeConfig:
     inject_token: str = " x"
     alpha: float = 1.5
     max_new_tokens: int = 20
+
+    def __post_init__(self) -> None:
+        check_number("alpha", self.alpha, -math.inf)
+        check_number("max_new_tokens", self.max_new_tokens, 1, MAX_NEW_TOKENS)
+        if not self.inject_token:
+            raise CircuitmapError("the inject token is empty: use a token of the prompt, e.g. ' x'")
 
 
 @dataclass
@@ -94,6 +139,16 @@ class SAESource:
     path: str | None = None  # local folder (cfg.json + sae_weights.safetensors), templated
     hook: str = "resid_post"  # the hook the release's layer numbers name
     sae_dir: str | None = None  # circuitmap's own SAEs [default: cache/saes/<model id>]
+
+    def __post_init__(self) -> None:
+        check_choice("SAE hook", self.hook, ("resid_post", "resid_pre"))
+        if self.release and not self.sae_id:
+            raise CircuitmapError(
+                "--sae-release needs --sae-id (e.g. layer_{layer}/width_16k/canonical)"
+            )
+        for option, template in (("--sae-id", self.sae_id), ("--sae-path", self.path)):
+            if template:
+                fill_layer(template, 0, option)
 
 
 @dataclass
@@ -187,12 +242,16 @@ class MapConfig:
         check_choice("ablation", self.ablation, ABLATIONS)
         for name in ("share", "node_threshold", "edge_threshold"):
             value = getattr(self, name)
-            if not 0 < value <= 1:
+            if not (isinstance(value, int | float) and 0 < value <= 1):
                 raise CircuitmapError(f"{name} {value} is outside (0, 1]")
         names = ("max_features", "top_k", "n_prompts", "effect_prompts", "n_heldout", "n_silent")
         for name in names:
             if getattr(self, name) < 1:
                 raise CircuitmapError(f"{name} {getattr(self, name)} must be at least 1")
+        for name in ("restarts", "controls", "ig_steps", "resamples"):
+            check_number(name, getattr(self, name), 0)
+        check_number("prompt_pool", self.prompt_pool, 2)
+        check_number("prompt_tokens", self.prompt_tokens, 2)
 
     def upstream_layers(self, target: Target) -> list[int]:
         """The layers mapped for ``target``: ``layers`` below it, or all of 0..L-1."""

@@ -12,12 +12,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from .config import MapConfig
+from .config import EXECUTORS, MapConfig
 from .errors import CircuitmapError
 from .model import LoadedModel
 from .worker import Worker
-
-EXECUTORS = ("local", "ray")
 
 
 @dataclass

@@ -16,7 +16,7 @@ from .config import ExplainConfig, from_dict, to_dict
 from .corpus import corpus_texts
 from .errors import CircuitmapError
 from .features import FeatureReport, feature_report
-from .model import LoadedModel, cache_root, load_model
+from .model import LoadedModel, cache_root, check_target, load_model, model_shape
 from .optimise import optimise_vector, target_activation
 from .patchscope import patchscope
 from .sae_store import LayerSAE, load_layer_sae
@@ -85,7 +85,8 @@ def explain(
     """Run the whole method for ``config`` (loading the model unless ``lm`` is given)."""
     seconds = {}
     start = time.perf_counter()
-    if lm is None:
+    if lm is None:  # the target is checked from the model's config before its weights load
+        check_target(model_shape(config.model), config.target_layer, config.neuron, [config.layer])
         log(f"loading model {config.model.name} ...")
         lm = load_model(config.model)
         seconds["load_model"] = time.perf_counter() - start

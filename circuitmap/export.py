@@ -15,7 +15,7 @@ import networkx as nx
 
 from .errors import CircuitmapError
 from .explorer import circuit_html
-from .storage import atomic_write_text
+from .storage import atomic_write_text, read_json
 
 FORMATS = ("html", "graphml", "gexf", "json", "csv", "neuronpedia")
 GRAPH_FILE = "graph.json"  # the full, unpruned graph of a map run
@@ -28,16 +28,16 @@ def node_link_json(graph: nx.DiGraph) -> str:
 
 def load_graph(path: Path) -> nx.DiGraph:
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-        return nx.node_link_graph(data, directed=True, edges="links")
-    except (OSError, json.JSONDecodeError, KeyError, nx.NetworkXError) as exc:
-        raise CircuitmapError(f"cannot read graph {path}: {exc}") from exc
+        return nx.node_link_graph(read_json(path), directed=True, edges="links")
+    except (KeyError, TypeError, AttributeError, nx.NetworkXError) as exc:
+        raise CircuitmapError(f"cannot read graph {path}: not a node-link graph ({exc})") from None
 
 
 def _flat(graph: nx.DiGraph) -> nx.DiGraph:
     """A copy that GraphML/GEXF readers accept: missing values (None, NaN, inf) are left off
-    rather than written as "" or "nan", and an attribute that holds both ints and floats across
-    nodes (or edges) is written as float throughout, so each attribute has one type."""
+    rather than written as "" or "nan", lists and dicts become JSON text, and an attribute that
+    holds both ints and floats across nodes (or edges) is written as float throughout, so each
+    attribute has one type."""
     flat = graph.copy()
     groups = [
         [flat.graph],
@@ -49,6 +49,8 @@ def _flat(graph: nx.DiGraph) -> nx.DiGraph:
             for key, value in list(attrs.items()):
                 if value is None or (isinstance(value, float) and not math.isfinite(value)):
                     del attrs[key]
+                elif isinstance(value, list | dict | tuple):  # GraphML/GEXF hold scalars only
+                    attrs[key] = json.dumps(value, ensure_ascii=False, default=str)
         floats = {k for attrs in group for k, v in attrs.items() if isinstance(v, float)}
         for attrs in group:
             for key in floats & attrs.keys():

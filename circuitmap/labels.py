@@ -30,6 +30,7 @@ from .model import LoadedModel
 from .patchscope import patchscope
 from .prompts import encode_prompts
 from .sae_store import LayerSAE
+from .storage import read_text_file
 
 _WORD = re.compile(r"[a-z][a-z0-9]+")
 _STOP = set(
@@ -41,12 +42,7 @@ _STOP = set(
 
 def read_labels(path: Path, hook: str = "resid_post") -> dict[tuple[int, int], str]:
     """(resid_pre layer, feature) -> label from a Neuronpedia export, JSON or CSV file."""
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError:
-        raise CircuitmapError(
-            f"label file {str(path)!r} does not exist or cannot be read"
-        ) from None
+    text = read_text_file(path, "label file")
     if path.suffix == ".csv":
         rows = list(csv.DictReader(io.StringIO(text)))
     else:
@@ -54,7 +50,14 @@ def read_labels(path: Path, hook: str = "resid_post") -> dict[tuple[int, int], s
             data = json.loads(text)
         except json.JSONDecodeError as exc:
             raise CircuitmapError(f"label file {str(path)!r} is not valid JSON: {exc}") from None
-        rows = data if isinstance(data, list) else data.get("explanations", data.get("labels", []))
+        if isinstance(data, dict):
+            data = data.get("explanations", data.get("labels", []))
+        if not isinstance(data, list):
+            raise CircuitmapError(
+                f"label file {str(path)!r} holds no list of labels (a list, or one under "
+                "'explanations' or 'labels')"
+            )
+        rows = [row for row in data if isinstance(row, dict)]
     shift = 1 if hook == "resid_post" else 0
     labels = {}
     for row in rows:

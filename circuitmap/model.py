@@ -67,6 +67,10 @@ def check_target(shape: tuple[int, int], target_layer: int, neuron: int, layers:
     n_layers, d_mlp = shape
     check_range("target layer", target_layer, 0, n_layers - 1)
     check_range("neuron", neuron, 0, d_mlp - 1)
+    if layers and target_layer == 0:
+        raise CircuitmapError(
+            "target layer 0 has no upstream layer: choose a target layer of at least 1"
+        )
     for layer in layers:
         check_range("layer", layer, 0, n_layers - 1)
         if layer >= target_layer:

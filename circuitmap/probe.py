@@ -16,6 +16,7 @@ from .hooks import record_mlp_post, record_resid_pre, run_body
 from .model import LoadedModel, load_model
 from .prompts import encode_prompts
 from .sae_store import LayerSAE
+from .storage import read_text_file
 
 EXAMPLE_SETS = ("math_notation", "licences", "definitions", "narrative")
 
@@ -28,12 +29,11 @@ def example_set_path(name: str) -> Path:
 def read_prompt_set(spec: str) -> tuple[str, list[str]]:
     """(name, prompts) of a file with one prompt a line, or of a shipped set's name."""
     path = example_set_path(spec) if spec in EXAMPLE_SETS else Path(spec).expanduser()
-    try:
-        lines = path.read_text(encoding="utf-8").splitlines()
-    except OSError:
+    if not path.is_file():
         raise CircuitmapError(
             f"prompt set {spec!r} is neither a readable file nor one of {', '.join(EXAMPLE_SETS)}"
-        ) from None
+        )
+    lines = read_text_file(path, "prompt set").splitlines()
     prompts = [line.strip() for line in lines if line.strip()]
     if not prompts:
         raise CircuitmapError(f"prompt set {spec!r} is empty")

@@ -19,7 +19,7 @@ from typing import Any
 
 from sae_lens import SAE
 
-from .config import SAESource
+from .config import SAESource, fill_layer
 from .errors import CircuitmapError
 from .storage import atomic_write_json, read_json
 
@@ -58,10 +58,7 @@ def resid_pre_layer(hook_name: str | None) -> int | None:
 
 
 def _release_layer(layer: int, source: SAESource) -> int:
-    if source.hook not in ("resid_post", "resid_pre"):
-        raise CircuitmapError(
-            f"SAE hook {source.hook!r} is not supported: use resid_post or resid_pre"
-        )
+    """The release's own layer number of the SAE that reads resid_pre of ``layer``."""
     sae_layer = layer - 1 if source.hook == "resid_post" else layer
     if sae_layer < 0:
         raise CircuitmapError(
@@ -71,16 +68,23 @@ def _release_layer(layer: int, source: SAESource) -> int:
     return sae_layer
 
 
+def _quality(folder: Path) -> dict[str, Any] | None:
+    """An SAE folder's quality.json, or None; a damaged one is an error naming it."""
+    path = folder / QUALITY_FILE
+    if not path.is_file():
+        return None
+    quality = read_json(path)
+    if not isinstance(quality, dict):
+        raise CircuitmapError(f"{path} is not an SAE quality record (a JSON object)")
+    return quality
+
+
 def load_layer_sae(
     layer: int, d_model: int, cache: Path, model_id: str, source: SAESource
 ) -> LayerSAE:
     """The SAE for resid_pre of ``layer``, or a one-line error that says how to get one."""
-    if source.release:
-        if not source.sae_id:
-            raise CircuitmapError(
-                "--sae-release needs --sae-id (e.g. layer_{layer}/width_16k/canonical)"
-            )
-        sae_id = source.sae_id.format(layer=_release_layer(layer, source))
+    if source.release:  # SAESource checked that an id comes with it
+        sae_id = fill_layer(source.sae_id, _release_layer(layer, source), "--sae-id")
         try:
             sae = SAE.from_pretrained(source.release, sae_id, device="cpu")
         except Exception as exc:  # sae-lens raises many types for unknown ids or no network
@@ -91,7 +95,8 @@ def load_layer_sae(
         )
     else:
         if source.path:
-            folder = Path(source.path.format(layer=_release_layer(layer, source))).expanduser()
+            folder = Path(fill_layer(source.path, _release_layer(layer, source), "--sae-path"))
+            folder = folder.expanduser()
         else:
             folder = own_sae_dir(own_sae_root(cache, model_id, source), layer)
             if not folder.is_dir():
@@ -106,7 +111,7 @@ def load_layer_sae(
             sae = SAE.load_from_disk(str(folder), device="cpu")
         except Exception as exc:
             raise CircuitmapError(f"cannot load SAE from {folder}: {exc}") from exc
-        quality = read_json(folder / QUALITY_FILE) if (folder / QUALITY_FILE).is_file() else None
+        quality = _quality(folder)
         loaded = LayerSAE(sae, layer, str(folder), sae.cfg.metadata.neuronpedia_id, quality)
     if sae.cfg.d_in != d_model:
         raise CircuitmapError(
@@ -137,8 +142,5 @@ def list_own_saes(root: Path) -> list[tuple[int, Path, dict[str, Any] | None]]:
     found = []
     for folder in root.glob("resid_pre_*"):
         if (folder / "cfg.json").is_file() and folder.name.removeprefix("resid_pre_").isdigit():
-            quality = (
-                read_json(folder / QUALITY_FILE) if (folder / QUALITY_FILE).is_file() else None
-            )
-            found.append((int(folder.name.removeprefix("resid_pre_")), folder, quality))
+            found.append((int(folder.name.removeprefix("resid_pre_")), folder, _quality(folder)))
     return sorted(found, key=lambda item: item[0])

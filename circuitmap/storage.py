@@ -42,7 +42,16 @@ def atomic_write_text(path: Path, text: str) -> None:
 
 
 def atomic_write_json(path: Path, data: Any) -> None:
-    atomic_write_text(path, json.dumps(data, indent=2, ensure_ascii=False) + "\n")
+    """Write ``data`` as standard JSON: a NaN or infinity is refused, never written."""
+    try:
+        text = json.dumps(data, indent=2, ensure_ascii=False, allow_nan=False)
+    except ValueError as exc:
+        raise CircuitmapError(f"refusing to write {path}: {exc}") from None
+    atomic_write_text(path, text + "\n")
+
+
+def _no_constant(name: str) -> None:
+    raise ValueError(f"{name} is not valid JSON")
 
 
 def atomic_save_tensors(path: Path, tensors: dict[str, torch.Tensor]) -> None:
@@ -53,9 +62,35 @@ def atomic_save_tensors(path: Path, tensors: dict[str, torch.Tensor]) -> None:
 def read_json(path: Path) -> Any:
     """Read a JSON file of a run; a missing or corrupt file is a one-line error."""
     try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError) as exc:
-        raise CircuitmapError(f"cannot read {path}: {exc}") from exc
+        return json.loads(path.read_text(encoding="utf-8"), parse_constant=_no_constant)
+    except (OSError, UnicodeDecodeError, ValueError) as exc:
+        raise CircuitmapError(f"cannot read {path}: {exc}") from None
+
+
+def read_text_file(path: Path, what: str) -> str:
+    """The UTF-8 text of a user's file, or a one-line error naming it and what is wrong."""
+    try:
+        return path.read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        raise CircuitmapError(f"{what} {str(path)!r} is not a UTF-8 text file") from None
+    except FileNotFoundError:
+        raise CircuitmapError(f"cannot read {what} {str(path)!r}: it does not exist") from None
+    except OSError as exc:
+        raise CircuitmapError(f"cannot read {what} {str(path)!r}: {exc.strerror}") from None
+
+
+def writable_dir(path: Path, what: str) -> Path:
+    """``path`` as a folder that exists and can be written, or a one-line error (checked before
+    any work, so a run never ends by failing to save)."""
+    if path.exists() and not path.is_dir():
+        raise CircuitmapError(f"{what} {str(path)!r} is a file, not a folder")
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise CircuitmapError(f"cannot create {what} {str(path)!r}: {exc.strerror}") from None
+    if not os.access(path, os.W_OK):
+        raise CircuitmapError(f"{what} {str(path)!r} is not writable")
+    return path
 
 
 def read_tensors(path: Path) -> dict[str, torch.Tensor]:

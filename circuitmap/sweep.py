@@ -31,7 +31,7 @@ class LayerSearch:
     """The gradient Patchscope and SAE step at one upstream layer."""
 
     layer: int
-    mean_activation: float  # target activation with the Mean Vector injected (nan: random init)
+    mean_activation: float | None  # target activation with the Mean Vector (None: random init)
     final_activation: float  # with the optimised X
     trajectory: list[float]  # target activation before each Adam step
     contrastive_text: str
@@ -122,7 +122,7 @@ def sweep_target(
         trajectory = trajectories[:, main[i]].tolist()
         results[layer] = LayerSearch(
             layer=layer,
-            mean_activation=trajectory[0] if config.optim.init == "mean" else float("nan"),
+            mean_activation=trajectory[0] if config.optim.init == "mean" else None,
             final_activation=final[main[i]].item(),
             trajectory=trajectory,
             contrastive_text=scopes[i].contrastive_text,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any
@@ -13,6 +14,11 @@ from circuitmap.config import MapConfig, ModelConfig, OptimConfig, SAESource, SA
 from circuitmap.errors import CircuitmapError
 
 from . import options as o
+
+try:  # typer vendors click from 0.22 on; its exceptions are not click's
+    from typer._click import exceptions as click_errors
+except ImportError:  # pragma: no cover - older typer with click itself
+    from click import exceptions as click_errors
 
 app = typer.Typer(
     help="Map the circuit behind one MLP neuron: gradient Patchscope, SAE features, graphs.",
@@ -63,10 +69,12 @@ def explain_cmd(
     contrastive Patchscope. Without an SAE for the layer the SAE step is skipped with a note."""
     from circuitmap.config import ExplainConfig
     from circuitmap.explain import explain, save_explain
+    from circuitmap.storage import writable_dir
 
     from .report import print_explain
 
     config = ExplainConfig(target_layer=target_layer, neuron=neuron, layer=layer, **vars(method))
+    writable_dir(out, "output folder")  # before the work, so a finished run is never lost
     result = explain(config, log=_log)
     print_explain(result, save_explain(result, out))
 
@@ -209,20 +217,22 @@ def map_cmd(
     targets, SAE features, and feature-ablation effects as weighted edges; writes interactive
     HTML and graph files. Several targets share one graph."""
     from circuitmap.circuit import run_map
+    from circuitmap.config import EXECUTORS, check_choice
     from circuitmap.executors import make_executor
     from circuitmap.model import load_model, model_shape
     from circuitmap.sae_train import missing_own_saes, train_missing_saes
-    from circuitmap.search import check_targets, load_map_config
-    from circuitmap.storage import new_run_dir
+    from circuitmap.search import check_targets, load_map_config, start_map
+    from circuitmap.storage import new_run_dir, writable_dir
 
     from .report import print_map
 
+    check_choice("executor", executor, EXECUTORS)
     if resume is not None:
         config = load_map_config(resume)
         run_dir = resume
         shape = model_shape(config.model)
     else:
-        if run_dir is not None and run_dir.exists() and any(run_dir.iterdir()):
+        if run_dir is not None and run_dir.is_dir() and any(run_dir.iterdir()):
             raise CircuitmapError(
                 f"run folder {str(run_dir)!r} is not empty: use --resume to finish it"
             )
@@ -263,10 +273,21 @@ def map_cmd(
             config.layers = o.parse_layers(layers, shape[0])
     check_targets(config, shape)
     if run_dir is None:
-        run_dir = new_run_dir(out, "map-" + "-".join(t.id for t in config.targets[:3]))
-    run_dir.mkdir(parents=True, exist_ok=True)
+        run_dir = new_run_dir(
+            writable_dir(out, "output folder"), "map-" + "-".join(t.id for t in config.targets[:3])
+        )
+    writable_dir(run_dir, "run folder")
+    if resume is None:
+        start_map(config, run_dir)  # from here on, --resume can finish whatever fails
+    missing = missing_own_saes(config)
+    if missing and not train_saes:
+        raise CircuitmapError(
+            f"no SAE for resid_pre layers {missing}: make them with `circuitmap sae train "
+            f"--layers {','.join(map(str, missing))}`, drop --no-train-saes, or pass "
+            "--sae-release/--sae-id or --sae-path"
+        )
     lm = None
-    if train_saes and missing_own_saes(config):
+    if missing:
         lm = load_model(config.model)
         train_missing_saes(lm, config, SAETrainConfig(n_tokens=sae_tokens), log=_log)
     typer.echo(f"mapping into {run_dir} (resume with --resume {run_dir})", err=True)
@@ -327,6 +348,10 @@ def export_cmd(
     from circuitmap.circuit import reexport
 
     formats = tuple(f.strip() for f in format.split(",") if f.strip())
+    if not formats:
+        raise CircuitmapError(
+            "--format names no format: use some of html,graphml,gexf,json,csv,neuronpedia"
+        )
     _, files = reexport(run, formats, (node_threshold, edge_threshold), out, scan)
     for path in files:
         typer.echo(f"wrote {path}")
@@ -513,11 +538,15 @@ def labels_cmd(
     """Put each feature's observational description (top corpus snippets, imported label) next
     to its causal one (Patchscope of its direction) and flag contradictions; writes labels.csv."""
     from circuitmap.circuit import relabel
+    from circuitmap.labels import read_labels
     from circuitmap.model import load_model
     from circuitmap.search import load_map_config
 
-    lm = load_model(load_map_config(run).model)
-    rows, files = relabel(run, lm, labels, min_similarity, snippets, log=_log)
+    config = load_map_config(run)
+    imported = read_labels(labels, config.sae.hook) if labels else {}  # before the model loads
+    rows, files = relabel(
+        run, load_model(config.model), imported, min_similarity, snippets, log=_log
+    )
     for r in rows:
         mark = "FLAG" if r.flagged else "ok  "
         label = r.imported_label or (r.snippets[0] if r.snippets else "")
@@ -723,4 +752,17 @@ def sae_info_cmd(
 
 
 def main() -> None:
-    app()
+    """The `circuitmap` command: a usage mistake (bad option value, unknown option) is one
+    ``error:`` line and exit 2 like every other user error, not a boxed usage message."""
+    try:
+        code = app(standalone_mode=False)
+    except click_errors.NoArgsIsHelpError as exc:
+        typer.echo(exc.format_message())
+        code = 0
+    except click_errors.UsageError as exc:
+        typer.echo(f"error: {exc.format_message()}", err=True)
+        code = 2
+    except typer.Abort:
+        typer.echo("interrupted", err=True)
+        code = 130
+    sys.exit(code if isinstance(code, int) else 0)

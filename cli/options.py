@@ -20,6 +20,7 @@ from circuitmap.config import (
     Target,
 )
 from circuitmap.errors import CircuitmapError, check_range
+from circuitmap.storage import read_text_file
 
 Model = Annotated[
     str,
@@ -138,10 +139,7 @@ def parse_target(spec: str) -> Target:
 
 def read_targets(path: Path) -> list[Target]:
     """Targets from a file: one LAYER:NEURON per line; blank lines and # comments are skipped."""
-    try:
-        lines = path.read_text(encoding="utf-8").splitlines()
-    except OSError as exc:
-        raise CircuitmapError(f"cannot read targets file {str(path)!r}: {exc.strerror}") from None
+    lines = read_text_file(path, "targets file").splitlines()
     specs = [line.split("#")[0].strip() for line in lines]
     return [parse_target(spec) for spec in specs if spec]
 

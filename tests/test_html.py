@@ -95,13 +95,19 @@ def _graph():
     return graph
 
 
-def test_circuit_renders_with_tooltips_and_escapes_model_text(browser, tmp_path):
-    graph = _graph()
+def _open(browser, tmp_path, graph, width=1300):
+    """The page of ``graph`` in Chromium, once vis.js has drawn it."""
     page_file = tmp_path / "circuit.html"
     page_file.write_text(circuit_html(graph))
-    page = browser.new_page(viewport={"width": 1300, "height": 900})
+    page = browser.new_page(viewport={"width": width, "height": 900})
     page.goto(page_file.as_uri())
     page.wait_for_function("typeof network !== 'undefined'")
+    return page
+
+
+def test_circuit_renders_with_tooltips_and_escapes_model_text(browser, tmp_path):
+    graph = _graph()
+    page = _open(browser, tmp_path, graph)
     canvas = page.locator("#mynetwork canvas")
     assert canvas.count() == 1 and canvas.bounding_box()["width"] > 500
     graph_nodes = "nodes.get({filter: n => !n.id.startsWith('layer:')}).length"
@@ -132,11 +138,7 @@ def test_target_menu_shows_one_target_at_a_time(browser, tmp_path):
     graph.nodes["L3.N8"]["targets"] = "L3.N8"
     graph.nodes["L2.F9"]["targets"] = "L3.N5,L3.N8"  # shared by both circuits
     graph.add_edge("L2.F9", "L3.N8", **{**graph.edges["L2.F9", "L3.N5"], "targets": "L3.N8"})
-    page_file = tmp_path / "circuit.html"
-    page_file.write_text(circuit_html(graph))
-    page = browser.new_page()
-    page.goto(page_file.as_uri())
-    page.wait_for_function("typeof network !== 'undefined'")
+    page = _open(browser, tmp_path, graph)
 
     def shown(kind):
         visible = f"{kind}.get({{filter: i => !i.hidden}}).map(i => i.id)"
@@ -158,12 +160,7 @@ def _click(page, node):
 
 
 def test_explorer_panel_slider_and_search(browser, tmp_path):
-    graph = _graph()
-    page_file = tmp_path / "circuit.html"
-    page_file.write_text(circuit_html(graph))
-    page = browser.new_page(viewport={"width": 1500, "height": 900})
-    page.goto(page_file.as_uri())
-    page.wait_for_function("typeof network !== 'undefined'")
+    page = _open(browser, tmp_path, _graph(), width=1500)
     panel = page.locator("#cm-panel")
     # Clicking a node fills the panel: its figures, where it fires (the token marked), its
     # layer's decode and its edges; other nodes off its paths to the target are dimmed.
