@@ -24,6 +24,7 @@ app = typer.Typer(
     help="Map the circuit behind one MLP neuron: gradient Patchscope, SAE features, graphs.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
+    rich_markup_mode=None,  # help texts hold [ray] and [default: ...] literally
 )
 _OPT = OptimConfig
 _MAP = MapConfig
@@ -562,6 +563,7 @@ def labels_cmd(
 validate_app = typer.Typer(
     help="Validate a circuit: faithfulness, random restarts, necessity against controls.",
     no_args_is_help=True,
+    rich_markup_mode=None,
 )
 app.add_typer(validate_app, name="validate")
 
@@ -672,7 +674,11 @@ def necessity_cmd(
         )
 
 
-sae_app = typer.Typer(help="Train, list and inspect residual-stream SAEs.", no_args_is_help=True)
+sae_app = typer.Typer(
+    help="Train, list and inspect residual-stream SAEs.",
+    no_args_is_help=True,
+    rich_markup_mode=None,
+)
 app.add_typer(sae_app, name="sae")
 
 

@@ -158,3 +158,9 @@ def test_json_refuses_nan_when_written(tmp_path):
     with pytest.raises(CircuitmapError, match="refusing to write"):
         atomic_write_json(tmp_path / "x.json", {"lr": float("nan")})
     assert not (tmp_path / "x.json").exists()
+
+
+def test_help_keeps_bracketed_text(monkeypatch, capsys):
+    code, out, _ = run_cli(monkeypatch, capsys, "map", "--help")
+    text = " ".join(out.split())  # help is wrapped to the terminal's width
+    assert code == 0 and "circuitmap[ray]" in text and "[default: $RAY_ADDRESS" in text
