@@ -166,13 +166,13 @@ def circuit_html(graph: nx.DiGraph) -> str:
         if decode is not None:  # the layer's gradient Patchscope, once, above its column
             net.add_node(
                 f"layer:{layer}",
-                label=f"L{layer}: {decode[:32]}…" if len(decode) > 32 else f"L{layer}: {decode}",
+                label=f"L{layer}\n{decode[:18]}…" if len(decode) > 18 else f"L{layer}\n{decode}",
                 title=f"layer {layer}, gradient Patchscope decode of X_{layer}:\n{decode}",
                 x=layer * _X_STEP,
                 y=-((tallest + 1) // 2 + 1) * _Y_STEP,
                 shape="text",
                 physics=False,
-                font={"size": 13, "color": "#555"},
+                font={"size": 20, "color": "#333"},
                 targets="",
             )
     for u, v, d in graph.edges(data=True):

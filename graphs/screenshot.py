@@ -1,4 +1,5 @@
-"""Screenshot a circuit.html as headless Chromium renders it (needs chromium and playwright).
+"""Screenshot a circuit.html as headless Chromium renders it, its most influential feature
+clicked (needs chromium and playwright).
 
 python graphs/screenshot.py graphs/<run>/circuit.html graphs/<run>.png [--target L12.N1742]
 """
@@ -28,6 +29,21 @@ def main() -> None:
             page.select_option("#target-filter", args.target)
         page.evaluate("network.fit()")
         page.wait_for_timeout(500)
+        # Click the most influential feature, so the picture shows its panel and its paths.
+        best = page.evaluate(
+            "(() => { const d = JSON.parse(document.getElementById('cm-data').textContent).nodes;"
+            " const ids = Object.keys(d)"
+            ".filter(i => d[i].kind === 'feature' && !nodes.get(i).hidden);"
+            " ids.sort((a, b) => Math.abs(d[b].influence) - Math.abs(d[a].influence));"
+            " return ids[0]; })()"
+        )
+        if best:
+            box = page.evaluate(
+                "document.getElementById('mynetwork').getBoundingClientRect().toJSON()"
+            )
+            pos = page.evaluate(f"network.canvasToDOM(network.getPositions(['{best}'])['{best}'])")
+            page.mouse.click(box["x"] + pos["x"], box["y"] + pos["y"])
+            page.wait_for_timeout(500)
         page.screenshot(path=str(args.png), full_page=True)
         browser.close()
 

@@ -114,7 +114,7 @@ def test_circuit_renders_with_tooltips_and_escapes_model_text(browser, tmp_path)
     assert page.evaluate(graph_nodes) == graph.number_of_nodes()
     assert page.evaluate("edges.length") == graph.number_of_edges()
     # Each layer is headed once by its Patchscope decode.
-    assert page.evaluate("nodes.get('layer:2').label").startswith("L2: <script>")
+    assert page.evaluate("nodes.get('layer:2').label").startswith("L2\n<script>")
     # Hover the layer-2 feature: its tooltip shows the decoded text as text.
     box = page.evaluate("document.getElementById('mynetwork').getBoundingClientRect().toJSON()")
     pos = page.evaluate("network.canvasToDOM(network.getPositions(['L2.F9'])['L2.F9'])")
