@@ -131,12 +131,12 @@ def top_prompts(
     offset = len(pool) if prompt_set else 0
     split = {}
     for t in targets:
-        own = found[t.id][offset:]  # index i of ``texts`` at position i
+        own = found[t.id][offset:]  # the pool's texts, or the prompt set's
         corpus = found[t.id][: len(pool)]
-        split[t.id] = PromptSplit(
-            build=_chosen(texts, own[0::2], n),
-            heldout=_chosen(texts, own[1::2], n_heldout),
-            silent=_chosen(pool, corpus[0::2], n_silent, lowest=True),
+        split[t.id] = PromptSplit(  # each peak holds its text's index in ``everything``
+            build=_chosen(everything, own[0::2], n),
+            heldout=_chosen(everything, own[1::2], n_heldout),
+            silent=_chosen(everything, corpus[0::2], n_silent, lowest=True),
             source=name,
         )
         for part in (split[t.id].build, split[t.id].heldout, split[t.id].silent):

@@ -518,3 +518,22 @@ def test_run_files_have_the_usual_permissions(full_run):
     _, run_dir, _, _ = full_run
     for name in ("config.json", "graph.json", "circuit.html"):
         assert (run_dir / name).stat().st_mode & 0o044 == 0o044, name
+
+
+def test_map_builds_and_tests_on_a_prompt_set(tiny_map_setup, tmp_path):
+    """--prompts FILE: build and held-out prompts come from the file's two halves, the silent
+    reference from the corpus, and the graph says which prompts the circuit explains."""
+    from circuitmap.prompts import PromptSplit
+    from circuitmap.storage import read_json
+
+    lines = [f"let x be a real number and the circle {i} is a set of points" for i in range(8)]
+    prompt_file = tmp_path / "math.txt"
+    prompt_file.write_text("\n".join(lines))
+    config = map_config(tiny_map_setup, layers=[2], prompts=str(prompt_file))
+    run_map(config, tmp_path / "run", log=lambda m: None)
+    split = PromptSplit.from_dict(read_json(tmp_path / "run/targets/L3.N5/prompts.json"))
+    assert split.source == "math"
+    assert {lines.index(t) % 2 for t in split.build.texts} == {0}
+    assert {lines.index(t) % 2 for t in split.heldout.texts} == {1}
+    assert not set(split.silent.texts) & set(lines)
+    assert load_graph(tmp_path / "run" / "graph.json").graph["prompts"] == str(prompt_file)
