@@ -49,11 +49,11 @@ def reexport(
     """Export a finished map again (other formats, or other node and edge thresholds; None:
     the run's) without the model."""
     check_run_dir(run_dir)
+    config = load_map_config(run_dir)  # an explain run is told it is not a map
     if not (run_dir / GRAPH_FILE).is_file():
         raise CircuitmapError(
             f"{str(run_dir)!r} has no {GRAPH_FILE}: finish it with `circuitmap map --resume`"
         )
-    config = load_map_config(run_dir)
     if out is not None:
         writable_dir(out, "output folder")
     node, edge = thresholds

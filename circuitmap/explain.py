@@ -16,9 +16,16 @@ from .config import ExplainConfig, from_dict, to_dict
 from .corpus import corpus_texts
 from .errors import CircuitmapError
 from .features import FeatureReport, feature_report
-from .model import LoadedModel, cache_root, check_target, load_model, model_shape
+from .model import (
+    LoadedModel,
+    cache_root,
+    check_target,
+    load_model,
+    load_tokenizer,
+    model_shape,
+)
 from .optimise import optimise_vector, target_activation
-from .patchscope import patchscope
+from .patchscope import check_prompt, patchscope
 from .sae_store import LayerSAE, load_layer_sae
 from .storage import (
     CONFIG_FILE,
@@ -85,13 +92,15 @@ def explain(
     """Run the whole method for ``config`` (loading the model unless ``lm`` is given)."""
     seconds = {}
     start = time.perf_counter()
-    if lm is None:  # the target is checked from the model's config before its weights load
+    if lm is None:  # target and prompt are checked before the weights load
         check_target(model_shape(config.model), config.target_layer, config.neuron, [config.layer])
+        check_prompt(load_tokenizer(config.model), config.patchscope)
         log(f"loading model {config.model.name} ...")
         lm = load_model(config.model)
         seconds["load_model"] = time.perf_counter() - start
     layer, target_layer, neuron = config.layer, config.target_layer, config.neuron
     lm.check_target(target_layer, neuron, [layer])
+    check_prompt(lm.tokenizer, config.patchscope)
 
     t = time.perf_counter()
     texts = corpus_texts(config.corpus, cache_root(config.model.cache_dir))

@@ -160,6 +160,14 @@ def model_shape(config: ModelConfig) -> tuple[int, int]:
     return text.num_hidden_layers, text.intermediate_size
 
 
+def load_tokenizer(config: ModelConfig) -> PreTrainedTokenizerBase:
+    """The model's tokenizer alone (checks that need no weights)."""
+    try:
+        return AutoTokenizer.from_pretrained(_source(config))
+    except (OSError, ValueError) as exc:
+        raise _load_error(config, exc) from exc
+
+
 def load_model(config: ModelConfig) -> LoadedModel:
     """Load the model named by ``config``, frozen and in eval mode."""
     dtype = _resolve_dtype(config.dtype)

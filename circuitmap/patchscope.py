@@ -16,6 +16,7 @@ from contextlib import ExitStack
 from dataclasses import dataclass
 
 import torch
+from transformers.tokenization_utils_base import PreTrainedTokenizerBase
 
 from .config import PatchscopeConfig
 from .errors import CircuitmapError
@@ -36,9 +37,9 @@ def contrastive_logits(signal: torch.Tensor, noise: torch.Tensor, alpha: float) 
     return signal + alpha * (signal - noise)
 
 
-def inject_position(lm: LoadedModel, input_ids: list[int], token: str) -> int:
+def inject_position(tokenizer: PreTrainedTokenizerBase, input_ids: list[int], token: str) -> int:
     """Index of the last occurrence of ``token`` (one vocabulary token) in the prompt's ids."""
-    token_ids = lm.tokenizer(token, add_special_tokens=False)["input_ids"]
+    token_ids = tokenizer(token, add_special_tokens=False)["input_ids"]
     if len(token_ids) != 1:
         raise CircuitmapError(
             f"injection token {token!r} is {len(token_ids)} tokens: it must be one token"
@@ -47,6 +48,12 @@ def inject_position(lm: LoadedModel, input_ids: list[int], token: str) -> int:
     if not positions:
         raise CircuitmapError(f"injection token {token!r} does not occur in the Patchscope prompt")
     return positions[-1]
+
+
+def check_prompt(tokenizer: PreTrainedTokenizerBase, config: PatchscopeConfig) -> None:
+    """A one-line error unless the inject token is one token that occurs in the prompt: checked
+    before any work, with the tokenizer alone."""
+    inject_position(tokenizer, tokenizer(config.prompt)["input_ids"], config.inject_token)
 
 
 @torch.no_grad()
@@ -61,7 +68,7 @@ def patchscope_rows(
     """Decode what each ``signals[j]`` (jobs, d_model) means at resid_pre of ``layers[j]``,
     against ``noises[j]``: all jobs as groups of three rows of one batched decode."""
     prompt_ids = lm.tokenizer(config.prompt)["input_ids"]
-    position = inject_position(lm, prompt_ids, config.inject_token)
+    position = inject_position(lm.tokenizer, prompt_ids, config.inject_token)
     jobs = len(layers)
     ids = torch.tensor([prompt_ids] * 3 * jobs, device=lm.input_device)  # (3 * jobs, seq)
     vectors = torch.stack([signals, noises, signals], 1).flatten(0, 1)  # (3 * jobs, d_model)

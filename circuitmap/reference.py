@@ -75,7 +75,7 @@ def reference_patchscope(
 ) -> tuple[str, str]:
     """(contrastive text, plain text) from separate batch-1 runs, each with its own KV cache."""
     prompt_ids = lm.tokenizer(config.prompt)["input_ids"]
-    position = inject_position(lm, prompt_ids, config.inject_token)
+    position = inject_position(lm.tokenizer, prompt_ids, config.inject_token)
     eos = lm.tokenizer.eos_token_id
     prompt = torch.tensor([prompt_ids], device=lm.input_device)
 

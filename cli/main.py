@@ -220,7 +220,9 @@ def map_cmd(
     from circuitmap.circuit import run_map
     from circuitmap.config import EXECUTORS, check_choice
     from circuitmap.executors import make_executor
-    from circuitmap.model import load_model, model_shape
+    from circuitmap.model import load_model, load_tokenizer, model_shape
+    from circuitmap.patchscope import check_prompt
+    from circuitmap.probe import read_prompt_set
     from circuitmap.sae_train import missing_own_saes, train_missing_saes
     from circuitmap.search import check_targets, load_map_config, start_map
     from circuitmap.storage import new_run_dir, writable_dir
@@ -273,6 +275,9 @@ def map_cmd(
         if layers:
             config.layers = o.parse_layers(layers, shape[0])
     check_targets(config, shape)
+    check_prompt(load_tokenizer(config.model), config.patchscope)
+    if config.prompts:
+        read_prompt_set(config.prompts)  # readable, and not empty
     if run_dir is None:
         run_dir = new_run_dir(
             writable_dir(out, "output folder"), "map-" + "-".join(t.id for t in config.targets[:3])
