@@ -160,6 +160,26 @@ def test_damaged_files_are_errors_naming_them(mapped, tmp_path, monkeypatch, cap
     (sae / "quality.json").write_text("[]")
     code, _, err = run_cli(monkeypatch, capsys, "sae", "info", "--cache-dir", tmp_path)
     assert code == 2 and "quality.json is not an SAE quality record" in err
+    # An explain run is told it is not a map, not to resume one.
+    explain_run = tmp_path / "explain-run"
+    explain_run.mkdir()
+    (explain_run / "config.json").write_text(json.dumps({"kind": "explain"}))
+    code, _, err = run_cli(monkeypatch, capsys, "export", explain_run)
+    assert code == 2 and "is not a map run folder" in err and "--resume" not in err
+
+
+def test_list_valued_attributes_export_to_every_format(mapped, tmp_path, monkeypatch, capsys):
+    import shutil
+
+    run = tmp_path / "run"
+    shutil.copytree(mapped, run)
+    graph = json.loads((run / "graph.json").read_text())
+    graph["nodes"][0]["tags"] = ["math", "circle"]
+    graph["graph"]["notes"] = {"by": "a user"}
+    (run / "graph.json").write_text(json.dumps(graph))
+    code, out, err = run_cli(monkeypatch, capsys, "export", run, "--node-threshold", "1")
+    assert code == 0, err
+    assert '["math", "circle"]' in (run / "circuit.graphml").read_text()
 
 
 def test_json_refuses_nan_when_written(tmp_path):
