@@ -169,7 +169,9 @@ def removal_forward(
     return targets, resid
 
 
-def flow(dec: LayerDecomposition, resid: torch.Tensor, run: PromptRun, dest: list[int]):
+def flow(
+    dec: LayerDecomposition, resid: torch.Tensor, run: PromptRun, dest: list[int]
+) -> tuple[torch.Tensor, torch.Tensor]:
     """How much of the target flows through features ``dest`` and the error term of ``dec``'s
     layer in each row of ``resid`` (C, n, seq, d_model): (C, n, len(dest)) and (C, n), read with
     the clean gradient at that layer."""

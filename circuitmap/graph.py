@@ -4,18 +4,17 @@ Schema
 ------
 Graph attributes: ``model``, ``scan`` (the model's name for Neuronpedia), ``prompt`` and
 ``prompt_tokens`` (the strongest build prompt up to the target's peak, and its tokens as a JSON
-list), ``targets`` (comma-separated target ids), ``layers``
-(comma-separated), ``select`` (attribution|activation), ``ablation`` (silent|zero|mean),
-``prompts`` (corpus or the prompt set the circuit was built on), ``n_prompts``,
-``effect_prompts``, ``n_heldout``,
-``lr``, ``lr_units``, ``steps``, ``top_k``, ``max_features``, ``share``, ``restarts``; the
-faithfulness figures on the held-out prompts (see :mod:`circuitmap.faithfulness`; with several
-targets, their mean): ``completeness``, ``sufficiency``, ``sufficiency_no_error``,
-``error_share``, ``random_completeness``, ``random_sufficiency``, ``joint_sufficiency``,
+list), ``targets`` (comma-separated target ids), ``layers`` (comma-separated), ``select``
+(attribution|activation), ``ablation`` (silent|zero|mean), ``prompts`` (corpus or the prompt set
+the circuit was built on), ``n_prompts``, ``effect_prompts``, ``n_heldout``, ``lr``,
+``lr_units``, ``steps``, ``top_k``, ``max_features``, ``share``, ``restarts``; the faithfulness
+figures on the held-out prompts (see :mod:`circuitmap.faithfulness`; with several targets, their
+mean): ``completeness``, ``sufficiency``, ``sufficiency_no_error``, ``error_share``,
+``random_completeness``, ``random_sufficiency``, ``joint_sufficiency``,
 ``joint_random_sufficiency``, ``heldout_prompts`` (summed over targets); after pruning
-``node_threshold``,
-``edge_threshold``, ``nodes_total``, ``nodes_hidden``, ``edges_total``, ``edges_hidden``,
-``influence_hidden`` (share of the kept layers' summed |influence| that the hidden nodes carry).
+``node_threshold``, ``edge_threshold``, ``nodes_total``, ``nodes_hidden``, ``edges_total``,
+``edges_hidden``, ``influence_hidden`` (share of the kept layers' summed |influence| that the
+hidden nodes carry).
 
 Every node and edge has ``targets``: the comma-separated ids of the targets whose maps contain
 it. A map of several targets is their graphs merged: a feature found for two targets is one
