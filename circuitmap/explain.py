@@ -26,7 +26,7 @@ from .model import (
 )
 from .optimise import optimise_vector, target_activation
 from .patchscope import check_prompt, patchscope
-from .sae_store import LayerSAE, load_layer_sae
+from .sae_store import LayerSAE, check_sae_folders, load_layer_sae
 from .storage import (
     CONFIG_FILE,
     RESULT_FILE,
@@ -95,12 +95,14 @@ def explain(
     if lm is None:  # target and prompt are checked before the weights load
         check_target(model_shape(config.model), config.target_layer, config.neuron, [config.layer])
         check_prompt(load_tokenizer(config.model), config.patchscope)
+        check_sae_folders(config.sae, [config.layer])
         log(f"loading model {config.model.name} ...")
         lm = load_model(config.model)
         seconds["load_model"] = time.perf_counter() - start
     layer, target_layer, neuron = config.layer, config.target_layer, config.neuron
     lm.check_target(target_layer, neuron, [layer])
     check_prompt(lm.tokenizer, config.patchscope)
+    layer_sae = _find_sae(lm, config, log)  # a given SAE source that fails stops the run here
 
     t = time.perf_counter()
     texts = corpus_texts(config.corpus, cache_root(config.model.cache_dir))
@@ -141,7 +143,6 @@ def explain(
     seconds["optimise"] = time.perf_counter() - t
 
     features = None
-    layer_sae = _find_sae(lm, config, log)
     if layer_sae is not None:
         log(f"SAE features from {layer_sae.origin} ...")
         features = feature_report(layer_sae, optim.vector, mean, k=config.top_k)

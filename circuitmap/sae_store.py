@@ -79,6 +79,19 @@ def _quality(folder: Path) -> dict[str, Any] | None:
     return quality
 
 
+def check_sae_folders(source: SAESource, layers: list[int]) -> None:
+    """With ``--sae-path``, a one-line error unless every layer's folder holds an SAE (before
+    any work; a release is checked when it loads)."""
+    if source.path and not source.release:
+        for layer in layers:
+            folder = Path(fill_layer(source.path, _release_layer(layer, source), "--sae-path"))
+            if not (folder.expanduser() / "cfg.json").is_file():
+                raise CircuitmapError(
+                    f"no SAE for resid_pre of layer {layer} at {str(folder)!r} (--sae-path): "
+                    "the folder needs cfg.json and sae_weights.safetensors"
+                )
+
+
 def load_layer_sae(
     layer: int, d_model: int, cache: Path, model_id: str, source: SAESource
 ) -> LayerSAE:

@@ -223,6 +223,7 @@ def map_cmd(
     from circuitmap.model import load_model, load_tokenizer, model_shape
     from circuitmap.patchscope import check_prompt
     from circuitmap.probe import read_prompt_set
+    from circuitmap.sae_store import check_sae_folders
     from circuitmap.sae_train import missing_own_saes, train_missing_saes
     from circuitmap.search import check_targets, load_map_config, start_map
     from circuitmap.storage import new_run_dir, writable_dir
@@ -276,6 +277,7 @@ def map_cmd(
             config.layers = o.parse_layers(layers, shape[0])
     check_targets(config, shape)
     check_prompt(load_tokenizer(config.model), config.patchscope)
+    check_sae_folders(config.sae, config.all_layers())
     if config.prompts:
         read_prompt_set(config.prompts)  # readable, and not empty
     if run_dir is None:

@@ -74,6 +74,14 @@ def _cases(setup, run_dir: Path, tmp: Path) -> dict[str, tuple[list[str], str]]:
             [*a_map[:-2], "--sae-path", str(tmp / "{lay}")],
             "is not a valid template: the only field is {layer}",
         ),
+        "map sae path missing": (
+            [*a_map[:-2], "--sae-path", str(tmp / "none-{layer}")],
+            "no SAE for resid_pre of layer 2",
+        ),
+        "explain sae path missing": (
+            [*explain, "--sae-path", str(tmp / "none-{layer}")],
+            "no SAE for resid_pre of layer 1",
+        ),
         "n-prompts 0 (typer range)": ([*a_map, "--n-prompts", "0"], "'--n-prompts'"),
         "unknown option": ([*a_map, "--bogus"], "No such option: --bogus"),
         "resume an explain folder": (["map", "--resume", tmp], "is not a circuitmap run folder"),
@@ -111,6 +119,8 @@ CASES = [
     "map run-dir a file",
     "map binary targets",
     "map sae template",
+    "map sae path missing",
+    "explain sae path missing",
     "n-prompts 0 (typer range)",
     "unknown option",
     "resume an explain folder",
@@ -195,3 +205,15 @@ def test_help_keeps_bracketed_text(monkeypatch, capsys):
     code, out, _ = run_cli(monkeypatch, capsys, "map", "--help")
     text = " ".join(out.split())  # help is wrapped to the terminal's width
     assert code == 0 and "circuitmap[ray]" in text and "[default: $RAY_ADDRESS" in text
+
+
+def test_view_serve_on_a_port_in_use(mapped, monkeypatch, capsys):
+    import socket
+
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        code, _, err = run_cli(monkeypatch, capsys, "view", mapped, "--serve", "--port", port)
+    assert code == 2 and err.startswith(f"error: cannot serve on 127.0.0.1:{port}")
+    assert len(err.strip().splitlines()) == 1
