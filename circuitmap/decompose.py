@@ -51,8 +51,7 @@ class LayerDecomposition:
         (rows, d_sae; 1 = removed) and the error term weighted by ``error[r]`` (rows,) replaced
         by their reference values at the ``real`` (rows, seq) tokens."""
         f, e = self.encode(x)  # (rows, seq, d_sae), (rows, seq, d_model)
-        delta = ((f - self.feature_ref) * removed[:, None, :]) @ self.directions
-        delta = delta + error[:, None, None] * (e - self.error_ref)  # (rows, seq, d_model)
+        delta = self._delta(f, e, removed[:, None, :], error[:, None, None])  # (rows, seq, d)
         return (x.float() - real[..., None] * delta).to(x.dtype)
 
     def remove_each(
@@ -61,10 +60,16 @@ class LayerDecomposition:
         """Every removal applied to all of x (n, seq, d_model): removed (C, d_sae) and error
         (C,) give (C * n, seq, d_model), condition-major; x is encoded once."""
         f, e = self.encode(x)  # (n, seq, d_sae), (n, seq, d_model)
-        delta = ((f - self.feature_ref)[None] * removed[:, None, None, :]) @ self.directions
-        delta = delta + error[:, None, None, None] * (e - self.error_ref)[None]  # (C, n, seq, d)
+        delta = self._delta(f, e, removed[:, None, None, :], error[:, None, None, None])
         edited = x.float()[None] - real[None, ..., None] * delta
         return edited.flatten(0, 1).to(x.dtype)
+
+    def _delta(
+        self, f: torch.Tensor, e: torch.Tensor, removed: torch.Tensor, error: torch.Tensor
+    ) -> torch.Tensor:
+        """What removing changes, ``removed`` (..., d_sae) and ``error`` (..., 1) broadcast
+        against f (..., d_sae) and e (..., d_model): (..., d_model)."""
+        return (self.contributions(f) * removed) @ self.directions + error * (e - self.error_ref)
 
     def contributions(self, f: torch.Tensor) -> torch.Tensor:
         """(f - r): each feature's activation above its reference, same shape as f."""

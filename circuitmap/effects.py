@@ -89,7 +89,9 @@ def _relative(effect: float, scale: float) -> float:
     return effect / scale if scale > 0 else 0.0
 
 
-def _removals(d_sae: int, groups: list[list[int]], errors: list[bool]) -> tuple[torch.Tensor, ...]:
+def removal_masks(
+    d_sae: int, groups: list[list[int]], errors: list[bool]
+) -> tuple[torch.Tensor, torch.Tensor]:
     """(C, d_sae) removal masks and (C,) error flags, one row per group of features."""
     removed = torch.zeros(len(groups), d_sae)
     for row, group in enumerate(groups):
@@ -108,7 +110,7 @@ def _on_vector(
 ) -> torch.Tensor:
     """The target (rows,) with X_l, minus each group of ``groups``, at the dummy prompt's last
     position (row 0: nothing removed)."""
-    removed, error = _removals(dec.directions.shape[0], groups, errors)
+    removed, error = removal_masks(dec.directions.shape[0], groups, errors)
     x = sweep.vectors[dec.layer].float()[None, None].expand(len(groups), 1, -1)  # (C, 1, d)
     rows = dec.remove(x, torch.ones(len(groups), 1), removed, error)[:, 0]  # (C, d_model)
     dummy = lm.tokenizer(config.optim.dummy_prompt, return_tensors="pt")["input_ids"]
@@ -213,7 +215,7 @@ def layer_effects(
     groups = [[], *([f] for f in kept), [], list(kept), *([c] for c in controls)]
     errors = [False] * len(groups)
     errors[len(kept) + 1] = True
-    removed, error = _removals(dec.directions.shape[0], groups, errors)
+    removed, error = removal_masks(dec.directions.shape[0], groups, errors)
     t_p, resid = removal_forward(
         lm, dec, run, removed, error, (target.layer, target.neuron), read
     )  # (C, n), later layer -> per group (C, n_group, seq_group, d_model)

@@ -29,7 +29,7 @@ import torch
 
 from .attribution import PromptRun
 from .decompose import LayerDecomposition
-from .effects import removal_forward
+from .effects import removal_forward, removal_masks
 from .hooks import edit_resid_pre, record_mlp_post, run_body, start_at
 from .model import LoadedModel
 from .selection import Selection
@@ -135,10 +135,8 @@ def layer_faithfulness(
     for k in curve_ks:
         conditions[f"top{k}"] = (ranked[:k], False)
         conditions[f"but_top{k}"] = (but(ranked[:k]), False)
-    removed = torch.zeros(len(conditions), d_sae)
-    for row, (features, _) in enumerate(conditions.values()):
-        removed[row, features] = 1.0
-    error = torch.tensor([float(err) for _, err in conditions.values()])
+    groups, errors = zip(*conditions.values(), strict=True)
+    removed, error = removal_masks(d_sae, list(groups), list(errors))
     measured, _ = removal_forward(lm, dec, run, removed, error, target, [])  # (C, n)
     a = dict(zip(conditions, measured.mean(1).tolist(), strict=True))
     c = a["clean"]

@@ -79,13 +79,19 @@ def _quality(folder: Path) -> dict[str, Any] | None:
     return quality
 
 
+def _path_folder(source: SAESource, layer: int) -> Path:
+    """The ``--sae-path`` folder of the SAE that reads resid_pre of ``layer``."""
+    assert source.path is not None
+    return Path(fill_layer(source.path, _release_layer(layer, source), "--sae-path")).expanduser()
+
+
 def check_sae_folders(source: SAESource, layers: list[int]) -> None:
     """With ``--sae-path``, a one-line error unless every layer's folder holds an SAE (before
     any work; a release is checked when it loads)."""
     if source.path and not source.release:
         for layer in layers:
-            folder = Path(fill_layer(source.path, _release_layer(layer, source), "--sae-path"))
-            if not (folder.expanduser() / "cfg.json").is_file():
+            folder = _path_folder(source, layer)
+            if not (folder / "cfg.json").is_file():
                 raise CircuitmapError(
                     f"no SAE for resid_pre of layer {layer} at {str(folder)!r} (--sae-path): "
                     "the folder needs cfg.json and sae_weights.safetensors"
@@ -108,8 +114,7 @@ def load_layer_sae(
         )
     else:
         if source.path:
-            folder = Path(fill_layer(source.path, _release_layer(layer, source), "--sae-path"))
-            folder = folder.expanduser()
+            folder = _path_folder(source, layer)
         else:
             folder = own_sae_dir(own_sae_root(cache, model_id, source), layer)
             if not folder.is_dir():

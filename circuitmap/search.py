@@ -254,15 +254,15 @@ def map_circuit(
             calls += after_sweep(sweeps[t.id])
         else:
             calls.append(Call("sweep", (t, baseline)))
-    units = {  # target -> sweep, selection, layers, faithfulness still to do
-        t.id: (t.id not in sweeps)
+    units = sum(  # per target: sweep, selection, layers and faithfulness still to do
+        (t.id not in sweeps)
         + (t.id not in selections)
         + len(config.upstream_layers(t))
         - len(effects[t.id])
         + (config.faithfulness and t.id not in faithfulness)
         for t in config.targets
-    }
-    with progress(sum(units.values()), "mapping") as bar:
+    )
+    with progress(units, "mapping") as bar:
 
         def advance(call: Call, result: Any) -> list[Call]:
             more = follow(call, result)

@@ -80,12 +80,12 @@ def select_circuit(
     start = time.perf_counter()
     clean = run.target.mean().item()
     scale = clean if clean > 0 else 1.0
+    target = (sweep.target.layer, sweep.target.neuron)
     layers = {}
     for layer, dec in sorted(decompositions.items()):
-        t = sweep.target
         grad = None
         if config.ig_steps and config.select == "attribution":
-            grad = path_gradient(lm, dec, run, (t.layer, t.neuron), config.ig_steps)
+            grad = path_gradient(lm, dec, run, target, config.ig_steps)
         per_prompt, error = attribution(dec, run, grad)  # (n, d_sae), (n,)
         scores = per_prompt.mean(0)  # (d_sae,)
         on_x = dec.encode(sweep.vectors[layer][None])[0][0]  # (d_sae,)
