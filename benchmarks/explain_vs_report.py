@@ -12,13 +12,14 @@ from __future__ import annotations
 import argparse
 import time
 
-from circuitmap.baseline import compute_baseline
+from reference import reference_optimise, reference_patchscope
+
 from circuitmap.config import CorpusConfig, ModelConfig, OptimConfig, PatchscopeConfig
-from circuitmap.corpus import corpus_texts
-from circuitmap.model import cache_root, load_model
-from circuitmap.optimise import optimise_vector, target_activation
-from circuitmap.patchscope import patchscope
-from circuitmap.reference import reference_optimise, reference_patchscope
+from circuitmap.files.corpus import corpus_texts
+from circuitmap.method.baseline import compute_baseline
+from circuitmap.method.optimise import optimise_vector, target_activation
+from circuitmap.method.patchscope import patchscope
+from circuitmap.model.load import cache_root, load_model
 
 
 def main() -> None:

@@ -1,12 +1,13 @@
 """How faithful are circuitmap's circuits, by how their features are chosen?
 
-    python benchmarks/faithfulness.py [--layers 6,9,12 --per-layer 4]
+    python benchmarks/faithfulness.py [--layers 6,9,12 --per-layer 4] [--mapped-layers 2,5,8]
+        [--sae-dir DIR] [--select attribution]
 
 Targets: the top ``--per-layer`` neurons of `circuitmap find` (definitions vs licences) at each
-target layer. For each target, the map's own units run once (`circuitmap.worker.Worker`: Mean
-Vectors, prompts split into build / held-out / silent, the sweep, the build prompts' gradient
+target layer. For each target, the map's own units run once (`circuitmap.circuit.worker.Worker`:
+Mean Vectors, prompts split into build / held-out / silent, the sweep, the build prompts' gradient
 pass); then each selection is measured on the **held-out** prompts, which it never saw, with
-`circuitmap.faithfulness.measure`:
+`circuitmap.circuit.faithfulness.measure`:
 
 - ``attribution`` (the default): each layer's features ranked by attribution on the build
   prompts, kept until they carry 0.9 of the layer's positive attribution, at most 40;
@@ -25,12 +26,12 @@ import argparse
 import dataclasses
 import time
 
-from circuitmap.config import SELECTIONS, MapConfig, ModelConfig, Target
-from circuitmap.faithfulness import CURVE, Faithfulness, measure
-from circuitmap.model import load_model
-from circuitmap.probe import find_neurons, read_prompt_set
-from circuitmap.selection import Selection, select_circuit
-from circuitmap.worker import Worker
+from circuitmap.circuit.faithfulness import CURVE, Faithfulness, measure
+from circuitmap.circuit.selection import Selection, select_circuit
+from circuitmap.circuit.worker import Worker
+from circuitmap.config import SELECTIONS, MapConfig, ModelConfig, SAESource, Target
+from circuitmap.model.load import load_model
+from circuitmap.validate.probe import find_neurons, read_prompt_set
 
 
 def _mean(values: list[float | None]) -> float | None:
@@ -46,6 +47,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--layers", default="6,9,12", help="target layers")
     parser.add_argument("--per-layer", type=int, default=4, help="targets per layer")
+    parser.add_argument("--mapped-layers", default=None, help="upstream layers (default: all)")
+    parser.add_argument("--sae-dir", default=None, help="circuitmap SAEs (default: the cache's)")
+    parser.add_argument("--select", default=",".join(SELECTIONS), help="selections to measure")
     args = parser.parse_args()
     lm = load_model(ModelConfig())
     _, positive = read_prompt_set("definitions")
@@ -57,7 +61,11 @@ def main() -> None:
     ]
     rows: dict[str, list[tuple[Faithfulness, Selection, float]]] = {}
     for target in targets:
-        config = MapConfig(targets=[target])
+        config = MapConfig(
+            targets=[target],
+            layers=[int(x) for x in args.mapped_layers.split(",")] if args.mapped_layers else None,
+            sae=SAESource(sae_dir=args.sae_dir),
+        )
         worker = Worker(config, lm)
         start = time.perf_counter()
         baseline = worker.baseline()
@@ -67,7 +75,7 @@ def main() -> None:
         heldout = worker.encoded_prompts(target, split, "heldout")
         decompositions = worker.decompositions(target, split, baseline)
         common = time.perf_counter() - start
-        for select in SELECTIONS:
+        for select in args.select.split(","):
             start = time.perf_counter()
             chosen = select_circuit(
                 lm, dataclasses.replace(config, select=select), sweep, run, decompositions

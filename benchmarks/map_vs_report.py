@@ -15,8 +15,8 @@ circuitmap's two paths only.
   feature ablation its own full-model forward (on X, and on the prompts); deepest layer first,
   so later layers' features are read in the same forwards. It gets circuitmap's prompt choice
   for free (not timed).
-- circuitmap: the units a map runs (`circuitmap.worker.Worker`): one Mean-Vector pass for all
-  layers, one pass choosing the prompts, one sweep optimising and decoding all layers as rows
+- circuitmap: the units a map runs (`circuitmap.circuit.worker.Worker`): one Mean-Vector pass for
+  all layers, one pass choosing the prompts, one sweep optimising and decoding all layers as rows
   of one batch, the selection, then one batched ablation forward per layer (prompts grouped
   by length) starting at that layer, and the faithfulness measure.
 
@@ -35,20 +35,20 @@ import time
 from pathlib import Path
 
 import torch
-
-from circuitmap.config import MapConfig, ModelConfig, Target
-from circuitmap.corpus import corpus_texts
-from circuitmap.features import feature_report
-from circuitmap.hooks import edit_resid_pre, record_mlp_post, run_body
-from circuitmap.model import cache_root, load_model
-from circuitmap.optimise import optimise_rows, step_size
-from circuitmap.reference import (
+from reference import (
     reference_effects,
     reference_mean,
     reference_optimise,
     reference_patchscope,
 )
-from circuitmap.worker import Worker
+
+from circuitmap.circuit.worker import Worker
+from circuitmap.config import MapConfig, ModelConfig, Target
+from circuitmap.files.corpus import corpus_texts
+from circuitmap.method.optimise import optimise_rows, step_size
+from circuitmap.model.hooks import edit_resid_pre, record_mlp_post, run_body
+from circuitmap.model.load import cache_root, load_model
+from circuitmap.sae.features import feature_report
 
 
 def _peak_gib() -> float:

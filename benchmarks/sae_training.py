@@ -16,9 +16,9 @@ import time
 from pathlib import Path
 
 from circuitmap.config import CorpusConfig, ModelConfig, SAETrainConfig
-from circuitmap.corpus import corpus_texts
-from circuitmap.model import cache_root, load_model
-from circuitmap.sae_train import train_layer_saes
+from circuitmap.files.corpus import corpus_texts
+from circuitmap.model.load import cache_root, load_model
+from circuitmap.sae.train import train_layer_saes
 
 
 def main() -> None:

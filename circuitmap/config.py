@@ -8,7 +8,7 @@ import typing
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
-from .errors import CircuitmapError
+from circuitmap.errors import CircuitmapError
 
 T = TypeVar("T")
 

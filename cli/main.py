@@ -69,8 +69,8 @@ def explain_cmd(
     """Explain one neuron from one upstream layer: Mean Vector, gradient ascent, SAE features,
     contrastive Patchscope. Without an SAE for the layer the SAE step is skipped with a note."""
     from circuitmap.config import ExplainConfig
-    from circuitmap.explain import explain, save_explain
-    from circuitmap.storage import writable_dir
+    from circuitmap.files.storage import writable_dir
+    from circuitmap.method.explain import explain, save_explain
 
     from .report import print_explain
 
@@ -217,16 +217,16 @@ def map_cmd(
     """Map a whole circuit: the gradient Patchscope at every upstream layer of one or several
     targets, SAE features, and feature-ablation effects as weighted edges; writes interactive
     HTML and graph files. Several targets share one graph."""
-    from circuitmap.circuit import run_map
+    from circuitmap.circuit.driver import check_targets, load_map_config, start_map
+    from circuitmap.circuit.executors import make_executor
+    from circuitmap.circuit.run import run_map
     from circuitmap.config import EXECUTORS, check_choice
-    from circuitmap.executors import make_executor
-    from circuitmap.model import load_model, load_tokenizer, model_shape
-    from circuitmap.patchscope import check_prompt
-    from circuitmap.probe import read_prompt_set
-    from circuitmap.sae_store import check_sae_folders
-    from circuitmap.sae_train import missing_own_saes, train_missing_saes
-    from circuitmap.search import check_targets, load_map_config, start_map
-    from circuitmap.storage import new_run_dir, writable_dir
+    from circuitmap.files.storage import new_run_dir, writable_dir
+    from circuitmap.method.patchscope import check_prompt
+    from circuitmap.model.load import load_model, load_tokenizer, model_shape
+    from circuitmap.sae.store import check_sae_folders
+    from circuitmap.sae.train import missing_own_saes, train_missing_saes
+    from circuitmap.validate.probe import read_prompt_set
 
     from .report import print_map
 
@@ -321,7 +321,7 @@ def _found_targets(
     model_config: ModelConfig, layer: int, top: int, positive: str, negative: str
 ) -> list[Target]:
     """The ``top`` neurons of ``layer`` that `circuitmap find` ranks first."""
-    from circuitmap.probe import rank_neurons
+    from circuitmap.validate.probe import rank_neurons
 
     *_, scores = rank_neurons(model_config, layer, positive, negative, top)
     return [Target(layer, s.neuron) for s in scores]
@@ -353,7 +353,7 @@ def export_cmd(
     ] = None,
 ) -> None:
     """Re-export a saved map in other formats or with other thresholds, without the model."""
-    from circuitmap.circuit import reexport
+    from circuitmap.circuit.run import reexport
 
     formats = tuple(f.strip() for f in format.split(",") if f.strip())
     if not formats:
@@ -405,9 +405,14 @@ def probe_cmd(
 ) -> None:
     """How the neuron (and chosen SAE features) fire on prompt sets, and the activation
     threshold that separates the first two sets."""
-    from circuitmap.model import cache_root, load_model
-    from circuitmap.probe import EXAMPLE_SETS, feature_maxima, neuron_maxima, read_prompt_set
-    from circuitmap.sae_store import load_layer_sae
+    from circuitmap.model.load import cache_root, load_model
+    from circuitmap.sae.store import load_layer_sae
+    from circuitmap.validate.probe import (
+        EXAMPLE_SETS,
+        feature_maxima,
+        neuron_maxima,
+        read_prompt_set,
+    )
 
     from .report import print_probe
 
@@ -443,7 +448,7 @@ def find_cmd(
     top: Annotated[int, typer.Option(help="Neurons to list.", min=1)] = 10,
 ) -> None:
     """Rank the neurons of a layer by how much more they fire on one prompt set than another."""
-    from circuitmap.probe import rank_neurons
+    from circuitmap.validate.probe import rank_neurons
 
     pos_name, neg_name, scores = rank_neurons(model_config, layer, positive, negative, top)
     typer.echo(f"layer {layer} neurons firing on {pos_name} more than on {neg_name}:")
@@ -479,12 +484,12 @@ def steer_cmd(
 ) -> None:
     """Intervene during generation: add a feature's direction (--layer/--feature) or clamp a
     neuron (--target-layer/--neuron), and print the steered text next to the clean text."""
-    from circuitmap.baseline import compute_baseline
     from circuitmap.config import CorpusConfig
-    from circuitmap.corpus import corpus_texts
-    from circuitmap.model import cache_root, load_model
-    from circuitmap.sae_store import load_layer_sae
-    from circuitmap.steer import steer_feature_scaled, steer_neuron
+    from circuitmap.files.corpus import corpus_texts
+    from circuitmap.method.baseline import compute_baseline
+    from circuitmap.model.load import cache_root, load_model
+    from circuitmap.sae.store import load_layer_sae
+    from circuitmap.validate.steer import steer_feature_scaled, steer_neuron
 
     by_feature = layer is not None and feature is not None
     if by_feature == (target_layer is not None and neuron is not None):
@@ -545,10 +550,10 @@ def labels_cmd(
 ) -> None:
     """Put each feature's observational description (top corpus snippets, imported label) next
     to its causal one (Patchscope of its direction) and flag contradictions; writes labels.csv."""
-    from circuitmap.circuit import relabel
-    from circuitmap.labels import read_labels
-    from circuitmap.model import load_model
-    from circuitmap.search import load_map_config
+    from circuitmap.circuit.driver import load_map_config
+    from circuitmap.circuit.run import relabel
+    from circuitmap.model.load import load_model
+    from circuitmap.validate.labels import read_labels
 
     config = load_map_config(run)
     imported = read_labels(labels, config.sae.hook) if labels else {}  # before the model loads
@@ -598,12 +603,12 @@ def restarts_cmd(
 ) -> None:
     """Optimise from the Mean Vector and random starts at each layer: does the same SAE feature
     come back? Prints top-1 agreement, Jaccard of top-k sets and the activation spread."""
-    from circuitmap.baseline import compute_baseline
     from circuitmap.config import CorpusConfig
-    from circuitmap.corpus import corpus_texts
-    from circuitmap.model import cache_root, load_model
-    from circuitmap.restarts import restart_report
-    from circuitmap.sae_store import load_layer_sae
+    from circuitmap.files.corpus import corpus_texts
+    from circuitmap.method.baseline import compute_baseline
+    from circuitmap.method.restarts import restart_report
+    from circuitmap.model.load import cache_root, load_model
+    from circuitmap.sae.store import load_layer_sae
 
     lm = load_model(model_config)
     chosen = o.parse_layers(layers, lm.n_layers) if layers else list(range(target_layer))
@@ -645,8 +650,8 @@ def faithfulness_cmd(
     --no-faithfulness), then adds the figures to its graph and exports."""
     import dataclasses
 
-    from circuitmap.circuit import run_map
-    from circuitmap.search import load_map_config
+    from circuitmap.circuit.driver import load_map_config
+    from circuitmap.circuit.run import run_map
 
     from .report import print_map
 
@@ -663,8 +668,8 @@ def necessity_cmd(
     """Is each node needed on real text? Its effect on the target when removed on the build
     prompts against control features of similar activation level: p-value, effect size,
     bootstrap interval."""
-    from circuitmap.export import GRAPH_FILE, load_graph
-    from circuitmap.storage import check_run_dir
+    from circuitmap.files.export import GRAPH_FILE, load_graph
+    from circuitmap.files.storage import check_run_dir
 
     graph = load_graph(check_run_dir(run) / GRAPH_FILE)
     rows = [(n, d) for n, d in graph.nodes(data=True) if "p_value" in d]
@@ -713,10 +718,10 @@ def sae_train_cmd(
     """Train one SAE per resid_pre layer on the corpus (one activation pass for all layers) and
     cache it where every command finds it. Finished layers are kept if the run is interrupted."""
     from circuitmap.config import SAETrainConfig
-    from circuitmap.corpus import load_corpus
-    from circuitmap.model import cache_root, load_model
-    from circuitmap.sae_store import own_sae_root
-    from circuitmap.sae_train import train_layer_saes
+    from circuitmap.files.corpus import load_corpus
+    from circuitmap.model.load import cache_root, load_model
+    from circuitmap.sae.store import own_sae_root
+    from circuitmap.sae.train import train_layer_saes
 
     lm = load_model(model_config)
     chosen = o.parse_layers(layers, lm.n_layers) if layers else list(range(lm.n_layers))
@@ -754,8 +759,8 @@ def sae_info_cmd(
     sae_dir: o.SaeDir = None,
 ) -> None:
     """List circuitmap's SAEs for a model with their quality figures (held-out corpus text)."""
-    from circuitmap.model import cache_root, model_id_for
-    from circuitmap.sae_store import list_own_saes, own_sae_root
+    from circuitmap.model.load import cache_root, model_id_for
+    from circuitmap.sae.store import list_own_saes, own_sae_root
 
     from .report import print_sae_table
 

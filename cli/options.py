@@ -20,7 +20,7 @@ from circuitmap.config import (
     Target,
 )
 from circuitmap.errors import CircuitmapError, check_range
-from circuitmap.storage import read_text_file
+from circuitmap.files.storage import read_text_file
 
 Model = Annotated[
     str,

@@ -8,8 +8,8 @@ from typing import Any
 import torch
 import typer
 
-from circuitmap.explain import ExplainResult
-from circuitmap.features import FeatureReport
+from circuitmap.method.explain import ExplainResult
+from circuitmap.sae.features import FeatureReport
 
 
 def print_explain(result: ExplainResult, run_dir: Path) -> None:
@@ -73,7 +73,7 @@ def print_sae_table(root: Path, saes: list[tuple[int, Path, dict[str, Any] | Non
 def print_probe(set_names: list[str], columns: dict[str, list[torch.Tensor]]) -> None:
     """Per probed unit: its largest activation per prompt, summarised per set, and the
     threshold separating the first two sets."""
-    from circuitmap.probe import separation
+    from circuitmap.validate.probe import separation
 
     for unit, per_set in columns.items():
         typer.echo(f"\n{unit} (largest activation over each prompt's tokens)")
@@ -98,11 +98,11 @@ def _figure(value: float | None) -> str:
 def print_map(graph: Any, config: Any, run_dir: Path) -> None:
     """The circuit's size, each target's faithfulness on its held-out prompts (per layer and
     joint), and its strongest chain."""
-    from circuitmap.export import GRAPH_FILE, load_graph
-    from circuitmap.faithfulness import FAITHFULNESS_FILE, Faithfulness
-    from circuitmap.graph import prune, strongest_chain
-    from circuitmap.search import target_dir
-    from circuitmap.selection import Selection
+    from circuitmap.circuit.driver import target_dir
+    from circuitmap.circuit.faithfulness import FAITHFULNESS_FILE, Faithfulness
+    from circuitmap.circuit.graph import prune, strongest_chain
+    from circuitmap.circuit.selection import Selection
+    from circuitmap.files.export import GRAPH_FILE, load_graph
 
     g = graph.graph
     typer.echo(

@@ -4,6 +4,7 @@ from pathlib import Path
 import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
+sys.path.insert(0, str(Path(__file__).parent.parent / "benchmarks"))  # reference.py
 
 from tiny import ARCHS, TINY_TRAIN, save_tiny, tiny_lm  # noqa: E402
 
@@ -44,7 +45,7 @@ def many_texts():
 @pytest.fixture(scope="session")
 def tiny_map_setup(tmp_path_factory, tiny_model_dir, many_texts):
     """A tiny model folder, a corpus file and SAEs for layers 0-2 (target layer 3)."""
-    from circuitmap.sae_train import train_layer_saes
+    from circuitmap.sae.train import train_layer_saes
 
     root = tmp_path_factory.mktemp("tiny-map")
     corpus = root / "corpus.txt"

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from circuitmap.circuit import run_map
+from circuitmap.circuit.run import run_map
 from circuitmap_cli.main import main
 from tiny import map_config
 
@@ -194,7 +194,7 @@ def test_list_valued_attributes_export_to_every_format(mapped, tmp_path, monkeyp
 
 def test_json_refuses_nan_when_written(tmp_path):
     from circuitmap.errors import CircuitmapError
-    from circuitmap.storage import atomic_write_json
+    from circuitmap.files.storage import atomic_write_json
 
     with pytest.raises(CircuitmapError, match="refusing to write"):
         atomic_write_json(tmp_path / "x.json", {"lr": float("nan")})

@@ -3,9 +3,11 @@ Patchscope decodes, forwards that start from a recorded resid_pre, prompts cut a
 
 import torch
 
-from circuitmap.baseline import real_token_mask
+from circuitmap.circuit.prompts import encode_prompts, top_prompts
 from circuitmap.config import PatchscopeConfig, Target
-from circuitmap.hooks import (
+from circuitmap.method.baseline import real_token_mask
+from circuitmap.method.patchscope import patchscope, patchscope_rows
+from circuitmap.model.hooks import (
     inject_resid_pre,
     inject_rows,
     record_mlp_post,
@@ -13,8 +15,6 @@ from circuitmap.hooks import (
     run_body,
     start_at,
 )
-from circuitmap.patchscope import patchscope, patchscope_rows
-from circuitmap.prompts import encode_prompts, top_prompts
 
 LONG = " ".join(["a circle is the set of all points x in the plane"] * 3)  # > sliding window 16
 
@@ -103,10 +103,10 @@ def test_removals_over_groups_of_prompts_equal_one_padded_batch(lm, many_texts):
     gives the targets of one plain full-model forward over all prompts padded together."""
     from sae_lens import StandardSAE, StandardSAEConfig
 
-    from circuitmap.ablation import ablation_forward
-    from circuitmap.attribution import prompt_run
-    from circuitmap.decompose import decompose
-    from circuitmap.effects import removal_forward
+    from circuitmap.circuit.attribution import prompt_run
+    from circuitmap.circuit.decompose import decompose
+    from circuitmap.circuit.effects import removal_forward
+    from circuitmap.method.ablation import ablation_forward
 
     target = Target(3, 5)
     split = top_prompts(lm, many_texts, [target], n=7, n_heldout=1, n_silent=4, max_tokens=24)

@@ -3,7 +3,7 @@
 import pytest
 from typer.testing import CliRunner
 
-from circuitmap.explain import ExplainResult
+from circuitmap.method.explain import ExplainResult
 from circuitmap_cli.main import app
 
 runner = CliRunner()

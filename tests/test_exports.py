@@ -11,8 +11,8 @@ from pathlib import Path
 import networkx as nx
 import pytest
 
-from circuitmap.circuit import run_map
-from circuitmap.export import export
+from circuitmap.circuit.run import run_map
+from circuitmap.files.export import export
 from tiny import map_config
 
 ROOT = Path(__file__).parent.parent

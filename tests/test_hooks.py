@@ -1,6 +1,11 @@
 import torch
 
-from circuitmap.hooks import inject_resid_pre, record_mlp_post, record_resid_pre, run_body
+from circuitmap.model.hooks import (
+    inject_resid_pre,
+    record_mlp_post,
+    record_resid_pre,
+    run_body,
+)
 
 
 def _ids(lm, text="a circle is the set of all points x"):

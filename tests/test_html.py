@@ -6,7 +6,7 @@ import shutil
 import networkx as nx
 import pytest
 
-from circuitmap.export import circuit_html
+from circuitmap.files.export import circuit_html
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 EVIL = "<script>window.__pwned = 1</script><img src=x onerror='window.__pwned = 2'>"

@@ -9,17 +9,17 @@ import torch
 from sae_lens import SAE
 from typer.testing import CliRunner
 
-from circuitmap.ablation import ablate, feature_directions
-from circuitmap.circuit import reexport, run_map
+from circuitmap.circuit.graph import prune
+from circuitmap.circuit.run import reexport, run_map
 from circuitmap.config import (
     ModelConfig,
     OptimConfig,
     SAESource,
 )
 from circuitmap.errors import CircuitmapError
-from circuitmap.export import FORMATS, load_graph
-from circuitmap.graph import prune
-from circuitmap.model import load_model
+from circuitmap.files.export import FORMATS, load_graph
+from circuitmap.method.ablation import ablate, feature_directions
+from circuitmap.model.load import load_model
 from circuitmap_cli.main import app
 from tiny import map_config
 
@@ -279,8 +279,8 @@ def test_map_rejects_bad_layers(tiny_map_setup):
 
 
 def test_restarts_from_the_same_seed_agree_exactly(tiny_map_setup):
-    from circuitmap.restarts import restart_report
-    from circuitmap.sae_store import load_layer_sae
+    from circuitmap.method.restarts import restart_report
+    from circuitmap.sae.store import load_layer_sae
 
     lm = load_model(ModelConfig(name=str(tiny_map_setup["model"])))
     layer_sae = load_layer_sae(
@@ -304,7 +304,7 @@ def test_restarts_from_the_same_seed_agree_exactly(tiny_map_setup):
 
 def test_one_batch_over_layers_and_starts_equals_separate_runs(tiny_map_setup):
     """Rows injecting at different layers with different lrs follow their own paths."""
-    from circuitmap.optimise import optimise_rows
+    from circuitmap.method.optimise import optimise_rows
 
     lm = load_model(ModelConfig(name=str(tiny_map_setup["model"])))
     starts = torch.randn(4, 32) * 10
@@ -368,7 +368,7 @@ def test_cli_validate_restarts(tiny_map_setup):
 
 
 def test_control_features_match_activation_level_and_are_distinct():
-    from circuitmap.ablation import control_features
+    from circuitmap.method.ablation import control_features
 
     activity = torch.tensor([5.0, 0.0, 4.8, 0.1, 5.2, 1.0, 0.0, 0.09, 4.0])
     controls = control_features(activity, [0, 3], 2)
@@ -379,7 +379,7 @@ def test_control_features_match_activation_level_and_are_distinct():
 
 
 def test_necessity_statistics():
-    from circuitmap.ablation import necessity
+    from circuitmap.method.ablation import necessity
 
     strong = necessity(
         torch.tensor([5.0, 6.0, 7.0]), torch.tensor([[1.0, 1.0, 1.0], [2.0, 3.0, 1.0]])
@@ -396,7 +396,7 @@ def test_necessity_statistics():
 
 
 def test_sign_flip_p_value_is_uniform_under_the_null():
-    from circuitmap.ablation import sign_flip_p
+    from circuitmap.method.ablation import sign_flip_p
 
     torch.manual_seed(0)
     values = torch.tensor([sign_flip_p(torch.randn(10)) for _ in range(400)])
@@ -414,7 +414,7 @@ def test_nodes_carry_control_statistics(full_run):
 
 
 def test_read_labels_formats_and_errors(tmp_path):
-    from circuitmap.labels import read_labels
+    from circuitmap.validate.labels import read_labels
 
     neuronpedia = tmp_path / "np.json"
     neuronpedia.write_text(
@@ -444,7 +444,7 @@ def test_read_labels_formats_and_errors(tmp_path):
 
 
 def test_similarity_of_descriptions():
-    from circuitmap.labels import similarity
+    from circuitmap.validate.labels import similarity
 
     assert similarity("a circle is a round shape", "round circle shape") == pytest.approx(1.0)
     assert similarity("software licence terms", "a circle is round") == 0.0
@@ -500,7 +500,7 @@ def test_cli_view_opens_the_run_html(full_run, monkeypatch):
 
 
 def test_strongest_chain_prefers_depth_then_the_weakest_link():
-    from circuitmap.graph import strongest_chain
+    from circuitmap.circuit.graph import strongest_chain
 
     graph = nx.DiGraph()
     for u, v, w in [
@@ -523,8 +523,8 @@ def test_run_files_have_the_usual_permissions(full_run):
 def test_map_builds_and_tests_on_a_prompt_set(tiny_map_setup, tmp_path):
     """--prompts FILE: build and held-out prompts come from the file's two halves, the silent
     reference from the corpus, and the graph says which prompts the circuit explains."""
-    from circuitmap.prompts import PromptSplit
-    from circuitmap.storage import read_json
+    from circuitmap.circuit.prompts import PromptSplit
+    from circuitmap.files.storage import read_json
 
     lines = [f"let x be a real number and the circle {i} is a set of points" for i in range(8)]
     prompt_file = tmp_path / "math.txt"

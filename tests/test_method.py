@@ -2,13 +2,13 @@
 
 import pytest
 import torch
+from reference import reference_optimise, reference_patchscope
 
-from circuitmap.baseline import compute_baseline
 from circuitmap.config import OptimConfig, PatchscopeConfig
-from circuitmap.hooks import inject_resid_pre, record_resid_pre, run_body
-from circuitmap.optimise import optimise_vector, target_activation
-from circuitmap.patchscope import contrastive_logits, patchscope
-from circuitmap.reference import reference_optimise, reference_patchscope
+from circuitmap.method.baseline import compute_baseline
+from circuitmap.method.optimise import optimise_vector, target_activation
+from circuitmap.method.patchscope import contrastive_logits, patchscope
+from circuitmap.model.hooks import inject_resid_pre, record_resid_pre, run_body
 
 TARGET_LAYER, NEURON, LAYER = 3, 5, 1
 

@@ -14,8 +14,11 @@ import pytest
 import torch
 from sae_lens import StandardSAE, StandardSAEConfig
 
-from circuitmap.attribution import prompt_run
-from circuitmap.circuit import run_map
+from circuitmap.circuit.attribution import prompt_run
+from circuitmap.circuit.decompose import decompose, token_vectors
+from circuitmap.circuit.faithfulness import layer_faithfulness
+from circuitmap.circuit.prompts import top_prompts
+from circuitmap.circuit.run import run_map
 from circuitmap.config import (
     CorpusConfig,
     MapConfig,
@@ -25,12 +28,9 @@ from circuitmap.config import (
     SAESource,
     Target,
 )
-from circuitmap.decompose import decompose, token_vectors
-from circuitmap.export import load_graph
-from circuitmap.faithfulness import layer_faithfulness
-from circuitmap.model import load_model
-from circuitmap.prompts import top_prompts
-from circuitmap.sae_store import own_sae_dir
+from circuitmap.files.export import load_graph
+from circuitmap.model.load import load_model
+from circuitmap.sae.store import own_sae_dir
 from tiny import WORDS, tiny_lm
 
 D_MODEL = 32

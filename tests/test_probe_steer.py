@@ -9,17 +9,17 @@ from sae_lens import JumpReLUSAE, JumpReLUSAEConfig
 from typer.testing import CliRunner
 
 from circuitmap.errors import CircuitmapError
-from circuitmap.generate import greedy_decode, prompt_rows
-from circuitmap.hooks import record_mlp_post, record_resid_pre, run_body
-from circuitmap.probe import (
+from circuitmap.model.generate import greedy_decode, prompt_rows
+from circuitmap.model.hooks import record_mlp_post, record_resid_pre, run_body
+from circuitmap.sae.store import LayerSAE
+from circuitmap.validate.probe import (
     EXAMPLE_SETS,
     feature_maxima,
     find_neurons,
     read_prompt_set,
     separation,
 )
-from circuitmap.sae_store import LayerSAE
-from circuitmap.steer import steer_feature, steer_neuron
+from circuitmap.validate.steer import steer_feature, steer_neuron
 from circuitmap_cli.main import app
 from tiny import tiny_lm
 
@@ -92,7 +92,7 @@ def test_steering_at_strength_zero_is_the_clean_text(planted):
 
 
 def test_clamping_sets_the_neuron_and_none_is_clean(planted):
-    from circuitmap.steer import clamp_neuron
+    from circuitmap.validate.steer import clamp_neuron
 
     ids = planted.tokenizer("a circle is", return_tensors="pt")["input_ids"].repeat(2, 1)
     with clamp_neuron(planted, LAYER, NEURON, torch.tensor([float("nan"), 7.0])):

@@ -3,10 +3,10 @@
 import pytest
 import torch
 
-from circuitmap.circuit import run_map
+from circuitmap.circuit.executors import RayExecutor
+from circuitmap.circuit.run import run_map
 from circuitmap.config import Target
-from circuitmap.executors import RayExecutor
-from circuitmap.export import load_graph
+from circuitmap.files.export import load_graph
 from tiny import map_config
 
 pytestmark = pytest.mark.ray

@@ -1,14 +1,14 @@
 """End-to-end on the embedded Gemma 3 270M (converted once into the user cache, then reused)."""
 
 import pytest
+from reference import reference_patchscope
 from typer.testing import CliRunner
 
 from circuitmap.config import ModelConfig, PatchscopeConfig
-from circuitmap.explain import ExplainResult
-from circuitmap.export import load_graph
-from circuitmap.model import load_model
-from circuitmap.patchscope import patchscope
-from circuitmap.reference import reference_patchscope
+from circuitmap.files.export import load_graph
+from circuitmap.method.explain import ExplainResult
+from circuitmap.method.patchscope import patchscope
+from circuitmap.model.load import load_model
 from circuitmap_cli.main import app
 
 pytestmark = pytest.mark.real_model
@@ -181,7 +181,7 @@ def test_two_targets_share_one_map(real_saes, real_map, tmp_path):
 
 
 def test_probe_separates_math_from_licences(real_lm):
-    from circuitmap.probe import neuron_maxima, read_prompt_set, separation
+    from circuitmap.validate.probe import neuron_maxima, read_prompt_set, separation
 
     math = neuron_maxima(real_lm, read_prompt_set("math_notation")[1], TARGET_LAYER)[:, NEURON]
     licences = neuron_maxima(real_lm, read_prompt_set("licences")[1], TARGET_LAYER)[:, NEURON]
@@ -194,9 +194,9 @@ def test_probe_separates_math_from_licences(real_lm):
 
 
 def test_find_and_steer_and_restarts_run_on_the_real_model(real_lm, real_saes):
-    from circuitmap.generate import greedy_decode, prompt_rows
-    from circuitmap.probe import find_neurons, read_prompt_set
-    from circuitmap.steer import steer_neuron
+    from circuitmap.model.generate import greedy_decode, prompt_rows
+    from circuitmap.validate.probe import find_neurons, read_prompt_set
+    from circuitmap.validate.steer import steer_neuron
 
     best = find_neurons(
         real_lm,

@@ -7,13 +7,13 @@ import torch
 from sae_lens import SAE, JumpReLUSAE, JumpReLUSAEConfig
 from typer.testing import CliRunner
 
-from circuitmap.activations import collect_activations
 from circuitmap.config import SAESource, SAETrainConfig
 from circuitmap.errors import CircuitmapError
-from circuitmap.features import feature_report
-from circuitmap.hooks import record_resid_pre, run_body
-from circuitmap.sae_store import list_own_saes, load_layer_sae, resid_pre_layer, save_own_sae
-from circuitmap.sae_train import reconstruction_quality, train_layer_saes, train_sae
+from circuitmap.model.hooks import record_resid_pre, run_body
+from circuitmap.sae.activations import collect_activations
+from circuitmap.sae.features import feature_report
+from circuitmap.sae.store import list_own_saes, load_layer_sae, resid_pre_layer, save_own_sae
+from circuitmap.sae.train import reconstruction_quality, train_layer_saes, train_sae
 from circuitmap_cli.main import app
 from tiny import TINY_TRAIN, tiny_lm
 
@@ -220,7 +220,7 @@ def test_release_without_network_is_a_clear_error(monkeypatch, tmp_path):
 
 
 def test_diverged_training_saves_nothing(tiny, many_texts, tmp_path, monkeypatch):
-    import circuitmap.sae_train as sae_train
+    import circuitmap.sae.train as sae_train
 
     def diverging(acts, config):
         sae = train_sae(acts[:64], config)

@@ -5,9 +5,9 @@ import pytest
 import torch
 from sae_lens import StandardSAE, StandardSAEConfig
 
-from circuitmap.attribution import bootstrap_agreement, keep_count, select
+from circuitmap.circuit.attribution import bootstrap_agreement, keep_count, select
+from circuitmap.circuit.decompose import decompose
 from circuitmap.config import MapConfig, Target
-from circuitmap.decompose import decompose
 from circuitmap.errors import CircuitmapError
 
 
@@ -91,9 +91,9 @@ def test_map_config_checks_choices_and_ranges_when_built(change, message):
 def test_integrated_gradients_add_up_to_the_effect_of_removing_every_feature(many_texts):
     """Along the straight path, the features' attributions sum to what removing all of them
     (error term kept) takes from the target, prompt by prompt (the completeness axiom)."""
-    from circuitmap.attribution import attribution, path_gradient, prompt_run
-    from circuitmap.effects import removal_forward
-    from circuitmap.prompts import top_prompts
+    from circuitmap.circuit.attribution import attribution, path_gradient, prompt_run
+    from circuitmap.circuit.effects import removal_forward
+    from circuitmap.circuit.prompts import top_prompts
     from tiny import tiny_lm
 
     lm = tiny_lm("gemma3")

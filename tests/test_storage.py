@@ -11,10 +11,10 @@ from circuitmap.config import (
     from_dict,
     to_dict,
 )
-from circuitmap.corpus import build_default_corpus, load_corpus
 from circuitmap.errors import CircuitmapError
-from circuitmap.explain import ExplainResult
-from circuitmap.storage import atomic_save_tensors, atomic_write_json, read_tensors
+from circuitmap.files.corpus import build_default_corpus, load_corpus
+from circuitmap.files.storage import atomic_save_tensors, atomic_write_json, read_tensors
+from circuitmap.method.explain import ExplainResult
 
 
 def test_config_round_trips_through_json():

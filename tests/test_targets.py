@@ -4,10 +4,10 @@ import networkx as nx
 import pytest
 from typer.testing import CliRunner
 
-from circuitmap.circuit import run_map
+from circuitmap.circuit.graph import target_subgraph
+from circuitmap.circuit.run import run_map
 from circuitmap.config import Target
-from circuitmap.export import load_graph
-from circuitmap.graph import target_subgraph
+from circuitmap.files.export import load_graph
 from circuitmap_cli.main import app
 from tiny import map_config
 

@@ -27,7 +27,7 @@ from circuitmap.config import (
     SAETrainConfig,
     Target,
 )
-from circuitmap.model import LoadedModel
+from circuitmap.model.load import LoadedModel
 
 SPECIAL = ["<pad>", "<eos>", "<bos>", "<unk>"]
 WORDS = (

@@ -1,0 +1,199 @@
+"""Choosing a layer's circuit features by what they do to the target.
+
+One forward and one backward over a target's build prompts give, at every mapped layer l, the
+gradient g_l = d(target)/d(resid_pre l) at every token (the target read at each prompt's last
+token, where it peaks). A feature's attribution is its activation above the reference times the
+gradient along its direction, summed over real tokens (Marks et al., *Sparse Feature Circuits*):
+
+    attr_i = sum_t (f_i,t - r_i) * (u_i . g_l,t)
+
+the first-order estimate of what removing it takes from the target; the error term's is
+``sum_t (e_t - r_e) . g_l,t``. With ``ig_steps`` > 0 the features' gradient is averaged along
+the path from the reference to the clean activations (integrated gradients), which chose more
+sufficient circuits on held-out prompts in `benchmarks/faithfulness.py`. A layer keeps its
+features by attribution until they carry ``share`` of the layer's positive attribution, at most
+``max_features``; resampling the build prompts (bootstrap) says how stable that choice is.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from circuitmap.circuit.decompose import LayerDecomposition
+from circuitmap.circuit.prompts import Prompts
+from circuitmap.method.baseline import real_token_mask
+from circuitmap.model.hooks import (
+    edit_resid_pre,
+    record_mlp_post,
+    record_resid_pre,
+    run_body,
+    start_at,
+)
+from circuitmap.model.load import LoadedModel
+
+CHUNK = 4  # prompts per batched ablation forward (rows = conditions x CHUNK)
+
+
+@dataclass
+class PromptRun:
+    """A target's prompts, encoded once, with their clean resid_pre and its gradient."""
+
+    input_ids: torch.Tensor  # (n, seq), left-padded; the target's peak is the last column
+    attention_mask: torch.Tensor  # (n, seq)
+    real: torch.Tensor  # (n, seq) bool: real tokens (not padding, not BOS)
+    resid: dict[int, torch.Tensor]  # layer -> (n, seq, d_model) clean resid_pre
+    grads: dict[int, torch.Tensor]  # layer -> (n, seq, d_model) d(sum of targets)/d(resid_pre)
+    target: torch.Tensor  # (n,) clean target activation at the last column
+
+    def subset(self, rows: torch.Tensor, width: int | None = None) -> PromptRun:
+        """The prompts ``rows`` (indices), keeping the last ``width`` columns (default: all)."""
+        cols = slice(self.input_ids.shape[1] - (width or self.input_ids.shape[1]), None)
+
+        def cut(x: torch.Tensor) -> torch.Tensor:
+            return x[rows.to(x.device)][:, cols]
+
+        return PromptRun(
+            cut(self.input_ids),
+            cut(self.attention_mask),
+            cut(self.real),
+            {layer: cut(h) for layer, h in self.resid.items()},
+            {layer: cut(g) for layer, g in self.grads.items()},
+            self.target[rows],
+        )
+
+    def chunks(self, size: int = CHUNK) -> list[tuple[torch.Tensor, PromptRun]]:
+        """The prompts in groups of ``size`` of similar length (shortest first), each without
+        the padding columns none of its prompts uses, with the group's prompt indices: batched
+        forwards then compute few padding tokens, and a left-padded prompt's activations do
+        not depend on its padding."""
+        lengths = self.attention_mask.sum(1).cpu()  # (n,)
+        order = lengths.argsort(stable=True)
+        groups = []
+        for start in range(0, len(order), size):
+            rows = order[start : start + size]
+            groups.append((rows, self.subset(rows, int(lengths[rows].max()))))
+        return groups
+
+
+def prompt_run(
+    lm: LoadedModel, prompts: Prompts, layers: list[int], target: tuple[int, int]
+) -> PromptRun:
+    """Encode ``prompts``, record resid_pre at ``layers`` and the gradient of the target
+    (layer, neuron) with respect to each, in one forward (stopped at the target) and one
+    backward."""
+    ids, attn = prompts.batch(lm)
+    first = min(layers)
+
+    def leaf(hidden: torch.Tensor) -> torch.Tensor:
+        return hidden.detach().requires_grad_(True)
+
+    with torch.enable_grad():
+        with (
+            edit_resid_pre(lm.model, first, leaf),
+            record_resid_pre(lm.model, layers) as resid,
+            record_mlp_post(lm.model, target[0], stop=True) as mlp,
+        ):
+            run_body(lm.model, ids, attn)
+        for hidden in resid.values():
+            if not hidden.is_leaf:
+                hidden.retain_grad()
+        value = mlp[target[0]][:, -1, target[1]].float()  # (n,)
+        value.sum().backward()
+    return PromptRun(
+        ids,
+        attn,
+        real_token_mask(lm, ids, attn).cpu(),
+        {layer: h.detach().float().cpu() for layer, h in resid.items()},
+        {layer: h.grad.float().cpu() for layer, h in resid.items()},
+        value.detach().cpu(),
+    )
+
+
+def path_gradient(
+    lm: LoadedModel,
+    dec: LayerDecomposition,
+    run: PromptRun,
+    target: tuple[int, int],
+    steps: int,
+) -> torch.Tensor:
+    """The gradient of the target with respect to resid_pre of ``dec``'s layer (n, seq,
+    d_model), averaged over ``steps`` points (midpoint rule) of the straight path on which every
+    feature of the layer moves from its reference value to its clean activation at every real
+    token, the error term held at its clean value: the integrated-gradients estimate that Marks
+    et al. use where first-order attribution is poor."""
+    total = torch.zeros_like(run.resid[dec.layer])  # (n, seq, d_model)
+    for rows, part in run.chunks():  # groups of similar length: few padding tokens
+        clean = part.resid[dec.layer]  # (n_group, seq_group, d_model)
+        f, _ = dec.encode(clean)
+        shift = (dec.contributions(f) @ dec.directions) * part.real[..., None]
+        for k in range(steps):
+            alpha = (k + 0.5) / steps
+            point = (clean - (1 - alpha) * shift).detach().requires_grad_(True)
+            with torch.enable_grad():
+                with (
+                    start_at(lm.model, dec.layer, point),
+                    record_mlp_post(lm.model, target[0], stop=True) as mlp,
+                ):
+                    run_body(lm.model, part.input_ids, part.attention_mask)
+                mlp[target[0]][:, -1, target[1]].float().sum().backward()
+            total[rows, total.shape[1] - clean.shape[1] :] += point.grad.float().cpu()
+    return total / steps
+
+
+@torch.no_grad()
+def attribution(
+    dec: LayerDecomposition, run: PromptRun, grad: torch.Tensor | None = None
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per build prompt, each feature's attribution (n, d_sae) and the error term's (n,), in
+    the target's units; ``grad`` (n, seq, d_model) replaces the clean gradient for the
+    features (e.g. :func:`path_gradient`)."""
+    f, e = dec.encode(run.resid[dec.layer])  # (n, seq, d_sae), (n, seq, d_model)
+    clean_grad = run.grads[dec.layer]  # (n, seq, d_model)
+    real = run.real[..., None].float()  # (n, seq, 1)
+    along = (clean_grad if grad is None else grad) @ dec.directions.T  # (n, seq, d_sae)
+    features = (dec.contributions(f) * along * real).sum(1)  # (n, d_sae)
+    error = ((e - dec.error_ref) * clean_grad * real).sum((1, 2))  # (n,)
+    return features, error
+
+
+def keep_count(scores: torch.Tensor, share: float, cap: int) -> int:
+    """How many of ``scores`` (d_sae,), ranked from the highest, carry ``share`` of the positive
+    total (at most ``cap``; only positive scores count)."""
+    positive = scores.clamp(min=0).sort(descending=True).values
+    total = positive.sum()
+    if total <= 0:
+        return 0
+    reached = (positive.cumsum(0) >= share * total).nonzero()
+    count = int(reached[0]) + 1 if len(reached) else int((positive > 0).sum())
+    return min(count, cap, int((positive > 0).sum()))
+
+
+def select(scores: torch.Tensor, share: float, cap: int) -> list[int]:
+    """The features kept by :func:`keep_count`, best first."""
+    return scores.argsort(descending=True)[: keep_count(scores, share, cap)].tolist()
+
+
+def bootstrap_agreement(
+    per_prompt: torch.Tensor,
+    kept: list[int],
+    share: float,
+    cap: int,
+    resamples: int,
+    seed: int = 0,
+) -> list[float]:
+    """For each kept feature, the fraction of bootstrap resamples of the prompts
+    (``per_prompt``: (n, d_sae) attributions) whose selection keeps it too."""
+    if not kept or resamples < 1:
+        return [1.0] * len(kept)
+    gen = torch.Generator().manual_seed(seed)
+    n = per_prompt.shape[0]
+    hits = torch.zeros(len(kept))
+    index = torch.tensor(kept)
+    for _ in range(resamples):
+        rows = torch.randint(n, (n,), generator=gen)
+        chosen = torch.zeros(per_prompt.shape[1], dtype=torch.bool)
+        chosen[select(per_prompt[rows].mean(0), share, cap)] = True
+        hits += chosen[index].float()
+    return (hits / resamples).tolist()

@@ -1,0 +1,104 @@
+"""resid_pre of a layer as SAE features plus an error term, and what "removing" either means.
+
+With the SAE's decode affine in the feature activations f, resid_pre x = decode(f) + e, and
+feature i contributes ``(f_i - r_i) * u_i`` relative to a reference value r_i, with
+``u_i = decode(one-hot i) - decode(0)``. Removing features S and (optionally) the error term is
+
+    x' = x - sum_{i in S} (f_i - r_i) u_i - [error removed] (e - r_e)
+
+at every real token (BOS and padding untouched). The reference (after Marks et al., *Sparse
+Feature Circuits*) is, by default, the mean over tokens of texts where the target is silent
+(``ablation="silent"``): the mean over text where the target fires still carries the concept.
+``"zero"`` uses 0 and ``"mean"`` the mean over the corpus' last tokens (the Mean Vector's texts).
+Removing every feature and the error term replaces x by the reference resid_pre itself.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from sae_lens import SAE
+
+from circuitmap.circuit.prompts import Prompts
+from circuitmap.method.ablation import feature_directions
+from circuitmap.method.baseline import real_token_mask
+from circuitmap.model.hooks import record_resid_pre, run_body
+from circuitmap.model.load import LoadedModel
+
+
+@dataclass
+class LayerDecomposition:
+    """One layer's SAE, its feature directions, and the values removed components take."""
+
+    layer: int
+    sae: SAE
+    directions: torch.Tensor  # (d_sae, d_model): u_i
+    feature_ref: torch.Tensor  # (d_sae,): r_i
+    error_ref: torch.Tensor  # (d_model,): r_e
+
+    @torch.no_grad()
+    def encode(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Feature activations (..., d_sae) and error term (..., d_model) of x (..., d_model)."""
+        x = x.float()
+        f = self.sae.encode(x.to(self.sae.W_enc.device)).to(x.device)
+        return f, x - self.sae.decode(f.to(self.sae.W_enc.device)).to(x.device)
+
+    def remove(
+        self, x: torch.Tensor, real: torch.Tensor, removed: torch.Tensor, error: torch.Tensor
+    ) -> torch.Tensor:
+        """x (rows, seq, d_model) with, in row r, the features weighted by ``removed[r]``
+        (rows, d_sae; 1 = removed) and the error term weighted by ``error[r]`` (rows,) replaced
+        by their reference values at the ``real`` (rows, seq) tokens."""
+        f, e = self.encode(x)  # (rows, seq, d_sae), (rows, seq, d_model)
+        delta = self._delta(f, e, removed[:, None, :], error[:, None, None])  # (rows, seq, d)
+        return (x.float() - real[..., None] * delta).to(x.dtype)
+
+    def remove_each(
+        self, x: torch.Tensor, real: torch.Tensor, removed: torch.Tensor, error: torch.Tensor
+    ) -> torch.Tensor:
+        """Every removal applied to all of x (n, seq, d_model): removed (C, d_sae) and error
+        (C,) give (C * n, seq, d_model), condition-major; x is encoded once."""
+        f, e = self.encode(x)  # (n, seq, d_sae), (n, seq, d_model)
+        delta = self._delta(f, e, removed[:, None, None, :], error[:, None, None, None])
+        edited = x.float()[None] - real[None, ..., None] * delta
+        return edited.flatten(0, 1).to(x.dtype)
+
+    def _delta(
+        self, f: torch.Tensor, e: torch.Tensor, removed: torch.Tensor, error: torch.Tensor
+    ) -> torch.Tensor:
+        """What removing changes, ``removed`` (..., d_sae) and ``error`` (..., 1) broadcast
+        against f (..., d_sae) and e (..., d_model): (..., d_model)."""
+        return (self.contributions(f) * removed) @ self.directions + error * (e - self.error_ref)
+
+    def contributions(self, f: torch.Tensor) -> torch.Tensor:
+        """(f - r): each feature's activation above its reference, same shape as f."""
+        return f - self.feature_ref
+
+
+@torch.no_grad()
+def decompose(
+    layer: int, sae: SAE, reference: torch.Tensor | None, ablation: str
+) -> LayerDecomposition:
+    """The decomposition of ``layer`` whose reference is the mean over ``reference``
+    (tokens, d_model) resid_pre vectors ("silent", "mean") or zero ("zero")."""
+    directions = feature_directions(sae, list(range(sae.cfg.d_sae)))  # (d_sae, d_model)
+    d_sae, d_model = directions.shape
+    decomposition = LayerDecomposition(
+        layer, sae, directions, torch.zeros(d_sae), torch.zeros(d_model)
+    )
+    if ablation != "zero":
+        assert reference is not None, f"ablation {ablation!r} needs reference vectors"
+        f, e = decomposition.encode(reference.cpu())  # (tokens, d_sae), (tokens, d_model)
+        decomposition.feature_ref, decomposition.error_ref = f.mean(0), e.mean(0)
+    return decomposition
+
+
+@torch.no_grad()
+def token_vectors(lm: LoadedModel, prompts: Prompts, layers: list[int]) -> dict[int, torch.Tensor]:
+    """resid_pre at ``layers`` of every real token of ``prompts``: layer -> (tokens, d_model)."""
+    ids, attn = prompts.batch(lm)
+    with record_resid_pre(lm.model, layers, stop=True) as resid:
+        run_body(lm.model, ids, attn)
+    real = real_token_mask(lm, ids, attn)  # (n, seq)
+    return {layer: h[real].float().cpu() for layer, h in resid.items()}

@@ -1,0 +1,274 @@
+"""Real ablation effects at one mapped layer of a target: the circuit's nodes and edges.
+
+Each kept feature of layer l, and the layer's SAE error term (the error node), is removed
+(replaced by its reference value, see :mod:`circuitmap.circuit.decompose`) at every real token
+of the build prompts, one batched forward for all of them, started from the prompts' recorded
+clean resid_pre at l. The forward measures:
+- the node's **influence**: the target's drop, relative to its clean value (its total effect);
+- **edges** into the next mapped layer m (every later mapped layer with ``skip_edges``): how
+  much of the target flows through each kept feature j of m (and m's error node), read as the
+  change of j's attribution ``sum_t f_j,t (u_j . g_m,t)`` (clean gradient at m), relative to the
+  clean target; from the last mapped layer the edge goes to the target itself (its influence);
+- control features (matched in activation level to the kept ones) removed the same way, for a
+  p-value of each node's influence;
+- on the optimised X_l: the target's drop when each node, or all kept features, are removed.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from circuitmap.circuit.attribution import PromptRun
+from circuitmap.circuit.decompose import LayerDecomposition
+from circuitmap.circuit.selection import Selection
+from circuitmap.circuit.sweep import TargetSweep
+from circuitmap.config import MapConfig
+from circuitmap.files.storage import atomic_write_json, read_json
+from circuitmap.method.ablation import ablation_forward, control_features, necessity
+from circuitmap.model.load import LoadedModel
+
+ERROR = -1  # the feature index that stands for a layer's SAE error term
+
+
+@dataclass
+class NodeEffect:
+    """Removing one node (a kept feature, or the error term) of the layer."""
+
+    feature: int  # SAE feature index, or ERROR
+    effect: float  # mean drop of the target over the build prompts
+    influence: float  # that drop / the clean target
+    vector_effect: float  # the target's drop on the optimised X_l
+    vector_relative: float  # / the target on X_l
+    control_mean: float | None = None  # controls' mean drop on the prompts
+    p_value: float | None = None  # paired sign-flip test against the controls, over prompts
+    effect_size: float | None = None  # in control standard deviations
+    ci_low: float | None = None  # bootstrap 95% interval of the drop over prompts
+    ci_high: float | None = None
+
+
+@dataclass
+class EdgeEffect:
+    """Removing ``source`` of this layer changes how much of the target flows through
+    ``dest`` of ``later_layer`` (ERROR: the error nodes)."""
+
+    source: int
+    later_layer: int
+    dest: int
+    effect: float  # in target units, mean over prompts
+    relative: float  # / the clean target
+
+
+@dataclass
+class LayerEffects:
+    layer: int
+    clean: float  # mean clean target over the build prompts
+    nodes: list[NodeEffect]
+    edges: list[EdgeEffect]
+    to_target: bool  # whether this layer's nodes have edges to the target
+    all_removed: dict[str, float]  # every kept feature removed at once: on X and on prompts
+    controls: list[int]
+    seconds: float
+
+    def save(self, folder: Path) -> None:
+        atomic_write_json(folder / f"layer_{self.layer:02d}.json", dataclasses.asdict(self))
+
+    @classmethod
+    def load(cls, path: Path) -> LayerEffects:
+        data = read_json(path)
+        data["nodes"] = [NodeEffect(**n) for n in data["nodes"]]
+        data["edges"] = [EdgeEffect(**e) for e in data["edges"]]
+        return cls(**data)
+
+
+def _relative(effect: float, scale: float) -> float:
+    return effect / scale if scale > 0 else 0.0
+
+
+def removal_masks(
+    d_sae: int, groups: list[list[int]], errors: list[bool]
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """(C, d_sae) removal masks and (C,) error flags, one row per group of features."""
+    removed = torch.zeros(len(groups), d_sae)
+    for row, group in enumerate(groups):
+        removed[row, group] = 1.0
+    return removed, torch.tensor(errors, dtype=torch.float)
+
+
+@torch.no_grad()
+def _on_vector(
+    lm: LoadedModel,
+    config: MapConfig,
+    sweep: TargetSweep,
+    dec: LayerDecomposition,
+    groups: list[list[int]],
+    errors: list[bool],
+) -> torch.Tensor:
+    """The target (rows,) with X_l, minus each group of ``groups``, at the dummy prompt's last
+    position (row 0: nothing removed)."""
+    removed, error = removal_masks(dec.directions.shape[0], groups, errors)
+    x = sweep.vectors[dec.layer].float()[None, None].expand(len(groups), 1, -1)  # (C, 1, d)
+    rows = dec.remove(x, torch.ones(len(groups), 1), removed, error)[:, 0]  # (C, d_model)
+    dummy = lm.tokenizer(config.optim.dummy_prompt, return_tensors="pt")["input_ids"]
+    ids = dummy.expand(len(groups), -1).to(lm.input_device)
+    last = ids.shape[1] - 1
+
+    def put_rows(hidden: torch.Tensor) -> torch.Tensor:  # (C, seq, d_model)
+        patched = hidden.clone()
+        patched[:, last] = rows.to(hidden.device, hidden.dtype)
+        return patched
+
+    target = sweep.target
+    return ablation_forward(
+        lm,
+        ids,
+        None,
+        layer=dec.layer,
+        edit=put_rows,
+        positions=torch.full((len(groups),), last),
+        target=(target.layer, target.neuron),
+        read_layers=[],
+    ).target
+
+
+def removal_forward(
+    lm: LoadedModel,
+    dec: LayerDecomposition,
+    run: PromptRun,
+    removed: torch.Tensor,
+    error: torch.Tensor,
+    target: tuple[int, int],
+    read_layers: list[int],
+) -> tuple[torch.Tensor, dict[int, torch.Tensor]]:
+    """Every removal (``removed``: (C, d_sae), ``error``: (C,), see
+    :meth:`LayerDecomposition.remove_each`) applied at every real token of ``run``'s prompts,
+    in batched forwards over groups of similar length started at ``dec``'s layer: the target at
+    each prompt's last token (C, n) and, per layer of ``read_layers``, resid_pre as a list with
+    one (C, n_group, seq_group, d_model) entry per group of ``run.chunks()``."""
+    targets = torch.zeros(len(removed), len(run.input_ids))
+    resid: dict[int, list[torch.Tensor]] = {m: [] for m in read_layers}
+    for index, part in run.chunks():
+        n, seq = part.input_ids.shape
+        rows = len(removed) * n
+        out = ablation_forward(
+            lm,
+            part.input_ids.repeat(len(removed), 1),  # (C * n, seq)
+            part.attention_mask.repeat(len(removed), 1),
+            layer=dec.layer,
+            edit=lambda hidden: None,
+            positions=torch.full((rows,), seq - 1),
+            target=target,
+            read_layers=read_layers,
+            start=dec.remove_each(part.resid[dec.layer], part.real, removed, error),
+        )
+        targets[:, index] = out.target.view(len(removed), n)
+        for m in read_layers:
+            resid[m].append(out.resid[m].view(len(removed), n, seq, -1))
+    return targets, resid
+
+
+def flow(
+    dec: LayerDecomposition, resid: torch.Tensor, run: PromptRun, dest: list[int]
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """How much of the target flows through features ``dest`` and the error term of ``dec``'s
+    layer in each row of ``resid`` (C, n, seq, d_model): (C, n, len(dest)) and (C, n), read with
+    the clean gradient at that layer."""
+    grad = run.grads[dec.layer]  # (n, seq, d_model)
+    real = run.real.float()  # (n, seq)
+    f, e = dec.encode(resid)  # (C, n, seq, d_sae), (C, n, seq, d_model)
+    along = grad @ dec.directions[dest].T  # (n, seq, len(dest))
+    through = (f[..., dest] * along * real[..., None]).sum(-2)  # (C, n, len(dest))
+    through_error = ((e * grad).sum(-1) * real).sum(-1)  # (C, n)
+    return through, through_error
+
+
+@torch.no_grad()
+def layer_effects(
+    lm: LoadedModel,
+    config: MapConfig,
+    selection: Selection,
+    sweep: TargetSweep,
+    layer: int,
+    run: PromptRun,
+    decompositions: dict[int, LayerDecomposition],
+) -> LayerEffects:
+    """Ablation effects of ``layer``'s circuit nodes (see the module docstring)."""
+    start = time.perf_counter()
+    target = selection.target
+    dec = decompositions[layer]
+    kept = selection.layers[layer].features
+    later = sorted(m for m in selection.layers if m > layer)
+    read = later if config.skip_edges else later[:1]
+    to_target = config.skip_edges or not later
+    clean = run.resid[layer]  # (n, seq, d_model)
+
+    # Controls: features of activation level like the top kept ones', one per kept feature.
+    f_clean, _ = dec.encode(clean)  # (n, seq, d_sae)
+    activity = (f_clean * run.real[..., None]).sum((0, 1)) / run.real.sum()  # (d_sae,)
+    controls = [c for row in control_features(activity, kept[: config.controls], 1) for c in row]
+
+    # Conditions: clean, each kept feature, the error node, all kept features, each control.
+    groups = [[], *([f] for f in kept), [], list(kept), *([c] for c in controls)]
+    errors = [False] * len(groups)
+    errors[len(kept) + 1] = True
+    removed, error = removal_masks(dec.directions.shape[0], groups, errors)
+    t_p, resid = removal_forward(
+        lm, dec, run, removed, error, (target.layer, target.neuron), read
+    )  # (C, n), later layer -> per group (C, n_group, seq_group, d_model)
+    drops = t_p[0] - t_p[1:]  # (C - 1, n): drop per removal and prompt
+    clean_p = t_p[0].mean().item()
+    sources = len(kept) + 1  # the kept features and the error node
+    control_drops = drops[sources + 1 :]  # (controls, n)
+
+    # On X_l: each node, and all kept features together.
+    t_x = _on_vector(lm, config, sweep, dec, groups[: sources + 2], errors[: sources + 2])
+    nodes = []
+    for i, feature in enumerate([*kept, ERROR]):
+        effect = drops[i].mean().item()
+        node = NodeEffect(
+            feature=feature,
+            effect=effect,
+            influence=_relative(effect, clean_p),
+            vector_effect=(t_x[0] - t_x[i + 1]).item(),
+            vector_relative=_relative((t_x[0] - t_x[i + 1]).item(), t_x[0].item()),
+        )
+        if controls:
+            for key, value in necessity(drops[i], control_drops).items():
+                setattr(node, key, value)
+        nodes.append(node)
+    all_x = (t_x[0] - t_x[sources + 1]).item()
+    all_p = drops[sources].mean().item()
+    all_removed = {
+        "vector_effect": all_x,
+        "vector_relative": _relative(all_x, t_x[0].item()),
+        "prompt_effect": all_p,
+        "prompt_relative": _relative(all_p, clean_p),
+    }
+
+    edges = []
+    for m in read:
+        dest = selection.layers[m].features
+        lost = []  # per group of prompts: (1 + sources, n_group, dest + 1)
+        for (_, part), states in zip(run.chunks(), resid[m], strict=True):
+            through, through_error = flow(decompositions[m], states[: sources + 1], part, dest)
+            lost.append(torch.cat([through, through_error[..., None]], -1))
+        flows = torch.cat(lost, 1)  # (1 + sources, n, dest + 1)
+        change = (flows[0] - flows[1:]).mean(1)  # (sources, dest + 1)
+        for i, source in enumerate([*kept, ERROR]):
+            for j, d in enumerate([*dest, ERROR]):
+                value = change[i, j].item()
+                edges.append(EdgeEffect(source, m, d, value, _relative(value, clean_p)))
+    return LayerEffects(
+        layer=layer,
+        clean=clean_p,
+        nodes=nodes,
+        edges=edges,
+        to_target=to_target,
+        all_removed=all_removed,
+        controls=controls,
+        seconds=time.perf_counter() - start,
+    )

@@ -1,0 +1,262 @@
+"""How well a circuit explains its target, on held-out prompts that never chose or weighed it.
+
+After Marks et al., *Sparse Feature Circuits*. At resid_pre of a mapped layer, every real token
+is edited (BOS and padding untouched); a = the target's largest activation over a prompt's
+tokens (each held-out prompt is cut right after it), averaged over prompts; "removed" = replaced
+by the reference (by default the mean over tokens of texts where the target is silent; see
+:mod:`circuitmap.circuit.decompose`). With C the layer's circuit features:
+
+- D = a_clean - a[every feature and the error term removed];
+- completeness = (a_clean - a[C removed]) / D;
+- sufficiency = (a[all but C removed] - a[every feature removed]) / (a_clean - a[every feature
+  removed]), with the error term kept in all three; ``sufficiency_no_error``: the same with the
+  error term removed in all three (the denominator is then D);
+- error share = (a_clean - a[error term removed]) / D;
+- the same for as many random active features (the floor), for the top-k features at several
+  k (the curve), and, jointly over all mapped layers edited at once, the circuit's sufficiency.
+A ratio whose denominator is below 1% of a_clean is undefined (None).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from contextlib import ExitStack
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from circuitmap.circuit.attribution import PromptRun
+from circuitmap.circuit.decompose import LayerDecomposition
+from circuitmap.circuit.effects import removal_forward, removal_masks
+from circuitmap.circuit.selection import Selection
+from circuitmap.files.storage import atomic_write_json, read_json
+from circuitmap.model.hooks import edit_resid_pre, record_mlp_post, run_body, start_at
+from circuitmap.model.load import LoadedModel
+
+FAITHFULNESS_FILE = "faithfulness.json"
+CURVE = (5, 10, 20, 40)  # features kept per layer on the completeness/sufficiency curve
+
+
+@dataclass
+class LayerFaithfulness:
+    layer: int
+    features: int  # |C|
+    completeness: float | None
+    sufficiency: float | None  # error term kept
+    sufficiency_no_error: float | None
+    error_share: float | None
+    random_completeness: float | None
+    random_sufficiency: float | None
+    curve: dict[str, dict[str, float | None]]  # "k" -> completeness, sufficiency
+
+
+@dataclass
+class Faithfulness:
+    """A target's circuit measured on its held-out prompts."""
+
+    n_prompts: int
+    clean: float  # a_clean
+    layers: dict[int, LayerFaithfulness]
+    joint_sufficiency: float | None  # every mapped layer edited at once, error terms kept
+    joint_random_sufficiency: float | None
+    seconds: float
+
+    def mean(self, name: str) -> float | None:
+        """The mean of a per-layer figure over the layers where it is defined."""
+        values = [v for v in (getattr(f, name) for f in self.layers.values()) if v is not None]
+        return sum(values) / len(values) if values else None
+
+    def summary(self) -> dict[str, float | None]:
+        """The figures a graph carries: per-layer means, and the joint sufficiency."""
+        names = ("completeness", "sufficiency", "sufficiency_no_error", "error_share")
+        return {name: self.mean(name) for name in names} | {
+            "random_completeness": self.mean("random_completeness"),
+            "random_sufficiency": self.mean("random_sufficiency"),
+            "joint_sufficiency": self.joint_sufficiency,
+            "joint_random_sufficiency": self.joint_random_sufficiency,
+            "heldout_prompts": self.n_prompts,
+        }
+
+    def save(self, folder: Path) -> None:
+        atomic_write_json(folder / FAITHFULNESS_FILE, dataclasses.asdict(self))
+
+    @classmethod
+    def load(cls, folder: Path) -> Faithfulness:
+        data = read_json(folder / FAITHFULNESS_FILE)
+        data["layers"] = {int(k): LayerFaithfulness(**v) for k, v in data["layers"].items()}
+        return cls(**data)
+
+
+def _ratio(numerator: float, denominator: float, scale: float) -> float | None:
+    return numerator / denominator if abs(denominator) > 0.01 * abs(scale) else None
+
+
+def random_features(active: torch.Tensor, exclude: list[int], count: int, seed: int) -> list[int]:
+    """``count`` random features among the ``active`` (d_sae,) bool ones, not in ``exclude``."""
+    pool = active.clone()
+    pool[exclude] = False
+    candidates = pool.nonzero()[:, 0]
+    gen = torch.Generator().manual_seed(seed)
+    return candidates[torch.randperm(len(candidates), generator=gen)[:count]].tolist()
+
+
+@torch.no_grad()
+def layer_faithfulness(
+    lm: LoadedModel,
+    dec: LayerDecomposition,
+    run: PromptRun,
+    target: tuple[int, int],
+    kept: list[int],
+    ranked: list[int],
+    random: list[int],
+) -> LayerFaithfulness:
+    """The figures of one layer (see the module docstring) in one batched forward."""
+    d_sae = dec.directions.shape[0]
+    every = list(range(d_sae))
+    curve_ks = [k for k in CURVE if k <= len(ranked)]
+
+    def but(features: list[int]) -> list[int]:
+        chosen = set(features)
+        return [f for f in every if f not in chosen]
+
+    conditions: dict[str, tuple[list[int], bool]] = {
+        "clean": ([], False),
+        "C": (kept, False),
+        "but_C": (but(kept), False),
+        "but_C_err": (but(kept), True),
+        "all": (every, False),
+        "all_err": (every, True),
+        "err": ([], True),
+        "R": (random, False),
+        "but_R": (but(random), False),
+    }
+    for k in curve_ks:
+        conditions[f"top{k}"] = (ranked[:k], False)
+        conditions[f"but_top{k}"] = (but(ranked[:k]), False)
+    groups, errors = zip(*conditions.values(), strict=True)
+    removed, error = removal_masks(d_sae, list(groups), list(errors))
+    measured, _ = removal_forward(lm, dec, run, removed, error, target, [])  # (C, n)
+    a = dict(zip(conditions, measured.mean(1).tolist(), strict=True))
+    c = a["clean"]
+    d_all = c - a["all_err"]
+    d_kept_error = c - a["all"]
+
+    def completeness(name: str) -> float | None:
+        return _ratio(c - a[name], d_all, c)
+
+    def sufficiency(name: str) -> float | None:
+        return _ratio(a[name] - a["all"], d_kept_error, c)
+
+    return LayerFaithfulness(
+        layer=dec.layer,
+        features=len(kept),
+        completeness=completeness("C"),
+        sufficiency=sufficiency("but_C"),
+        sufficiency_no_error=_ratio(a["but_C_err"] - a["all_err"], d_all, c),
+        error_share=completeness("err"),
+        random_completeness=completeness("R"),
+        random_sufficiency=sufficiency("but_R"),
+        curve={
+            str(k): {
+                "completeness": completeness(f"top{k}"),
+                "sufficiency": sufficiency(f"but_top{k}"),
+            }
+            for k in curve_ks
+        },
+    )
+
+
+@torch.no_grad()
+def joint_target(
+    lm: LoadedModel,
+    decompositions: dict[int, LayerDecomposition],
+    run: PromptRun,
+    target: tuple[int, int],
+    keep: list[dict[int, list[int] | None]],
+) -> list[float]:
+    """The mean target over the prompts with every mapped layer edited at once, error terms
+    kept: for each entry of ``keep`` (layer -> features kept; None: keep everything), each
+    layer's other features are removed, read from the already edited stream."""
+    means = torch.zeros(len(keep))
+    for _, part in run.chunks():
+        means += _joint_group(lm, decompositions, part, target, keep).sum(1)
+    return (means / len(run.input_ids)).tolist()
+
+
+def _joint_group(
+    lm: LoadedModel,
+    decompositions: dict[int, LayerDecomposition],
+    run: PromptRun,
+    target: tuple[int, int],
+    keep: list[dict[int, list[int] | None]],
+) -> torch.Tensor:
+    """:func:`joint_target` on one group of prompts: the target (len(keep), n)."""
+    layers = sorted(decompositions)
+    n, seq = run.input_ids.shape
+    rows = len(keep)
+    real = run.real.repeat(rows, 1)  # (rows * n, seq)
+    with ExitStack() as stack:
+        stack.enter_context(start_at(lm.model, layers[0], run.resid[layers[0]].repeat(rows, 1, 1)))
+        for layer in layers:
+            dec = decompositions[layer]
+            removed = torch.ones(rows, dec.directions.shape[0])
+            for row, entry in enumerate(keep):
+                chosen = entry[layer]
+                if chosen is None:
+                    removed[row] = 0.0
+                else:
+                    removed[row, chosen] = 0.0
+            per_row = removed.repeat_interleave(n, 0)  # (rows * n, d_sae)
+
+            def edit(hidden: torch.Tensor, dec=dec, per_row=per_row) -> torch.Tensor:
+                edited = dec.remove(hidden.cpu(), real, per_row, torch.zeros(len(per_row)))
+                return edited.to(hidden.device, hidden.dtype)
+
+            stack.enter_context(edit_resid_pre(lm.model, layer, edit))
+        mlp = stack.enter_context(record_mlp_post(lm.model, target[0], stop=True))
+        run_body(lm.model, run.input_ids.repeat(rows, 1), run.attention_mask.repeat(rows, 1))
+    return mlp[target[0]][:, seq - 1, target[1]].float().cpu().view(rows, n)
+
+
+def measure(
+    lm: LoadedModel,
+    selection: Selection,
+    run: PromptRun,
+    decompositions: dict[int, LayerDecomposition],
+    seed: int = 0,
+) -> Faithfulness:
+    """Every figure of the module docstring for ``selection`` on the held-out ``run``."""
+    start = time.perf_counter()
+    t = selection.target
+    target = (t.layer, t.neuron)
+    layers, randoms = {}, {}
+    for layer, dec in sorted(decompositions.items()):
+        chosen = selection.layers[layer]
+        f, _ = dec.encode(run.resid[layer])  # (n, seq, d_sae)
+        active = (f * run.real[..., None]).amax((0, 1)) > 0  # (d_sae,)
+        randoms[layer] = random_features(active, chosen.ranked, chosen.kept, seed + layer)
+        layers[layer] = layer_faithfulness(
+            lm, dec, run, target, chosen.features, chosen.ranked, randoms[layer]
+        )
+    clean, circuit, rand, nothing = joint_target(
+        lm,
+        decompositions,
+        run,
+        target,
+        [
+            {layer: None for layer in decompositions},
+            {layer: s.features for layer, s in selection.layers.items()},
+            randoms,
+            {layer: [] for layer in decompositions},
+        ],
+    )
+    return Faithfulness(
+        n_prompts=len(run.input_ids),
+        clean=clean,
+        layers=layers,
+        joint_sufficiency=_ratio(circuit - nothing, clean - nothing, clean),
+        joint_random_sufficiency=_ratio(rand - nothing, clean - nothing, clean),
+        seconds=time.perf_counter() - start,
+    )

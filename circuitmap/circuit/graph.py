@@ -1,0 +1,325 @@
+"""The circuit as a networkx DiGraph.
+
+Schema
+------
+Graph attributes: ``model``, ``scan`` (the model's name for Neuronpedia), ``prompt`` and
+``prompt_tokens`` (the strongest build prompt up to the target's peak, and its tokens as a JSON
+list), ``targets`` (comma-separated target ids), ``layers`` (comma-separated), ``select``
+(attribution|activation), ``ablation`` (silent|zero|mean), ``prompts`` (corpus or the prompt set
+the circuit was built on), ``n_prompts``, ``effect_prompts``, ``n_heldout``, ``lr``,
+``lr_units``, ``steps``, ``top_k``, ``max_features``, ``share``, ``restarts``; the faithfulness
+figures on the held-out prompts (see :mod:`circuitmap.circuit.faithfulness`; with several
+targets, their mean): ``completeness``, ``sufficiency``, ``sufficiency_no_error``, ``error_share``,
+``random_completeness``, ``random_sufficiency``, ``joint_sufficiency``,
+``joint_random_sufficiency``, ``heldout_prompts`` (summed over targets); after pruning
+``node_threshold``, ``edge_threshold``, ``nodes_total``, ``nodes_hidden``, ``edges_total``,
+``edges_hidden``, ``influence_hidden`` (share of the kept layers' summed |influence| that the
+hidden nodes carry).
+
+Every node and edge has ``targets``: the comma-separated ids of the targets whose maps contain
+it. A map of several targets is their graphs merged: a feature found for two targets is one
+node, and an edge measured for two targets is one edge. Where values differ between targets, the
+merged node keeps the first target's values (in the order the targets were given) and the
+merged edge the values of the target where its weight is largest; each target's own graph is
+``targets/<id>/graph.json`` in the run folder.
+
+Nodes (id -> attributes):
+- ``L{L}.N{n}``, kind ``neuron``: a target; ``layer``, ``index``, ``label``.
+- ``L{l}.F{i}``, kind ``feature``: SAE feature i of the SAE reading resid_pre of layer l, kept
+  in the circuit; ``layer``, ``index``, ``label`` (``F{i} L{l}:`` and the tokens where it fires
+  most on the build prompts), ``contexts`` (its strongest snippets, ``" | "``-separated, the
+  firing token in ``[[ ]]``), ``rank`` (in its layer's selection),
+  ``influence`` (the target's drop on the build prompts when it is removed, relative to the
+  clean target), ``effect`` (that drop, raw), ``attribution`` (its first-order estimate),
+  ``agreement`` (how often a bootstrap resample of the build prompts keeps it, or with
+  ``--select activation`` the random-restart agreement), ``activation`` (on the optimised X_l),
+  ``vector_relative`` (the target's relative drop on X_l), with controls ``control_mean``,
+  ``p_value`` (paired sign-flip test over the build prompts), ``effect_size``, ``ci_low``,
+  ``ci_high``; ``patchscope`` and ``plain_decode``
+  (the layer's gradient Patchscope decodes), ``layer_activation`` (the target reached from X_l),
+  ``neuronpedia`` (URL or ""), ``sae`` (the SAE: a release/id, or its folder's last two parts);
+  per-layer faithfulness
+  ``layer_completeness``, ``layer_sufficiency``, ``layer_error_share``; after
+  ``circuitmap labels`` also ``imported_label``, ``snippets``, ``causal_description``,
+  ``label_similarity`` and ``label_flagged``.
+- ``L{l}.E``, kind ``error``: layer l's SAE error term (what the SAE does not explain), with
+  the same causal attributes as a feature (``index`` -1).
+
+Edges (source -> destination), kind ``feature->feature`` (between consecutive mapped layers;
+with ``--skip-edges`` also across layers) or ``feature->target`` (from the last mapped layer;
+with ``--skip-edges`` from every layer), sources and destinations including error nodes:
+- ``weight``: how much of the target stops flowing through the destination when the source is
+  removed on the build prompts, relative to the clean target (for ``feature->target``: the
+  source's influence). Positive: the source supports the destination's contribution.
+- ``effect``: the same in the target's units.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+
+import networkx as nx
+
+from circuitmap.circuit.contexts import short_label
+from circuitmap.circuit.driver import TargetResult
+from circuitmap.circuit.effects import ERROR
+from circuitmap.config import EMBEDDED_MODEL, MapConfig, Target
+from circuitmap.model.load import EMBEDDED_ID
+from circuitmap.sae.features import FeatureReport
+
+
+def feature_id(layer: int, index: int) -> str:
+    """A node id: ``L{layer}.F{index}``, or ``L{layer}.E`` for the layer's error node."""
+    return f"L{layer}.E" if index == ERROR else f"L{layer}.F{index}"
+
+
+FAITHFULNESS_FIGURES = (
+    "completeness",
+    "sufficiency",
+    "sufficiency_no_error",
+    "error_share",
+    "random_completeness",
+    "random_sufficiency",
+    "joint_sufficiency",
+    "joint_random_sufficiency",
+)
+
+
+def build_graph(config: MapConfig, target: Target, result: TargetResult) -> nx.DiGraph:
+    """The full (unpruned) circuit graph of one target."""
+    sweep, selection = result.sweep, result.selection
+    strongest = result.prompts.build
+    graph = nx.DiGraph(
+        model=config.model.name,
+        scan=scan_name(config.model.name),
+        prompt="".join(strongest.tokens[0]) if strongest.tokens else strongest.texts[0],
+        prompt_tokens=json.dumps(strongest.tokens[0] if strongest.tokens else []),
+        targets=target.id,
+        layers=",".join(str(layer) for layer in sorted(sweep.layers)),
+        select=config.select,
+        ablation=config.ablation,
+        prompts=config.prompts or "corpus",
+        n_prompts=config.n_prompts,
+        effect_prompts=config.effect_prompts,
+        n_heldout=config.n_heldout,
+        lr=config.optim.lr,
+        lr_units=config.optim.lr_units,
+        steps=config.optim.steps,
+        top_k=config.top_k,
+        max_features=config.max_features,
+        share=config.share,
+        restarts=config.restarts,
+    )
+    faithful = result.faithfulness
+    if faithful is not None:
+        graph.graph.update({k: v for k, v in faithful.summary().items() if v is not None})
+    graph.add_node(
+        target.id,
+        kind="neuron",
+        layer=target.layer,
+        index=target.neuron,
+        label=f"Neuron {target.neuron} L{target.layer}",
+        targets=target.id,
+    )
+    for layer, effects in sorted(result.effects.items()):
+        search, chosen = sweep.layers[layer], selection.layers[layer]
+        common = {
+            "layer": layer,
+            "patchscope": search.contrastive_text,
+            "plain_decode": search.plain_text,
+            "layer_activation": search.final_activation,
+            "sae": sae_name(search.features.sae_origin),
+            "targets": target.id,
+        }
+        if faithful is not None:
+            figures = faithful.layers[layer]
+            for name in ("completeness", "sufficiency", "error_share"):
+                if getattr(figures, name) is not None:
+                    common[f"layer_{name}"] = getattr(figures, name)
+        for node in effects.nodes:
+            measured = {
+                k: v
+                for k, v in dataclasses.asdict(node).items()
+                if v is not None and k != "feature"
+            }
+            if node.feature == ERROR:
+                graph.add_node(
+                    feature_id(layer, ERROR),
+                    kind="error",
+                    index=ERROR,
+                    label=f"Error L{layer}",
+                    attribution=chosen.error_attribution,
+                    **measured,
+                    **common,
+                )
+                continue
+            rank = chosen.ranked.index(node.feature)
+            contexts = chosen.contexts[rank]
+            attrs = {
+                "kind": "feature",
+                "index": node.feature,
+                "label": short_label(layer, node.feature, contexts),
+                "contexts": " | ".join(f"{c.before}[[{c.token}]]" for c in contexts),
+                "rank": rank,
+                "attribution": chosen.attribution[rank],
+                "activation": chosen.activation[rank],
+                "neuronpedia": _neuronpedia(search.features, node.feature),
+                **measured,
+                **common,
+            }
+            if chosen.agreement[rank] is not None:
+                attrs["agreement"] = chosen.agreement[rank]
+            graph.add_node(feature_id(layer, node.feature), **attrs)
+    for layer, effects in sorted(result.effects.items()):
+        if effects.to_target:
+            for node in effects.nodes:
+                graph.add_edge(
+                    feature_id(layer, node.feature),
+                    target.id,
+                    kind="feature->target",
+                    weight=node.influence,
+                    effect=node.effect,
+                    targets=target.id,
+                )
+        for e in effects.edges:
+            graph.add_edge(
+                feature_id(layer, e.source),
+                feature_id(e.later_layer, e.dest),
+                kind="feature->feature",
+                weight=e.relative,
+                effect=e.effect,
+                targets=target.id,
+            )
+    return graph
+
+
+def scan_name(model: str) -> str:
+    """The model's name as Neuronpedia's ``scan`` expects it: ``gemma-3-270m`` for the embedded
+    model, the last part of a hub name or folder otherwise."""
+    return EMBEDDED_ID if model == EMBEDDED_MODEL else Path(model.rstrip("/")).name
+
+
+def sae_name(origin: str) -> str:
+    """Where an SAE came from, without the local folders above it: a release/id as it is, a
+    folder by its last two parts (``gemma-3-270m/resid_pre_8``)."""
+    path = Path(origin)
+    return "/".join(path.parts[-2:]) if path.is_absolute() else origin
+
+
+def _neuronpedia(report: FeatureReport, feature: int) -> str:
+    """The feature's Neuronpedia URL where the SAE has one (the report lists URLs by feature)."""
+    for f in report.top:
+        if f.neuronpedia_url:
+            return f.neuronpedia_url.rsplit("/", 1)[0] + f"/{feature}"
+    return ""
+
+
+def _join(*ids: str) -> str:
+    return ",".join(dict.fromkeys(i for text in ids for i in text.split(",")))
+
+
+def merge_graphs(graphs: list[nx.DiGraph]) -> nx.DiGraph:
+    """One graph of several targets' graphs: shared features are shared nodes (see the schema
+    for which target's values a shared node or edge keeps)."""
+    merged = nx.DiGraph(**graphs[0].graph)
+    merged.graph["targets"] = _join(*(g.graph["targets"] for g in graphs))
+    for name in FAITHFULNESS_FIGURES:  # the mean over the targets where it is defined
+        values = [g.graph[name] for g in graphs if name in g.graph]
+        if values:
+            merged.graph[name] = sum(values) / len(values)
+    prompts = [g.graph["heldout_prompts"] for g in graphs if "heldout_prompts" in g.graph]
+    if prompts:
+        merged.graph["heldout_prompts"] = sum(prompts)
+    merged.graph["layers"] = ",".join(
+        sorted({x for g in graphs for x in g.graph["layers"].split(",") if x}, key=int)
+    )
+    for graph in graphs:
+        for node, d in graph.nodes(data=True):
+            if node in merged:
+                merged.nodes[node]["targets"] = _join(merged.nodes[node]["targets"], d["targets"])
+            else:
+                merged.add_node(node, **d)
+        for u, v, d in graph.edges(data=True):
+            if merged.has_edge(u, v):
+                old = merged.edges[u, v]
+                both = _join(old["targets"], d["targets"])
+                if abs(d["weight"]) > abs(old["weight"]):
+                    old.update(d)
+                old["targets"] = both
+            else:
+                merged.add_edge(u, v, **d)
+    return merged
+
+
+def target_subgraph(graph: nx.DiGraph, target: str) -> nx.DiGraph:
+    """The part of a (merged) graph that belongs to the target with id ``target``."""
+    nodes = [n for n, d in graph.nodes(data=True) if target in d["targets"].split(",")]
+    sub = graph.subgraph(nodes).copy()
+    sub.remove_edges_from(
+        [(u, v) for u, v, d in sub.edges(data=True) if target not in d["targets"].split(",")]
+    )
+    return sub
+
+
+def prune(graph: nx.DiGraph, node_threshold: float, edge_threshold: float) -> nx.DiGraph:
+    """A copy that keeps, in each layer, the fewest nodes whose summed |influence| reaches
+    ``node_threshold`` of the layer's (error nodes always stay), and of the edges between kept
+    nodes the fewest whose summed |weight| reaches ``edge_threshold`` of theirs (as
+    circuit-tracer's ``prune_graph`` does with cumulative thresholds); records what it hid."""
+    by_layer: dict[int, list[tuple[float, str]]] = {}
+    for node, d in graph.nodes(data=True):
+        if d["kind"] == "feature":
+            by_layer.setdefault(d["layer"], []).append((abs(d.get("influence", 0.0)), node))
+    hidden_nodes, hidden_share, total_share = [], 0.0, 0.0
+    for items in by_layer.values():
+        items.sort(reverse=True)
+        total = sum(value for value, _ in items)
+        kept = _cumulative([value for value, _ in items], node_threshold)
+        hidden_nodes += [node for _, node in items[kept:]]
+        hidden_share += sum(value for value, _ in items[kept:])
+        total_share += total
+    pruned = graph.copy()
+    pruned.remove_nodes_from(hidden_nodes)
+    edges = sorted(pruned.edges(data="weight"), key=lambda e: -abs(e[2]))
+    kept_edges = _cumulative([abs(w) for *_, w in edges], edge_threshold)
+    pruned.remove_edges_from([(u, v) for u, v, _ in edges[kept_edges:]])
+    pruned.graph.update(
+        node_threshold=node_threshold,
+        edge_threshold=edge_threshold,
+        nodes_total=graph.number_of_nodes(),
+        nodes_hidden=len(hidden_nodes),
+        edges_total=graph.number_of_edges(),
+        edges_hidden=graph.number_of_edges() - pruned.number_of_edges(),
+        influence_hidden=hidden_share / total_share if total_share > 0 else 0.0,
+    )
+    return pruned
+
+
+def _cumulative(values: list[float], threshold: float) -> int:
+    """How many of ``values`` (sorted from the largest) reach ``threshold`` of their sum."""
+    total = sum(values)
+    if total <= 0:
+        return len(values)
+    running = 0.0
+    for count, value in enumerate(values, 1):
+        running += value
+        if running >= threshold * total:
+            return count
+    return len(values)
+
+
+def strongest_chain(graph: nx.DiGraph, target: str) -> list[str]:
+    """The chain of features into ``target`` through the most layers along supporting edges
+    (positive weight), ties broken by the chain's weakest edge: e.g. Feature 302 -> Feature
+    10839 -> Neuron 8526. Meant for a pruned graph, whose edges all passed the threshold."""
+    best: dict[str, tuple[int, float, list[str]]] = {}  # node -> (edges, weakest edge, chain)
+    for node in nx.topological_sort(graph):
+        options = [(0, float("inf"), [node])]
+        for u, _, w in graph.in_edges(node, data="weight"):
+            if w > 0 and u in best:
+                length, weakest, chain = best[u]
+                options.append((length + 1, min(weakest, w), [*chain, node]))
+        best[node] = max(options, key=lambda option: option[:2])
+    return best[target][2]

@@ -1,0 +1,121 @@
+"""Which features of each layer make up a target's circuit.
+
+``select="attribution"`` (the default) ranks a layer's features by their attribution on the
+build prompts (see :mod:`circuitmap.circuit.attribution`) and keeps them until they carry
+``share`` of the layer's positive attribution, at most ``max_features``; each kept feature's
+agreement is how often a bootstrap resample of the build prompts keeps it too.
+``select="activation"`` is the report's choice: the ``top_k`` features most active on the
+optimised X_l (agreement: random restarts, when the map ran them).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from circuitmap.circuit.attribution import (
+    PromptRun,
+    attribution,
+    bootstrap_agreement,
+    keep_count,
+    path_gradient,
+)
+from circuitmap.circuit.contexts import Context, feature_contexts
+from circuitmap.circuit.decompose import LayerDecomposition
+from circuitmap.circuit.sweep import TargetSweep
+from circuitmap.config import MapConfig, Target
+from circuitmap.files.storage import atomic_write_json, read_json
+from circuitmap.model.load import LoadedModel
+
+SELECTION_FILE = "selection.json"
+
+
+@dataclass
+class LayerSelection:
+    """One layer's ranking and how much of it the circuit keeps."""
+
+    layer: int
+    ranked: list[int]  # up to max_features features, best first by the selection's score
+    kept: int  # the circuit keeps ranked[:kept]
+    attribution: list[float]  # each ranked feature's attribution / the clean target
+    error_attribution: float  # the error term's attribution / the clean target
+    activation: list[float]  # each ranked feature's activation on the optimised X_l
+    agreement: list[float | None]  # per kept feature: bootstrap, or restarts (None: not run)
+    contexts: list[list[Context]]  # per kept feature: where it fires most on the build prompts
+
+    @property
+    def features(self) -> list[int]:
+        return self.ranked[: self.kept]
+
+
+@dataclass
+class Selection:
+    """A target's circuit features at every mapped layer."""
+
+    target: Target
+    method: str  # attribution | activation
+    clean: float  # the mean clean target activation on the build prompts
+    layers: dict[int, LayerSelection]
+    seconds: float
+
+    def save(self, folder: Path) -> None:
+        atomic_write_json(folder / SELECTION_FILE, dataclasses.asdict(self))
+
+    @classmethod
+    def load(cls, folder: Path) -> Selection:
+        data = read_json(folder / SELECTION_FILE)
+        layers = {}
+        for k, v in data.pop("layers").items():
+            v["contexts"] = [[Context(**c) for c in row] for row in v["contexts"]]
+            layers[int(k)] = LayerSelection(**v)
+        return cls(target=Target(**data.pop("target")), layers=layers, **data)
+
+
+def select_circuit(
+    lm: LoadedModel,
+    config: MapConfig,
+    sweep: TargetSweep,
+    run: PromptRun,
+    decompositions: dict[int, LayerDecomposition],
+) -> Selection:
+    """Rank and keep each mapped layer's features (see the module docstring)."""
+    start = time.perf_counter()
+    clean = run.target.mean().item()
+    scale = clean if clean > 0 else 1.0
+    target = (sweep.target.layer, sweep.target.neuron)
+    layers = {}
+    for layer, dec in sorted(decompositions.items()):
+        grad = None
+        if config.ig_steps and config.select == "attribution":
+            grad = path_gradient(lm, dec, run, target, config.ig_steps)
+        per_prompt, error = attribution(dec, run, grad)  # (n, d_sae), (n,)
+        scores = per_prompt.mean(0)  # (d_sae,)
+        on_x = dec.encode(sweep.vectors[layer][None])[0][0]  # (d_sae,)
+        if config.select == "attribution":
+            ranked = scores.argsort(descending=True)[: config.max_features].tolist()
+            kept = keep_count(scores, config.share, config.max_features)
+            agreement = bootstrap_agreement(
+                per_prompt, ranked[:kept], config.share, config.max_features, config.resamples
+            )
+        else:  # the report's top-k by activation on X_l
+            top = [f.index for f in sweep.layers[layer].features.top]  # the sweep's report
+            rest = [f for f in on_x.argsort(descending=True).tolist() if f not in top]
+            ranked = (top + rest)[: config.max_features]
+            kept = min(len(top), len(ranked))
+            restart = sweep.layers[layer].restart_agreement or {}
+            agreement = [restart.get(f) for f in ranked[:kept]]
+        layers[layer] = LayerSelection(
+            layer=layer,
+            ranked=ranked,
+            kept=kept,
+            attribution=(scores[torch.tensor(ranked, dtype=torch.long)] / scale).tolist(),
+            error_attribution=error.mean().item() / scale,
+            activation=on_x[torch.tensor(ranked, dtype=torch.long)].tolist(),
+            contexts=feature_contexts(lm, dec, run, ranked[:kept]),
+            agreement=agreement,
+        )
+    return Selection(sweep.target, config.select, clean, layers, time.perf_counter() - start)

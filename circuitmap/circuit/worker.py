@@ -1,0 +1,145 @@
+"""The units of work of a map, run on one copy of the model.
+
+A local map calls one :class:`Worker` in-process; ``--executor ray`` makes one Ray actor per GPU
+(or CPU slot) of the same class, so both run exactly the same code on the same inputs. A worker
+loads the model and SAEs once, on first use, and keeps each target's encoded prompts.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from circuitmap.circuit.attribution import PromptRun, prompt_run
+from circuitmap.circuit.decompose import LayerDecomposition, decompose, token_vectors
+from circuitmap.circuit.effects import LayerEffects, layer_effects
+from circuitmap.circuit.faithfulness import Faithfulness, measure
+from circuitmap.circuit.prompts import PromptSplit, top_prompts
+from circuitmap.circuit.selection import Selection, select_circuit
+from circuitmap.circuit.sweep import TargetSweep, sweep_target
+from circuitmap.config import MapConfig, Target
+from circuitmap.files.corpus import corpus_texts
+from circuitmap.method.baseline import Baseline, compute_baseline
+from circuitmap.model.load import LoadedModel, cache_root, load_model
+from circuitmap.sae.store import LayerSAE, load_layer_sae
+from circuitmap.validate.probe import read_prompt_set
+
+
+class Worker:
+    """Holds the model and SAEs of one map; each method is one unit of work."""
+
+    def __init__(self, config: MapConfig, lm: LoadedModel | None = None) -> None:
+        self.config = config
+        self._lm = lm
+        self._saes: dict[int, LayerSAE] = {}
+        # Per target id: its prompts encoded once (by part), and its layers' decompositions.
+        self._runs: dict[tuple[str, str], PromptRun] = {}
+        self._decompositions: dict[str, dict[int, LayerDecomposition]] = {}
+        self.cache = cache_root(config.model.cache_dir)
+
+    @property
+    def lm(self) -> LoadedModel:
+        if self._lm is None:
+            self._lm = load_model(self.config.model)
+        return self._lm
+
+    def saes(self, layers: list[int]) -> dict[int, LayerSAE]:
+        for layer in layers:
+            if layer not in self._saes:
+                self._saes[layer] = load_layer_sae(
+                    layer, self.lm.d_model, self.cache, self.lm.model_id, self.config.sae
+                )
+        return {layer: self._saes[layer] for layer in layers}
+
+    def baseline(self) -> Baseline:
+        """The Mean Vectors of every mapped layer of every target, in one pass."""
+        c = self.config
+        texts = corpus_texts(c.corpus, self.cache)
+        return compute_baseline(
+            self.lm,
+            texts,
+            c.all_layers(),
+            max_tokens=c.corpus.max_tokens,
+            batch_size=c.corpus.batch_size,
+        )
+
+    def prompts(self, targets: list[Target]) -> dict[str, PromptSplit]:
+        """Each target's build, held-out and silent prompts, in one pass over the pool."""
+        c = self.config
+        pool = corpus_texts(c.corpus, self.cache, n=c.prompt_pool)
+        return top_prompts(
+            self.lm,
+            pool,
+            targets,
+            n=c.n_prompts,
+            n_heldout=c.n_heldout,
+            n_silent=c.n_silent,
+            prompt_set=read_prompt_set(c.prompts) if c.prompts else None,
+            max_tokens=c.prompt_tokens,
+        )
+
+    def sweep(self, target: Target, baseline: Baseline) -> TargetSweep:
+        layers = self.config.upstream_layers(target)
+        return sweep_target(self.lm, self.config, target, baseline, self.saes(layers))
+
+    def encoded_prompts(self, target: Target, split: PromptSplit, part: str) -> PromptRun:
+        """The ``build`` or ``heldout`` prompts of ``target``, run once with gradients."""
+        key = (target.id, part)
+        if key not in self._runs:
+            layers = self.config.upstream_layers(target)
+            prompts = getattr(split, part)
+            self._runs[key] = prompt_run(self.lm, prompts, layers, (target.layer, target.neuron))
+        return self._runs[key]
+
+    def decompositions(
+        self, target: Target, split: PromptSplit, baseline: Baseline
+    ) -> dict[int, LayerDecomposition]:
+        """Each mapped layer's SAE decomposition, with the map's reference for "removed"."""
+        if target.id not in self._decompositions:
+            layers = self.config.upstream_layers(target)
+            ablation = self.config.ablation
+            if ablation == "silent":
+                reference = token_vectors(self.lm, split.silent, layers)
+            else:
+                reference = {layer: baseline.vectors[layer] for layer in layers}
+            self._decompositions[target.id] = {
+                layer: decompose(layer, s.sae, reference[layer], ablation)
+                for layer, s in self.saes(layers).items()
+            }
+        return self._decompositions[target.id]
+
+    def select(self, sweep: TargetSweep, split: PromptSplit, baseline: Baseline) -> Selection:
+        t = sweep.target
+        run = self.encoded_prompts(t, split, "build")
+        return select_circuit(
+            self.lm, self.config, sweep, run, self.decompositions(t, split, baseline)
+        )
+
+    def effects(
+        self,
+        selection: Selection,
+        sweep: TargetSweep,
+        layer: int,
+        split: PromptSplit,
+        baseline: Baseline,
+    ) -> LayerEffects:
+        t = selection.target
+        build = self.encoded_prompts(t, split, "build")  # prompts by activation, strongest first
+        strongest = build.subset(torch.arange(min(self.config.effect_prompts, len(build.target))))
+        return layer_effects(
+            self.lm,
+            self.config,
+            selection,
+            sweep,
+            layer,
+            strongest,
+            self.decompositions(t, split, baseline),
+        )
+
+    def faithfulness(
+        self, selection: Selection, split: PromptSplit, baseline: Baseline
+    ) -> Faithfulness:
+        t = selection.target
+        decompositions = self.decompositions(t, split, baseline)
+        return measure(
+            self.lm, selection, self.encoded_prompts(t, split, "heldout"), decompositions
+        )

@@ -1,0 +1,209 @@
+"""Writing a circuit graph: interactive HTML (pyvis), GraphML, GEXF, node-link JSON, CSV tables
+and the Neuronpedia / circuit-tracer graph JSON. Every file is written atomically."""
+
+from __future__ import annotations
+
+import csv
+import html
+import io
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+import networkx as nx
+
+from circuitmap.errors import CircuitmapError
+from circuitmap.files.explorer import circuit_html
+from circuitmap.files.storage import atomic_write_text, read_json
+
+FORMATS = ("html", "graphml", "gexf", "json", "csv", "neuronpedia")
+GRAPH_FILE = "graph.json"  # the full, unpruned graph of a map run
+
+
+def node_link_json(graph: nx.DiGraph) -> str:
+    """networkx node-link JSON (edge key set explicitly: its default changed across releases)."""
+    return json.dumps(nx.node_link_data(graph, edges="links"), indent=1, ensure_ascii=False)
+
+
+def load_graph(path: Path) -> nx.DiGraph:
+    try:
+        return nx.node_link_graph(read_json(path), directed=True, edges="links")
+    except (KeyError, TypeError, AttributeError, nx.NetworkXError) as exc:
+        raise CircuitmapError(f"cannot read graph {path}: not a node-link graph ({exc})") from None
+
+
+def _flat(graph: nx.DiGraph) -> nx.DiGraph:
+    """A copy that GraphML/GEXF readers accept: missing values (None, NaN, inf) are left off
+    rather than written as "" or "nan", lists and dicts become JSON text, and an attribute that
+    holds both ints and floats across nodes (or edges) is written as float throughout, so each
+    attribute has one type."""
+    flat = graph.copy()
+    groups = [
+        [flat.graph],
+        [d for _, d in flat.nodes(data=True)],
+        [d for *_, d in flat.edges(data=True)],
+    ]
+    for group in groups:
+        for attrs in group:
+            for key, value in list(attrs.items()):
+                if value is None or (isinstance(value, float) and not math.isfinite(value)):
+                    del attrs[key]
+                elif isinstance(value, list | dict | tuple):  # GraphML/GEXF hold scalars only
+                    attrs[key] = json.dumps(value, ensure_ascii=False, default=str)
+        floats = {k for attrs in group for k, v in attrs.items() if isinstance(v, float)}
+        for attrs in group:
+            for key in floats & attrs.keys():
+                if isinstance(attrs[key], int) and not isinstance(attrs[key], bool):
+                    attrs[key] = float(attrs[key])
+    return flat
+
+
+def _gexf(graph: nx.DiGraph) -> str:
+    """GEXF with the graph's own attributes (model, targets, faithfulness, pruning), which
+    GEXF has no place for, as JSON in ``<meta><description>``."""
+    flat = _flat(graph)
+    text = "\n".join(nx.generate_gexf(flat))
+    about = html.escape(json.dumps(flat.graph, ensure_ascii=False, allow_nan=False), quote=False)
+    return text.replace("</meta>", f"<description>{about}</description></meta>", 1)
+
+
+def _one_line(value: Any) -> Any:
+    return value.replace("\r", "\\r").replace("\n", "\\n") if isinstance(value, str) else value
+
+
+def _csv(rows: list[dict[str, Any]]) -> str:
+    """A table with one line per row: newlines inside texts are written as ``\\n``."""
+    keys = sorted({key for row in rows for key in row})
+    out = io.StringIO()
+    writer = csv.DictWriter(out, fieldnames=keys, lineterminator="\n")
+    writer.writeheader()
+    writer.writerows({k: _one_line(v) for k, v in row.items()} for row in rows)
+    return out.getvalue()
+
+
+def _cantor(x: int, y: int) -> int:
+    return (x + y) * (x + y + 1) // 2 + y
+
+
+def neuronpedia_json(graph: nx.DiGraph, slug: str, scan: str | None = None) -> dict[str, Any]:
+    """The circuit-tracer / Neuronpedia graph format (``schema_version`` 1): every node is
+    placed at the strongest build prompt's last token (where the target peaks and is read),
+    although it aggregates every token of the build prompts; ``scan`` defaults to the model's."""
+    g = graph.graph
+    tokens = json.loads(g.get("prompt_tokens", "[]"))
+    if len(tokens) < 2:  # the viewers need two tokens at least
+        tokens = ["<bos>", *tokens] if tokens else ["<bos>", g["targets"]]
+    ctx = len(tokens) - 1
+    ids, nodes = {}, []
+    for node, d in graph.nodes(data=True):
+        layer, index = d["layer"], d["index"]
+        if d["kind"] == "error":
+            ids[node] = f"err_{layer}_{ctx}"
+            feature, kind = -1, "mlp reconstruction error"
+        else:
+            ids[node] = f"{layer}_{index}_{ctx}"
+            feature = _cantor(layer, index)
+            kind = "mlp neuron" if d["kind"] == "neuron" else "sae feature"
+        nodes.append(
+            {
+                "node_id": ids[node],
+                "feature": feature,
+                "layer": str(layer),
+                "ctx_idx": ctx,
+                "feature_type": kind,
+                "jsNodeId": f"{ids[node]}-0",
+                "clerp": d["label"],
+                "influence": 1.0 if d["kind"] == "neuron" else d.get("influence"),
+                "activation": d.get("activation"),
+            }
+        )
+    links = [
+        {"source": ids[u], "target": ids[v], "weight": d["weight"]}
+        for u, v, d in graph.edges(data=True)
+    ]
+    targets = [ids[t] for t in g["targets"].split(",") if t in ids]
+    settings = ("select", "ablation", "prompts", "n_prompts", "effect_prompts", "n_heldout")
+    settings += ("max_features", "share", "lr", "lr_units", "steps", "top_k", "restarts")
+    pruning = ("node_threshold", "edge_threshold", "nodes_total", "nodes_hidden")
+    pruning += ("edges_total", "edges_hidden", "influence_hidden")
+    metadata = {
+        "slug": slug,
+        "scan": scan or g.get("scan", g["model"]),
+        "transcoder_list": sorted({d["sae"] for _, d in graph.nodes(data=True) if "sae" in d}),
+        "prompt_tokens": tokens,
+        "prompt": g.get("prompt", ""),
+        "schema_version": 1,
+        "info": {
+            "description": (
+                f"circuitmap circuit of {g['targets']}: edges are ablation effects (how much of "
+                "the target stops flowing through the destination when the source is removed "
+                "on the build prompts, relative to the target), not attributions; nodes "
+                "aggregate every token of the build prompts and sit at the strongest prompt's "
+                "peak token. Held-out faithfulness: "
+                + ", ".join(f"{k} {g[k]:.2f}" for k in ("completeness", "sufficiency") if k in g)
+            ),
+            "creator_name": "circuitmap",
+            "generator": {"name": "circuitmap", "version": "0.1.0"},
+        },
+        "generation_settings": {k: g[k] for k in settings if k in g},
+        "pruning_settings": {k: g[k] for k in pruning if k in g},
+    }
+    if "node_threshold" in g:
+        metadata["node_threshold"] = g["node_threshold"]
+    q_params = {
+        "pinnedIds": targets,
+        "supernodes": [],
+        "linkType": "both",
+        "clickedId": targets[0] if targets else "",
+        "sg_pos": "",
+    }
+    return {"metadata": metadata, "qParams": q_params, "nodes": nodes, "links": links}
+
+
+def graph_list(data: dict[str, Any]) -> dict[str, Any]:
+    """``graph-metadata.json``: the list circuit-tracer's local server reads beside the graphs."""
+    m = data["metadata"]
+    keys = ("slug", "scan", "prompt_tokens", "prompt")
+    return {"graphs": [{**{k: m[k] for k in keys}, "title_prefix": ""}]}
+
+
+def export(
+    graph: nx.DiGraph,
+    folder: Path,
+    formats: tuple[str, ...] = FORMATS,
+    stem: str = "circuit",
+    scan: str | None = None,
+) -> list[Path]:
+    """Write ``graph`` in each of ``formats`` into ``folder``; returns the files written."""
+    unknown = sorted(set(formats) - set(FORMATS))
+    if unknown:
+        raise CircuitmapError(
+            f"unknown export format {', '.join(unknown)}: valid formats are {', '.join(FORMATS)}"
+        )
+    written = []
+
+    def write(name: str, text: str) -> None:
+        atomic_write_text(folder / name, text)
+        written.append(folder / name)
+
+    for fmt in formats:
+        if fmt == "html":
+            write(f"{stem}.html", circuit_html(graph))
+        elif fmt == "graphml":
+            write(f"{stem}.graphml", "\n".join(nx.generate_graphml(_flat(graph))))
+        elif fmt == "gexf":
+            write(f"{stem}.gexf", _gexf(graph))
+        elif fmt == "json":
+            write(f"{stem}.json", node_link_json(graph))
+        elif fmt == "csv":
+            write(f"{stem}_nodes.csv", _csv([{"id": n, **d} for n, d in graph.nodes(data=True)]))
+            write(
+                f"{stem}_edges.csv",
+                _csv([{"source": u, "target": v, **d} for u, v, d in graph.edges(data=True)]),
+            )
+        elif fmt == "neuronpedia":  # also loads in circuit-tracer's local server as is
+            data = neuronpedia_json(graph, slug=f"{stem}_neuronpedia", scan=scan)
+            write(f"{stem}_neuronpedia.json", json.dumps(data, indent=1, allow_nan=False))
+            write("graph-metadata.json", json.dumps(graph_list(data), indent=1))
+    return written

@@ -1,0 +1,122 @@
+"""Run folders: every result is written atomically (temp file + rename) as JSON or safetensors,
+formats that other tools read, with the run's config beside it."""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
+
+from circuitmap.errors import CircuitmapError
+
+CONFIG_FILE = "config.json"
+RESULT_FILE = "result.json"
+TENSORS_FILE = "tensors.safetensors"
+_UMASK = os.umask(0o022)  # read the process umask (and put it back)
+os.umask(_UMASK)
+
+
+def _atomic(path: Path, write: Any) -> None:
+    """Call ``write(tmp_path)`` then rename over ``path``, so readers never see a partial file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
+    try:
+        write(Path(tmp))
+        os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes it private; give it the usual mode
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    _atomic(path, lambda tmp: tmp.write_text(text, encoding="utf-8"))
+
+
+def atomic_write_json(path: Path, data: Any) -> None:
+    """Write ``data`` as standard JSON: a NaN or infinity is refused, never written."""
+    try:
+        text = json.dumps(data, indent=2, ensure_ascii=False, allow_nan=False)
+    except ValueError as exc:
+        raise CircuitmapError(f"refusing to write {path}: {exc}") from None
+    atomic_write_text(path, text + "\n")
+
+
+def _no_constant(name: str) -> None:
+    raise ValueError(f"{name} is not valid JSON")
+
+
+def atomic_save_tensors(path: Path, tensors: dict[str, torch.Tensor]) -> None:
+    cpu = {k: v.detach().to("cpu").contiguous() for k, v in tensors.items()}
+    _atomic(path, lambda tmp: save_file(cpu, str(tmp)))
+
+
+def read_json(path: Path) -> Any:
+    """Read a JSON file of a run; a missing or corrupt file is a one-line error."""
+    try:
+        return json.loads(path.read_text(encoding="utf-8"), parse_constant=_no_constant)
+    except (OSError, UnicodeDecodeError, ValueError) as exc:
+        raise CircuitmapError(f"cannot read {path}: {exc}") from None
+
+
+def read_text_file(path: Path, what: str) -> str:
+    """The UTF-8 text of a user's file, or a one-line error naming it and what is wrong."""
+    try:
+        return path.read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        raise CircuitmapError(f"{what} {str(path)!r} is not a UTF-8 text file") from None
+    except FileNotFoundError:
+        raise CircuitmapError(f"cannot read {what} {str(path)!r}: it does not exist") from None
+    except OSError as exc:
+        raise CircuitmapError(f"cannot read {what} {str(path)!r}: {exc.strerror}") from None
+
+
+def writable_dir(path: Path, what: str) -> Path:
+    """``path`` as a folder that exists and can be written, or a one-line error (checked before
+    any work, so a run never ends by failing to save)."""
+    if path.exists() and not path.is_dir():
+        raise CircuitmapError(f"{what} {str(path)!r} is a file, not a folder")
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise CircuitmapError(f"cannot create {what} {str(path)!r}: {exc.strerror}") from None
+    if not os.access(path, os.W_OK):
+        raise CircuitmapError(f"{what} {str(path)!r} is not writable")
+    return path
+
+
+def read_tensors(path: Path) -> dict[str, torch.Tensor]:
+    try:
+        return load_file(str(path))
+    except (OSError, SafetensorError) as exc:
+        raise CircuitmapError(f"cannot read {path}: {exc}") from exc
+
+
+def new_run_dir(root: Path, name: str) -> Path:
+    """A fresh folder ``root/<timestamp>-<name>`` (suffixed if it exists)."""
+    stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
+    base = root / f"{stamp}-{name}"
+    path, i = base, 1
+    while path.exists():
+        path, i = Path(f"{base}-{i}"), i + 1
+    path.mkdir(parents=True)
+    return path
+
+
+def check_run_dir(path: Path) -> Path:
+    """A readable run folder (holding config.json), or a one-line error."""
+    if not path.is_dir():
+        raise CircuitmapError(f"run folder {str(path)!r} does not exist")
+    if not (path / CONFIG_FILE).is_file():
+        raise CircuitmapError(
+            f"{str(path)!r} is not a circuitmap run folder: it has no {CONFIG_FILE}"
+        )
+    return path

@@ -1,0 +1,150 @@
+"""Step 2 of the method: gradient ascent on an injected residual vector X.
+
+X replaces resid_pre of the upstream layer at the last position of a dummy prompt; the loss is
+minus the target neuron's MLP post-activation at that position. The model is frozen and every
+forward stops at the target layer's MLP, so later layers are never run.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from circuitmap.config import OptimConfig
+from circuitmap.errors import CircuitmapError
+from circuitmap.model.hooks import inject_rows, record_mlp_post, run_body
+from circuitmap.model.load import LoadedModel
+
+
+@dataclass
+class OptimResult:
+    vector: torch.Tensor  # (d_model,) the optimised X
+    trajectory: list[float]  # target activation before each Adam step
+    final_activation: float  # target activation with the final X
+    step_size: float  # Adam lr actually used (after lr_units scaling)
+
+
+def target_activation(
+    lm: LoadedModel,
+    input_ids: torch.Tensor,
+    *,
+    layers: list[int],
+    position: int,
+    vectors: torch.Tensor,
+    target_layer: int,
+    neuron: int,
+) -> torch.Tensor:
+    """(rows,) target activation at ``position`` with ``vectors[r]`` (rows, d_model) injected at
+    resid_pre of ``layers[r]``; differentiable with respect to ``vectors``."""
+    with (
+        inject_rows(lm.model, layers, position, vectors),
+        record_mlp_post(lm.model, target_layer, stop=True) as mlp,
+    ):
+        run_body(lm.model, input_ids)
+    return mlp[target_layer][:, position, neuron]
+
+
+def initial_vector(mean: torch.Tensor, config: OptimConfig) -> torch.Tensor:
+    """X's starting point: the Mean Vector, or a seeded random direction of the same norm."""
+    if config.init == "mean":
+        return mean.clone()
+    if config.init == "random":
+        gen = torch.Generator().manual_seed(config.seed)
+        direction = torch.randn(mean.shape, generator=gen)
+        return direction * (mean.norm() / direction.norm())
+    raise CircuitmapError(f"init {config.init!r} is not supported: use mean or random")
+
+
+def step_size(config: OptimConfig, mean: torch.Tensor) -> float:
+    """Adam's lr: raw, or in units of the Mean Vector's RMS coordinate."""
+    if config.lr_units == "raw":
+        return config.lr
+    if config.lr_units == "rms":
+        return config.lr * (mean.norm() / mean.numel() ** 0.5).item()
+    raise CircuitmapError(f"lr units {config.lr_units!r} are not supported: use rms or raw")
+
+
+def optimise_rows(
+    lm: LoadedModel,
+    *,
+    layers: list[int],
+    target_layer: int,
+    neuron: int,
+    inits: torch.Tensor,
+    lrs: list[float],
+    steps: int,
+    dummy_prompt: str,
+    norm_ranges: list[tuple[float, float]] | None = None,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Adam on a batch of independent starts ``inits`` (rows, d_model), one dummy-prompt row
+    each; row r injects at resid_pre of ``layers[r]`` with Adam lr ``lrs[r]``. Every row is its own
+    parameter, and rows do not interact in the forward, so each follows the path it would follow
+    alone: one batch optimises all upstream layers (and restarts) of a target at once.
+    ``norm_ranges[r]`` clamps ||X_r|| after every step.
+
+    Returns (vectors (rows, d_model), trajectories (steps, rows), final activations (rows,)).
+    """
+    ids = lm.tokenizer(dummy_prompt, return_tensors="pt")["input_ids"]
+    ids = ids.expand(len(layers), -1).to(lm.input_device)  # (rows, seq)
+    xs = [torch.nn.Parameter(row.float().clone()) for row in inits]  # rows x (d_model,)
+    optimiser = torch.optim.Adam([{"params": [x], "lr": lr} for x, lr in zip(xs, lrs, strict=True)])
+    trajectory = []
+
+    def activation() -> torch.Tensor:  # (rows,)
+        return target_activation(
+            lm,
+            ids,
+            layers=layers,
+            position=-1,
+            vectors=torch.stack(xs),
+            target_layer=target_layer,
+            neuron=neuron,
+        )
+
+    for _ in range(steps):
+        optimiser.zero_grad()
+        acts = activation()
+        (-acts.sum()).backward()
+        optimiser.step()
+        trajectory.append(acts.detach().cpu())
+        if norm_ranges is not None:
+            with torch.no_grad():
+                for x, (low, high) in zip(xs, norm_ranges, strict=True):
+                    norm = x.norm()
+                    x.mul_(norm.clamp(low, high) / norm)
+    with torch.no_grad():
+        final = activation().cpu()
+    return torch.stack(xs).detach(), torch.stack(trajectory), final
+
+
+def optimise_vector(
+    lm: LoadedModel,
+    *,
+    layer: int,
+    target_layer: int,
+    neuron: int,
+    mean: torch.Tensor,
+    config: OptimConfig,
+    norm_range: tuple[float, float] | None = None,
+) -> OptimResult:
+    """Maximise the target neuron by Adam on X from ``config.init``; ``norm_range`` (used when
+    ``config.norm_constraint``) clamps ||X|| after every step."""
+    lr = step_size(config, mean)
+    vectors, trajectory, final = optimise_rows(
+        lm,
+        layers=[layer],
+        target_layer=target_layer,
+        neuron=neuron,
+        inits=initial_vector(mean, config)[None],
+        lrs=[lr],
+        steps=config.steps,
+        dummy_prompt=config.dummy_prompt,
+        norm_ranges=[norm_range] if config.norm_constraint and norm_range else None,
+    )
+    return OptimResult(
+        vector=vectors[0],
+        trajectory=trajectory[:, 0].tolist(),
+        final_activation=final[0].item(),
+        step_size=lr,
+    )

@@ -1,0 +1,164 @@
+"""Finding the SAE that reads resid_pre of a layer: an sae-lens release, a local folder, or the
+SAEs circuitmap trained and cached.
+
+Layer convention: circuitmap names layers by the resid_pre they read. Gemma Scope (and most
+sae-lens releases) name SAEs by ``hook_resid_post`` of their layer, so with ``hook="resid_post"``
+(the default) the SAE read at resid_pre of layer l is the release's layer l-1. ``hook="resid_pre"``
+uses the release's layer l, which is how the report's notebook paired them.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from sae_lens import SAE
+
+from circuitmap.config import SAESource, fill_layer
+from circuitmap.errors import CircuitmapError
+from circuitmap.files.storage import atomic_write_json, read_json
+
+QUALITY_FILE = "quality.json"
+_HOOK_RE = re.compile(r"blocks\.(\d+)\.hook_resid_(pre|post)")
+
+
+@dataclass
+class LayerSAE:
+    sae: SAE
+    layer: int  # resid_pre layer it reads
+    origin: str  # where it was loaded from
+    neuronpedia_id: str | None
+    quality: dict[str, Any] | None
+
+    def neuronpedia_url(self, feature: int) -> str | None:
+        if not self.neuronpedia_id:
+            return None
+        return f"https://www.neuronpedia.org/{self.neuronpedia_id}/{feature}"
+
+
+def own_sae_root(cache: Path, model_id: str, source: SAESource) -> Path:
+    return Path(source.sae_dir).expanduser() if source.sae_dir else cache / "saes" / model_id
+
+
+def own_sae_dir(root: Path, layer: int) -> Path:
+    return root / f"resid_pre_{layer}"
+
+
+def resid_pre_layer(hook_name: str | None) -> int | None:
+    """The resid_pre layer a TransformerLens hook name reads (resid_post l = resid_pre l+1)."""
+    match = _HOOK_RE.fullmatch(hook_name or "")
+    if not match:
+        return None
+    return int(match[1]) + (1 if match[2] == "post" else 0)
+
+
+def _release_layer(layer: int, source: SAESource) -> int:
+    """The release's own layer number of the SAE that reads resid_pre of ``layer``."""
+    sae_layer = layer - 1 if source.hook == "resid_post" else layer
+    if sae_layer < 0:
+        raise CircuitmapError(
+            "no resid_post SAE reads resid_pre of layer 0 (the embeddings): "
+            "choose an upstream layer of at least 1, or --sae-hook resid_pre"
+        )
+    return sae_layer
+
+
+def _quality(folder: Path) -> dict[str, Any] | None:
+    """An SAE folder's quality.json, or None; a damaged one is an error naming it."""
+    path = folder / QUALITY_FILE
+    if not path.is_file():
+        return None
+    quality = read_json(path)
+    if not isinstance(quality, dict):
+        raise CircuitmapError(f"{path} is not an SAE quality record (a JSON object)")
+    return quality
+
+
+def _path_folder(source: SAESource, layer: int) -> Path:
+    """The ``--sae-path`` folder of the SAE that reads resid_pre of ``layer``."""
+    assert source.path is not None
+    return Path(fill_layer(source.path, _release_layer(layer, source), "--sae-path")).expanduser()
+
+
+def check_sae_folders(source: SAESource, layers: list[int]) -> None:
+    """With ``--sae-path``, a one-line error unless every layer's folder holds an SAE (before
+    any work; a release is checked when it loads)."""
+    if source.path and not source.release:
+        for layer in layers:
+            folder = _path_folder(source, layer)
+            if not (folder / "cfg.json").is_file():
+                raise CircuitmapError(
+                    f"no SAE for resid_pre of layer {layer} at {str(folder)!r} (--sae-path): "
+                    "the folder needs cfg.json and sae_weights.safetensors"
+                )
+
+
+def load_layer_sae(
+    layer: int, d_model: int, cache: Path, model_id: str, source: SAESource
+) -> LayerSAE:
+    """The SAE for resid_pre of ``layer``, or a one-line error that says how to get one."""
+    if source.release:  # SAESource checked that an id comes with it
+        sae_id = fill_layer(source.sae_id, _release_layer(layer, source), "--sae-id")
+        try:
+            sae = SAE.from_pretrained(source.release, sae_id, device="cpu")
+        except Exception as exc:  # sae-lens raises many types for unknown ids or no network
+            first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+            raise CircuitmapError(f"cannot load SAE {source.release}/{sae_id}: {first}") from exc
+        loaded = LayerSAE(
+            sae, layer, f"{source.release}/{sae_id}", sae.cfg.metadata.neuronpedia_id, None
+        )
+    else:
+        if source.path:
+            folder = _path_folder(source, layer)
+        else:
+            folder = own_sae_dir(own_sae_root(cache, model_id, source), layer)
+            if not folder.is_dir():
+                raise CircuitmapError(
+                    f"no SAE for resid_pre of layer {layer} of {model_id} in {folder.parent}: "
+                    f"make one with `circuitmap sae train --layers {layer}`, "
+                    "or pass --sae-release/--sae-id or --sae-path"
+                )
+        if not (folder / "cfg.json").is_file():
+            raise CircuitmapError(f"SAE folder {str(folder)!r} has no cfg.json")
+        try:
+            sae = SAE.load_from_disk(str(folder), device="cpu")
+        except Exception as exc:
+            raise CircuitmapError(f"cannot load SAE from {folder}: {exc}") from exc
+        quality = _quality(folder)
+        loaded = LayerSAE(sae, layer, str(folder), sae.cfg.metadata.neuronpedia_id, quality)
+    if sae.cfg.d_in != d_model:
+        raise CircuitmapError(
+            f"SAE {loaded.origin} reads vectors of size {sae.cfg.d_in}, but the model's residual "
+            f"stream has size {d_model}"
+        )
+    return loaded
+
+
+def save_own_sae(sae: Any, folder: Path, quality: dict[str, Any]) -> None:
+    """Write an SAE folder atomically: cfg.json, sae_weights.safetensors and quality.json appear
+    together (built in a temp folder, then renamed), so a half-written SAE never loads."""
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=folder.parent, prefix=f".{folder.name}."))
+    try:
+        sae.save_inference_model(tmp)
+        atomic_write_json(tmp / QUALITY_FILE, quality)
+        tmp.chmod(0o755)  # mkdtemp makes it private; the cache may be shared
+        if folder.exists():
+            shutil.rmtree(folder)
+        os.replace(tmp, folder)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def list_own_saes(root: Path) -> list[tuple[int, Path, dict[str, Any] | None]]:
+    """(layer, folder, quality) of each complete SAE under ``root``, by layer."""
+    found = []
+    for folder in root.glob("resid_pre_*"):
+        if (folder / "cfg.json").is_file() and folder.name.removeprefix("resid_pre_").isdigit():
+            found.append((int(folder.name.removeprefix("resid_pre_")), folder, _quality(folder)))
+    return sorted(found, key=lambda item: item[0])

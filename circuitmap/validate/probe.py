@@ -1,0 +1,130 @@
+"""Forward-pass tests on prompt sets: how a neuron (or SAE feature) fires on each set, the
+threshold that separates two sets, and which neurons of a layer separate them best."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from importlib.resources import files
+from pathlib import Path
+
+import torch
+
+from circuitmap.circuit.prompts import encode_prompts
+from circuitmap.config import ModelConfig
+from circuitmap.errors import CircuitmapError, check_range
+from circuitmap.files.storage import read_text_file
+from circuitmap.method.baseline import real_token_mask
+from circuitmap.model.hooks import record_mlp_post, record_resid_pre, run_body
+from circuitmap.model.load import LoadedModel, load_model
+from circuitmap.sae.store import LayerSAE
+
+EXAMPLE_SETS = ("math_notation", "licences", "definitions", "narrative")
+
+
+def example_set_path(name: str) -> Path:
+    """A prompt set shipped with circuitmap (one of EXAMPLE_SETS)."""
+    return Path(str(files("circuitmap").joinpath("data", f"{name}.txt")))
+
+
+def read_prompt_set(spec: str) -> tuple[str, list[str]]:
+    """(name, prompts) of a file with one prompt a line, or of a shipped set's name."""
+    path = example_set_path(spec) if spec in EXAMPLE_SETS else Path(spec).expanduser()
+    if not path.is_file():
+        raise CircuitmapError(
+            f"prompt set {spec!r} is neither a readable file nor one of {', '.join(EXAMPLE_SETS)}"
+        )
+    lines = read_text_file(path, "prompt set").splitlines()
+    prompts = [line.strip() for line in lines if line.strip()]
+    if not prompts:
+        raise CircuitmapError(f"prompt set {spec!r} is empty")
+    return path.stem, prompts
+
+
+@torch.no_grad()
+def neuron_maxima(
+    lm: LoadedModel, prompts: list[str], layer: int, max_tokens: int = 64, batch_size: int = 8
+) -> torch.Tensor:
+    """(n_prompts, d_mlp): each neuron's largest MLP post-activation over a prompt's real tokens."""
+    out = []
+    for start in range(0, len(prompts), batch_size):
+        ids, attn = encode_prompts(lm, prompts[start : start + batch_size], max_tokens)
+        with record_mlp_post(lm.model, layer, stop=True) as mlp:
+            run_body(lm.model, ids, attn)
+        acts = (
+            mlp[layer]
+            .float()
+            .masked_fill(~real_token_mask(lm, ids, attn)[..., None], float("-inf"))
+        )
+        out.append(acts.max(1).values.cpu())
+    return torch.cat(out)
+
+
+@torch.no_grad()
+def feature_maxima(
+    lm: LoadedModel,
+    prompts: list[str],
+    layer_sae: LayerSAE,
+    features: list[int],
+    max_tokens: int = 64,
+    batch_size: int = 8,
+) -> torch.Tensor:
+    """(n_prompts, len(features)): each SAE feature's largest activation over real tokens."""
+    out = []
+    for start in range(0, len(prompts), batch_size):
+        ids, attn = encode_prompts(lm, prompts[start : start + batch_size], max_tokens)
+        with record_resid_pre(lm.model, [layer_sae.layer], stop=True) as resid:
+            run_body(lm.model, ids, attn)
+        acts = layer_sae.sae.encode(resid[layer_sae.layer].float())[..., features].cpu()
+        acts = acts.masked_fill(~real_token_mask(lm, ids, attn).cpu()[..., None], float("-inf"))
+        out.append(acts.max(1).values)
+    return torch.cat(out)
+
+
+@dataclass
+class Separation:
+    threshold: float  # fires above this on the first set, below on the second
+    accuracy: float  # fraction of both sets on the right side
+
+
+def separation(first: torch.Tensor, second: torch.Tensor) -> Separation:
+    """The threshold between two activation samples that classifies most of them correctly
+    (``first`` above, ``second`` at or below)."""
+    values = torch.cat([first, second]).sort().values
+    candidates = torch.cat([values[:1] - 1, (values[1:] + values[:-1]) / 2, values[-1:] + 1])
+    best = max(
+        (((first > t).sum() + (second <= t).sum()).item(), -abs(t.item()), t.item())
+        for t in candidates
+    )
+    return Separation(threshold=best[2], accuracy=best[0] / (len(first) + len(second)))
+
+
+@dataclass
+class NeuronScore:
+    neuron: int
+    score: float  # (mean on positive - mean on negative) / pooled standard deviation
+    positive_mean: float
+    negative_mean: float
+
+
+def find_neurons(
+    lm: LoadedModel, layer: int, positive: list[str], negative: list[str], top: int = 10
+) -> list[NeuronScore]:
+    """The neurons of ``layer`` that fire most on ``positive`` prompts relative to ``negative``."""
+    check_range("layer", layer, 0, lm.n_layers - 1)
+    pos, neg = neuron_maxima(lm, positive, layer), neuron_maxima(lm, negative, layer)
+    pooled = torch.cat([pos - pos.mean(0), neg - neg.mean(0)]).std(0) + 1e-6  # (d_mlp,)
+    scores = (pos.mean(0) - neg.mean(0)) / pooled
+    best = scores.topk(min(top, scores.numel())).indices
+    return [
+        NeuronScore(int(i), scores[i].item(), pos[:, i].mean().item(), neg[:, i].mean().item())
+        for i in best
+    ]
+
+
+def rank_neurons(
+    model_config: ModelConfig, layer: int, positive: str, negative: str, top: int = 10
+) -> tuple[str, str, list[NeuronScore]]:
+    """`circuitmap find`: load the model and rank ``layer``'s neurons on two prompt sets (names
+    of shipped sets or files); returns the two sets' names and the ``top`` scores."""
+    (pos_name, pos), (neg_name, neg) = read_prompt_set(positive), read_prompt_set(negative)
+    return pos_name, neg_name, find_neurons(load_model(model_config), layer, pos, neg, top)

@@ -1,0 +1,89 @@
+"""Direct interventions during generation: add a feature's decoder direction at resid_pre of its
+layer (every position, prefill and decoding), or clamp the target neuron's post-activation.
+Each strength is one row of a single batched greedy decode; strength 0 is the clean text."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import torch
+
+from circuitmap.method.ablation import feature_directions
+from circuitmap.model.generate import greedy_decode, prompt_rows
+from circuitmap.model.hooks import edit_resid_pre, mlp_down_proj
+from circuitmap.model.load import LoadedModel
+from circuitmap.sae.store import LayerSAE
+
+
+@contextmanager
+def clamp_neuron(lm: LoadedModel, layer: int, neuron: int, values: torch.Tensor) -> Iterator[None]:
+    """Set neuron ``neuron`` of ``layer``'s MLP post-activation to ``values`` (batch,) at every
+    position; NaN rows are left as they are (the clean run)."""
+
+    def hook(_m: torch.nn.Module, args: tuple) -> tuple:
+        post = args[0].clone()  # (batch, seq, d_mlp)
+        vals = values.to(post.device, post.dtype)[:, None].expand(-1, post.shape[1])  # (batch, seq)
+        post[..., neuron] = torch.where(torch.isnan(vals), post[..., neuron], vals)
+        return (post, *args[1:])
+
+    handle = mlp_down_proj(lm.model, layer).register_forward_pre_hook(hook)
+    try:
+        yield
+    finally:
+        handle.remove()
+
+
+def _argmax(logits: torch.Tensor) -> torch.Tensor:
+    return logits.argmax(-1)
+
+
+def steer_feature(
+    lm: LoadedModel,
+    layer_sae: LayerSAE,
+    feature: int,
+    prompt: str,
+    strengths: list[float],
+    max_new_tokens: int = 20,
+) -> list[str]:
+    """Text generated with ``strength * u_feature`` added to resid_pre of the SAE's layer at every
+    position, one row per strength (u: the residual direction of one unit of the feature)."""
+    direction = feature_directions(layer_sae.sae, [feature])[0]  # (d_model,)
+    added = torch.tensor(strengths, dtype=torch.float32)[:, None] * direction  # (rows, d_model)
+
+    def add(hidden: torch.Tensor) -> torch.Tensor:  # (rows, seq, d_model)
+        return hidden + added.to(hidden.device, hidden.dtype)[:, None, :]
+
+    with edit_resid_pre(lm.model, layer_sae.layer, add):
+        return greedy_decode(lm, prompt_rows(lm, prompt, len(strengths)), _argmax, max_new_tokens)
+
+
+def steer_neuron(
+    lm: LoadedModel,
+    layer: int,
+    neuron: int,
+    prompt: str,
+    values: list[float | None],
+    max_new_tokens: int = 20,
+) -> list[str]:
+    """Text generated with the neuron clamped to each of ``values`` (None: clean), one row each."""
+    clamp = torch.tensor([float("nan") if v is None else v for v in values])
+    with clamp_neuron(lm, layer, neuron, clamp):
+        return greedy_decode(lm, prompt_rows(lm, prompt, len(values)), _argmax, max_new_tokens)
+
+
+def steer_feature_scaled(
+    lm: LoadedModel,
+    layer_sae: LayerSAE,
+    feature: int,
+    prompt: str,
+    strengths: list[float],
+    resid_norm: float,
+    max_new_tokens: int = 20,
+) -> list[str]:
+    """:func:`steer_feature` with strengths in units of the layer's typical residual norm: a
+    strength of 1 adds a vector along the feature's direction as long as a typical resid_pre."""
+    unit = feature_directions(layer_sae.sae, [feature])[0].norm().item()
+    return steer_feature(
+        lm, layer_sae, feature, prompt, [s * resid_norm / unit for s in strengths], max_new_tokens
+    )
