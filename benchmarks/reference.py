@@ -14,10 +14,8 @@ from contextlib import ExitStack
 import torch
 from sae_lens import SAE
 
-from circuitmap.circuit.prompts import encode_prompts
 from circuitmap.config import OptimConfig, PatchscopeConfig
 from circuitmap.method.ablation import ablate, control_features, feature_directions
-from circuitmap.method.baseline import real_token_mask
 from circuitmap.method.optimise import initial_vector, step_size
 from circuitmap.method.patchscope import contrastive_logits, inject_position
 from circuitmap.model.hooks import (
@@ -28,6 +26,7 @@ from circuitmap.model.hooks import (
     record_resid_pre,
 )
 from circuitmap.model.load import LoadedModel
+from circuitmap.model.tokens import encode
 
 
 def reference_optimise(
@@ -113,7 +112,8 @@ def reference_mean(
     """(d_model,) the Mean Vector of one layer, from full-model forwards over ``texts``."""
     lasts = []
     for start in range(0, len(texts), batch_size):
-        ids, attn = encode_prompts(lm, texts[start : start + batch_size], max_tokens)
+        batch = encode(lm, texts[start : start + batch_size], max_tokens)
+        ids, attn = batch.input_ids, batch.attention_mask
         with record_resid_pre(lm.model, [layer]) as resid:
             lm.model(input_ids=ids, attention_mask=attn, position_ids=real_position_ids(attn))
         lasts.append(resid[layer][:, -1].float().cpu())  # (batch, d_model)
@@ -140,8 +140,8 @@ def reference_effects(
     (the feature removed at every real token), reading the later layers' top features in the
     same forwards. Returns (vector_relative, prompt_relative) per top feature."""
     dummy = lm.tokenizer(dummy_prompt, return_tensors="pt")["input_ids"].to(lm.input_device)
-    ids, attn = encode_prompts(lm, prompt_texts, max_tokens)
-    real = real_token_mask(lm, ids, attn)  # (n, seq)
+    batch = encode(lm, prompt_texts, max_tokens)
+    ids, attn, real = batch.input_ids, batch.attention_mask, batch.real  # (n, seq) each
 
     def run(
         input_ids: torch.Tensor, mask: torch.Tensor | None, edit: Callable

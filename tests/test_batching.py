@@ -3,9 +3,8 @@ Patchscope decodes, forwards that start from a recorded resid_pre, prompts cut a
 
 import torch
 
-from circuitmap.circuit.prompts import encode_prompts, top_prompts
+from circuitmap.circuit.prompts import top_prompts
 from circuitmap.config import PatchscopeConfig, Target
-from circuitmap.method.baseline import real_token_mask
 from circuitmap.method.patchscope import patchscope, patchscope_rows
 from circuitmap.model.hooks import (
     inject_resid_pre,
@@ -15,6 +14,7 @@ from circuitmap.model.hooks import (
     run_body,
     start_at,
 )
+from circuitmap.model.tokens import encode, real_token_mask
 
 LONG = " ".join(["a circle is the set of all points x in the plane"] * 3)  # > sliding window 16
 
@@ -41,7 +41,8 @@ def test_rows_injecting_at_their_own_layers_equal_separate_injections(lm):
 def test_a_forward_started_at_a_layer_equals_the_full_forward(lm):
     """Skipped layers keep their indices, so each later layer keeps its attention mask (the
     tiny Gemma 2 alternates sliding-window and full layers), with left padding."""
-    ids, attn = encode_prompts(lm, [LONG, "the unit circle"], max_tokens=64)
+    batch = encode(lm, [LONG, "the unit circle"], max_tokens=64)
+    ids, attn = batch.input_ids, batch.attention_mask
     with record_resid_pre(lm.model, [2]) as resid:
         full = _mlp(lm, ids, attn)
     ran = []
@@ -85,7 +86,8 @@ def test_prompts_are_cut_at_the_targets_peak(lm, many_texts):
         assert len(split.heldout.texts) == 3 and len(split.silent.texts) == 5
         assert max(split.silent.activations) <= min(split.build.activations)
         prompts = split.build
-        ids, attn = prompts.batch(lm)
+        batch = prompts.batch(lm)
+        ids, attn = batch.input_ids, batch.attention_mask
         acts = _mlp(lm, ids, attn, layer=t.layer)[..., t.neuron]  # (n, seq)
         # The last column is each prompt's peak, with the activation found in the full text.
         torch.testing.assert_close(

@@ -23,12 +23,9 @@ import torch
 
 from circuitmap.circuit.decompose import LayerDecomposition
 from circuitmap.circuit.prompts import Prompts
-from circuitmap.method.baseline import real_token_mask
+from circuitmap.model.forward import run_recorded
 from circuitmap.model.hooks import (
     edit_resid_pre,
-    record_mlp_post,
-    record_resid_pre,
-    run_body,
     start_at,
 )
 from circuitmap.model.load import LoadedModel
@@ -83,28 +80,30 @@ def prompt_run(
     """Encode ``prompts``, record resid_pre at ``layers`` and the gradient of the target
     (layer, neuron) with respect to each, in one forward (stopped at the target) and one
     backward."""
-    ids, attn = prompts.batch(lm)
-    first = min(layers)
+    batch = prompts.batch(lm)
 
     def leaf(hidden: torch.Tensor) -> torch.Tensor:
         return hidden.detach().requires_grad_(True)
 
     with torch.enable_grad():
-        with (
-            edit_resid_pre(lm.model, first, leaf),
-            record_resid_pre(lm.model, layers) as resid,
-            record_mlp_post(lm.model, target[0], stop=True) as mlp,
-        ):
-            run_body(lm.model, ids, attn)
+        out = run_recorded(
+            lm.model,
+            batch.input_ids,
+            batch.attention_mask,
+            resid=layers,
+            mlp=[target[0]],
+            edits=[edit_resid_pre(lm.model, min(layers), leaf)],
+        )
+        resid = out.resid
         for hidden in resid.values():
             if not hidden.is_leaf:
                 hidden.retain_grad()
-        value = mlp[target[0]][:, -1, target[1]].float()  # (n,)
+        value = out.mlp[target[0]][:, -1, target[1]].float()  # (n,)
         value.sum().backward()
     return PromptRun(
-        ids,
-        attn,
-        real_token_mask(lm, ids, attn).cpu(),
+        batch.input_ids,
+        batch.attention_mask,
+        batch.real.cpu(),
         {layer: h.detach().float().cpu() for layer, h in resid.items()},
         {layer: h.grad.float().cpu() for layer, h in resid.items()},
         value.detach().cpu(),
@@ -132,11 +131,13 @@ def path_gradient(
             alpha = (k + 0.5) / steps
             point = (clean - (1 - alpha) * shift).detach().requires_grad_(True)
             with torch.enable_grad():
-                with (
-                    start_at(lm.model, dec.layer, point),
-                    record_mlp_post(lm.model, target[0], stop=True) as mlp,
-                ):
-                    run_body(lm.model, part.input_ids, part.attention_mask)
+                mlp = run_recorded(
+                    lm.model,
+                    part.input_ids,
+                    part.attention_mask,
+                    mlp=[target[0]],
+                    edits=[start_at(lm.model, dec.layer, point)],
+                ).mlp
                 mlp[target[0]][:, -1, target[1]].float().sum().backward()
             total[rows, total.shape[1] - clean.shape[1] :] += point.grad.float().cpu()
     return total / steps

@@ -22,8 +22,7 @@ from sae_lens import SAE
 
 from circuitmap.circuit.prompts import Prompts
 from circuitmap.method.ablation import feature_directions
-from circuitmap.method.baseline import real_token_mask
-from circuitmap.model.hooks import record_resid_pre, run_body
+from circuitmap.model.forward import run_recorded
 from circuitmap.model.load import LoadedModel
 
 
@@ -97,8 +96,6 @@ def decompose(
 @torch.no_grad()
 def token_vectors(lm: LoadedModel, prompts: Prompts, layers: list[int]) -> dict[int, torch.Tensor]:
     """resid_pre at ``layers`` of every real token of ``prompts``: layer -> (tokens, d_model)."""
-    ids, attn = prompts.batch(lm)
-    with record_resid_pre(lm.model, layers, stop=True) as resid:
-        run_body(lm.model, ids, attn)
-    real = real_token_mask(lm, ids, attn)  # (n, seq)
-    return {layer: h[real].float().cpu() for layer, h in resid.items()}
+    batch = prompts.batch(lm)
+    resid = run_recorded(lm.model, batch.input_ids, batch.attention_mask, resid=layers).resid
+    return {layer: h[batch.real].float().cpu() for layer, h in resid.items()}

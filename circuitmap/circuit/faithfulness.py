@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import dataclasses
 import time
-from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -32,7 +31,8 @@ from circuitmap.circuit.decompose import LayerDecomposition
 from circuitmap.circuit.effects import removal_forward, removal_masks
 from circuitmap.circuit.selection import Selection
 from circuitmap.files.storage import atomic_write_json, read_json
-from circuitmap.model.hooks import edit_resid_pre, record_mlp_post, run_body, start_at
+from circuitmap.model.forward import run_recorded
+from circuitmap.model.hooks import edit_resid_pre, start_at
 from circuitmap.model.load import LoadedModel
 
 FAITHFULNESS_FILE = "faithfulness.json"
@@ -197,26 +197,25 @@ def _joint_group(
     n, seq = run.input_ids.shape
     rows = len(keep)
     real = run.real.repeat(rows, 1)  # (rows * n, seq)
-    with ExitStack() as stack:
-        stack.enter_context(start_at(lm.model, layers[0], run.resid[layers[0]].repeat(rows, 1, 1)))
-        for layer in layers:
-            dec = decompositions[layer]
-            removed = torch.ones(rows, dec.directions.shape[0])
-            for row, entry in enumerate(keep):
-                chosen = entry[layer]
-                if chosen is None:
-                    removed[row] = 0.0
-                else:
-                    removed[row, chosen] = 0.0
-            per_row = removed.repeat_interleave(n, 0)  # (rows * n, d_sae)
+    edits = [start_at(lm.model, layers[0], run.resid[layers[0]].repeat(rows, 1, 1))]
+    for layer in layers:
+        dec = decompositions[layer]
+        removed = torch.ones(rows, dec.directions.shape[0])
+        for row, entry in enumerate(keep):
+            chosen = entry[layer]
+            if chosen is None:
+                removed[row] = 0.0
+            else:
+                removed[row, chosen] = 0.0
+        per_row = removed.repeat_interleave(n, 0)  # (rows * n, d_sae)
 
-            def edit(hidden: torch.Tensor, dec=dec, per_row=per_row) -> torch.Tensor:
-                edited = dec.remove(hidden.cpu(), real, per_row, torch.zeros(len(per_row)))
-                return edited.to(hidden.device, hidden.dtype)
+        def edit(hidden: torch.Tensor, dec=dec, per_row=per_row) -> torch.Tensor:
+            edited = dec.remove(hidden.cpu(), real, per_row, torch.zeros(len(per_row)))
+            return edited.to(hidden.device, hidden.dtype)
 
-            stack.enter_context(edit_resid_pre(lm.model, layer, edit))
-        mlp = stack.enter_context(record_mlp_post(lm.model, target[0], stop=True))
-        run_body(lm.model, run.input_ids.repeat(rows, 1), run.attention_mask.repeat(rows, 1))
+        edits.append(edit_resid_pre(lm.model, layer, edit))
+    ids, attn = run.input_ids.repeat(rows, 1), run.attention_mask.repeat(rows, 1)
+    mlp = run_recorded(lm.model, ids, attn, mlp=[target[0]], edits=edits).mlp
     return mlp[target[0]][:, seq - 1, target[1]].float().cpu().view(rows, n)
 
 

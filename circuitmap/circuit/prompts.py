@@ -7,15 +7,14 @@ forward on the prompts cheaper; every prompt's read position is then its last to
 
 from __future__ import annotations
 
-from contextlib import ExitStack
 from dataclasses import dataclass, field
 
 import torch
 
 from circuitmap.config import Target
-from circuitmap.method.baseline import left_padded, real_token_mask
-from circuitmap.model.hooks import record_mlp_post, run_body
+from circuitmap.model.forward import run_recorded
 from circuitmap.model.load import LoadedModel
+from circuitmap.model.tokens import Batch, batches, pad_token_ids
 
 
 @dataclass
@@ -27,21 +26,9 @@ class Prompts:
     activations: list[float]  # the target's activation at that peak
     tokens: list[list[str]] = field(default_factory=list)  # each token id decoded alone
 
-    def batch(self, lm: LoadedModel) -> tuple[torch.Tensor, torch.Tensor]:
-        """(input_ids, attention_mask), both (n, seq), left-padded: the peak is column -1."""
-        width = max(len(ids) for ids in self.token_ids)
-        pad = lm.tokenizer.pad_token_id or 0
-        ids = torch.tensor([[pad] * (width - len(row)) + row for row in self.token_ids])
-        attn = torch.tensor([[0] * (width - len(row)) + [1] * len(row) for row in self.token_ids])
-        return ids.to(lm.input_device), attn.to(lm.input_device)
-
-
-def encode_prompts(
-    lm: LoadedModel, texts: list[str], max_tokens: int
-) -> tuple[torch.Tensor, torch.Tensor]:
-    with left_padded(lm.tokenizer) as tok:
-        enc = tok(texts, return_tensors="pt", padding=True, truncation=True, max_length=max_tokens)
-    return enc["input_ids"].to(lm.input_device), enc["attention_mask"].to(lm.input_device)
+    def batch(self, lm: LoadedModel) -> Batch:
+        """The prompts as one left-padded batch (n, seq): each peak is column -1."""
+        return pad_token_ids(lm, self.token_ids)
 
 
 @dataclass
@@ -79,24 +66,18 @@ def _peaks(
     up to that peak and in full. One pass serves every target: it records the MLP of each target
     layer and stops at the deepest."""
     found: dict[str, list[Peak]] = {t.id: [] for t in targets}
-    deepest = max(t.layer for t in targets)
-    for start in range(0, len(texts), batch_size):
-        ids, attn = encode_prompts(lm, texts[start : start + batch_size], max_tokens)
-        with ExitStack() as stack:
-            records = [
-                stack.enter_context(record_mlp_post(lm.model, layer, stop=layer == deepest))
-                for layer in {t.layer for t in targets}
-            ]
-            run_body(lm.model, ids, attn)
-        mlp = {layer: post for record in records for layer, post in record.items()}
-        real = real_token_mask(lm, ids, attn)  # (batch, seq)
+    start = 0
+    for batch in batches(lm, texts, max_tokens, batch_size):
+        ids, attn = batch.input_ids, batch.attention_mask
+        mlp = run_recorded(lm.model, ids, attn, mlp={t.layer for t in targets}).mlp
         for t in targets:
             acts = mlp[t.layer][..., t.neuron].float()  # (batch, seq)
-            values, peaks = acts.masked_fill(~real, float("-inf")).max(-1)  # (batch,)
+            values, peaks = acts.masked_fill(~batch.real, float("-inf")).max(-1)  # (batch,)
             for i, (value, peak) in enumerate(zip(values.tolist(), peaks.tolist(), strict=True)):
                 kept = ids[i][attn[i].bool()].tolist()
                 cut = ids[i, : peak + 1][attn[i, : peak + 1].bool()].tolist()
                 found[t.id].append((value, start + i, cut, kept))
+        start += len(ids)
     return found
 
 

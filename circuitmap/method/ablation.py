@@ -9,17 +9,14 @@ or the feature's mean activation on the corpus (mean ablation). Only those featu
 from __future__ import annotations
 
 from collections.abc import Callable
-from contextlib import ExitStack
 from dataclasses import dataclass
 
 import torch
 from sae_lens import SAE
 
+from circuitmap.model.forward import run_recorded
 from circuitmap.model.hooks import (
     edit_resid_pre,
-    record_mlp_post,
-    record_resid_pre,
-    run_body,
     start_at,
 )
 from circuitmap.model.load import LoadedModel
@@ -72,16 +69,14 @@ def ablation_forward(
     at the target layer's MLP. ``start`` (rows, seq, d_model), the clean resid_pre of ``layer``
     when it is known, skips the layers before it."""
     rows = torch.arange(input_ids.shape[0])
-    with ExitStack() as stack:
-        if start is not None:
-            stack.enter_context(start_at(lm.model, layer, start))
-        stack.enter_context(edit_resid_pre(lm.model, layer, edit))
-        resid = stack.enter_context(record_resid_pre(lm.model, read_layers)) if read_layers else {}
-        mlp = stack.enter_context(record_mlp_post(lm.model, target[0], stop=True))
-        run_body(lm.model, input_ids, attention_mask)
+    edits = [] if start is None else [start_at(lm.model, layer, start)]
+    edits.append(edit_resid_pre(lm.model, layer, edit))
+    out = run_recorded(
+        lm.model, input_ids, attention_mask, resid=read_layers, mlp=[target[0]], edits=edits
+    )
     return AblationReadout(
-        target=mlp[target[0]][rows, positions, target[1]].float().cpu(),
-        resid={m: h.float().cpu() for m, h in resid.items()},
+        target=out.mlp[target[0]][rows, positions, target[1]].float().cpu(),
+        resid={m: h.float().cpu() for m, h in out.resid.items()},
     )
 
 

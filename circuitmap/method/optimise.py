@@ -13,7 +13,8 @@ import torch
 
 from circuitmap.config import OptimConfig
 from circuitmap.errors import CircuitmapError
-from circuitmap.model.hooks import inject_rows, record_mlp_post, run_body
+from circuitmap.model.forward import run_recorded
+from circuitmap.model.hooks import inject_rows
 from circuitmap.model.load import LoadedModel
 
 
@@ -37,11 +38,8 @@ def target_activation(
 ) -> torch.Tensor:
     """(rows,) target activation at ``position`` with ``vectors[r]`` (rows, d_model) injected at
     resid_pre of ``layers[r]``; differentiable with respect to ``vectors``."""
-    with (
-        inject_rows(lm.model, layers, position, vectors),
-        record_mlp_post(lm.model, target_layer, stop=True) as mlp,
-    ):
-        run_body(lm.model, input_ids)
+    edits = [inject_rows(lm.model, layers, position, vectors)]
+    mlp = run_recorded(lm.model, input_ids, mlp=[target_layer], edits=edits).mlp
     return mlp[target_layer][:, position, neuron]
 
 

@@ -70,6 +70,23 @@ def edit_resid_pre(
 
 
 @contextmanager
+def edit_mlp_post(
+    model: nn.Module, layer: int, edit: Callable[[torch.Tensor], torch.Tensor]
+) -> Iterator[None]:
+    """Within the block, the MLP post-activation (batch, seq, d_mlp) of ``layer`` is replaced by
+    ``edit(post)`` before down_proj reads it."""
+
+    def hook(_module: nn.Module, args: tuple) -> tuple:
+        return (edit(args[0]), *args[1:])
+
+    handle = mlp_down_proj(model, layer).register_forward_pre_hook(hook)
+    try:
+        yield
+    finally:
+        handle.remove()
+
+
+@contextmanager
 def inject_resid_pre(
     model: nn.Module, layer: int, position: int, vectors: torch.Tensor
 ) -> Iterator[None]:

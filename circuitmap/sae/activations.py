@@ -7,9 +7,9 @@ from collections.abc import Iterable
 import torch
 from tqdm.auto import tqdm
 
-from circuitmap.method.baseline import left_padded, real_token_mask
-from circuitmap.model.hooks import record_resid_pre, run_body
+from circuitmap.model.forward import run_recorded
 from circuitmap.model.load import LoadedModel
+from circuitmap.model.tokens import batches
 
 
 @torch.no_grad()
@@ -31,24 +31,15 @@ def collect_activations(
     """
     store = {layer: torch.empty(n_tokens, lm.d_model, dtype=dtype) for layer in layers}
     filled = 0
-    texts = iter(texts)
     with tqdm(total=n_tokens, desc=f"activations of layers {layers}", unit="tok") as bar:
-        while filled < n_tokens:
-            batch = [t for _, t in zip(range(batch_size), texts, strict=False)]
-            if not batch:
-                break
-            with left_padded(lm.tokenizer) as tok:
-                enc = tok(
-                    batch, return_tensors="pt", padding=True, truncation=True, max_length=context
-                )
-            ids = enc["input_ids"].to(lm.input_device)
-            attn = enc["attention_mask"].to(lm.input_device)
-            with record_resid_pre(lm.model, layers, stop=True) as resid:
-                run_body(lm.model, ids, attn)
-            mask = real_token_mask(lm, ids, attn)  # (batch, seq)
-            take = min(int(mask.sum()), n_tokens - filled)
+        for batch in batches(lm, texts, context, batch_size):
+            out = run_recorded(lm.model, batch.input_ids, batch.attention_mask, resid=layers)
+            take = min(int(batch.real.sum()), n_tokens - filled)
             for layer in layers:
-                store[layer][filled : filled + take] = resid[layer][mask][:take].to("cpu", dtype)
+                real = out.resid[layer][batch.real]  # (real tokens, d_model)
+                store[layer][filled : filled + take] = real[:take].to("cpu", dtype)
             filled += take
             bar.update(take)
+            if filled == n_tokens:
+                break
     return {layer: acts[:filled] for layer, acts in store.items()}

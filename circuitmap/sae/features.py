@@ -6,6 +6,9 @@ from dataclasses import dataclass
 
 import torch
 
+from circuitmap.model.forward import run_recorded
+from circuitmap.model.load import LoadedModel
+from circuitmap.model.tokens import Batch
 from circuitmap.sae.store import LayerSAE
 
 
@@ -56,3 +59,11 @@ def feature_report(
         added=rows((acts[0] - acts[1]).topk(k).indices),
         sae_origin=layer_sae.origin,
     )
+
+
+@torch.no_grad()
+def sae_activations(lm: LoadedModel, layer_sae: LayerSAE, batch: Batch) -> torch.Tensor:
+    """The SAE features of resid_pre at ``layer_sae``'s layer on every token of ``batch``:
+    (batch, seq, d_sae), on the CPU (padding and BOS included: mask them with ``batch.real``)."""
+    resid = run_recorded(lm.model, batch.input_ids, batch.attention_mask, resid=[layer_sae.layer])
+    return layer_sae.sae.encode(resid.resid[layer_sae.layer].float()).cpu()

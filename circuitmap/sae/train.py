@@ -29,9 +29,9 @@ from tqdm.auto import tqdm
 from circuitmap.config import MapConfig, SAETrainConfig, to_dict
 from circuitmap.errors import CircuitmapError
 from circuitmap.files.corpus import load_corpus
-from circuitmap.method.baseline import left_padded, real_token_mask
 from circuitmap.model.hooks import edit_resid_pre, real_position_ids
 from circuitmap.model.load import LoadedModel, cache_root, model_id_for
+from circuitmap.model.tokens import encode
 from circuitmap.progress import progress
 from circuitmap.sae.activations import collect_activations
 from circuitmap.sae.store import own_sae_dir, own_sae_root, save_own_sae
@@ -126,10 +126,8 @@ def next_token_loss(
 ) -> float:
     """Mean next-token loss of the model on ``texts``; with ``splice`` = (sae, layer), resid_pre
     of ``layer`` is replaced by the SAE's reconstruction at every real (non-pad, non-BOS) token."""
-    with left_padded(lm.tokenizer) as tok:
-        enc = tok(texts, return_tensors="pt", padding=True, truncation=True, max_length=context)
-    ids, attn = enc["input_ids"].to(lm.input_device), enc["attention_mask"].to(lm.input_device)
-    mask = real_token_mask(lm, ids, attn)  # (batch, seq)
+    batch = encode(lm, texts, context)
+    ids, attn, mask = batch.input_ids, batch.attention_mask, batch.real  # (batch, seq) each
     labels = ids.masked_fill(~mask, -100)
     edit = nullcontext()
     if splice is not None:

@@ -21,15 +21,14 @@ from pathlib import Path
 
 import torch
 
-from circuitmap.circuit.prompts import encode_prompts
 from circuitmap.config import PatchscopeConfig
 from circuitmap.errors import CircuitmapError
 from circuitmap.files.storage import read_text_file
 from circuitmap.method.ablation import feature_directions
-from circuitmap.method.baseline import real_token_mask
 from circuitmap.method.patchscope import patchscope
-from circuitmap.model.hooks import record_resid_pre, run_body
 from circuitmap.model.load import LoadedModel
+from circuitmap.model.tokens import batches
+from circuitmap.sae.features import sae_activations
 from circuitmap.sae.store import LayerSAE
 
 _WORD = re.compile(r"[a-z][a-z0-9]+")
@@ -97,13 +96,10 @@ def top_snippets(
     """Each feature's ``n`` top-activating contexts in ``texts`` (``window`` tokens up to and
     including the token where it fires most, one per text)."""
     best: dict[int, list[tuple[float, str]]] = {f: [] for f in features}
-    for start in range(0, len(texts), 8):
-        ids, attn = encode_prompts(lm, texts[start : start + 8], 64)
-        with record_resid_pre(lm.model, [layer_sae.layer], stop=True) as resid:
-            run_body(lm.model, ids, attn)
-        acts = layer_sae.sae.encode(resid[layer_sae.layer].float())[..., features].cpu()
-        acts = acts.masked_fill(~real_token_mask(lm, ids, attn).cpu()[..., None], 0.0)
-        values, positions = acts.max(1)  # (batch, k)
+    for batch in batches(lm, texts, 64):
+        ids = batch.input_ids
+        acts = sae_activations(lm, layer_sae, batch)[..., features]  # (batch, seq, k)
+        values, positions = acts.masked_fill(~batch.real.cpu()[..., None], 0.0).max(1)
         for row in range(ids.shape[0]):
             for j, feature in enumerate(features):
                 pos = positions[row, j].item()

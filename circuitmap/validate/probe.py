@@ -9,13 +9,13 @@ from pathlib import Path
 
 import torch
 
-from circuitmap.circuit.prompts import encode_prompts
 from circuitmap.config import ModelConfig
 from circuitmap.errors import CircuitmapError, check_range
 from circuitmap.files.storage import read_text_file
-from circuitmap.method.baseline import real_token_mask
-from circuitmap.model.hooks import record_mlp_post, record_resid_pre, run_body
+from circuitmap.model.forward import run_recorded
 from circuitmap.model.load import LoadedModel, load_model
+from circuitmap.model.tokens import batches
+from circuitmap.sae.features import sae_activations
 from circuitmap.sae.store import LayerSAE
 
 EXAMPLE_SETS = ("math_notation", "licences", "definitions", "narrative")
@@ -46,15 +46,9 @@ def neuron_maxima(
 ) -> torch.Tensor:
     """(n_prompts, d_mlp): each neuron's largest MLP post-activation over a prompt's real tokens."""
     out = []
-    for start in range(0, len(prompts), batch_size):
-        ids, attn = encode_prompts(lm, prompts[start : start + batch_size], max_tokens)
-        with record_mlp_post(lm.model, layer, stop=True) as mlp:
-            run_body(lm.model, ids, attn)
-        acts = (
-            mlp[layer]
-            .float()
-            .masked_fill(~real_token_mask(lm, ids, attn)[..., None], float("-inf"))
-        )
+    for batch in batches(lm, prompts, max_tokens, batch_size):
+        mlp = run_recorded(lm.model, batch.input_ids, batch.attention_mask, mlp=[layer]).mlp
+        acts = mlp[layer].float().masked_fill(~batch.real[..., None], float("-inf"))
         out.append(acts.max(1).values.cpu())
     return torch.cat(out)
 
@@ -70,13 +64,9 @@ def feature_maxima(
 ) -> torch.Tensor:
     """(n_prompts, len(features)): each SAE feature's largest activation over real tokens."""
     out = []
-    for start in range(0, len(prompts), batch_size):
-        ids, attn = encode_prompts(lm, prompts[start : start + batch_size], max_tokens)
-        with record_resid_pre(lm.model, [layer_sae.layer], stop=True) as resid:
-            run_body(lm.model, ids, attn)
-        acts = layer_sae.sae.encode(resid[layer_sae.layer].float())[..., features].cpu()
-        acts = acts.masked_fill(~real_token_mask(lm, ids, attn).cpu()[..., None], float("-inf"))
-        out.append(acts.max(1).values)
+    for batch in batches(lm, prompts, max_tokens, batch_size):
+        acts = sae_activations(lm, layer_sae, batch)[..., features]  # (batch, seq, k)
+        out.append(acts.masked_fill(~batch.real.cpu()[..., None], float("-inf")).max(1).values)
     return torch.cat(out)
 
 

@@ -4,34 +4,30 @@ Each strength is one row of a single batched greedy decode; strength 0 is the cl
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 
 import torch
 
 from circuitmap.method.ablation import feature_directions
 from circuitmap.model.generate import greedy_decode, prompt_rows
-from circuitmap.model.hooks import edit_resid_pre, mlp_down_proj
+from circuitmap.model.hooks import edit_mlp_post, edit_resid_pre
 from circuitmap.model.load import LoadedModel
 from circuitmap.sae.store import LayerSAE
 
 
-@contextmanager
-def clamp_neuron(lm: LoadedModel, layer: int, neuron: int, values: torch.Tensor) -> Iterator[None]:
+def clamp_neuron(
+    lm: LoadedModel, layer: int, neuron: int, values: torch.Tensor
+) -> AbstractContextManager[None]:
     """Set neuron ``neuron`` of ``layer``'s MLP post-activation to ``values`` (batch,) at every
     position; NaN rows are left as they are (the clean run)."""
 
-    def hook(_m: torch.nn.Module, args: tuple) -> tuple:
-        post = args[0].clone()  # (batch, seq, d_mlp)
+    def clamp(post: torch.Tensor) -> torch.Tensor:  # (batch, seq, d_mlp)
+        post = post.clone()
         vals = values.to(post.device, post.dtype)[:, None].expand(-1, post.shape[1])  # (batch, seq)
         post[..., neuron] = torch.where(torch.isnan(vals), post[..., neuron], vals)
-        return (post, *args[1:])
+        return post
 
-    handle = mlp_down_proj(lm.model, layer).register_forward_pre_hook(hook)
-    try:
-        yield
-    finally:
-        handle.remove()
+    return edit_mlp_post(lm.model, layer, clamp)
 
 
 def _argmax(logits: torch.Tensor) -> torch.Tensor:

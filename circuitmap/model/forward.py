@@ -1,0 +1,58 @@
+"""The hooked forward: one batch through the transformer body that records what it is asked
+for (resid_pre of some layers, the MLP post-activation of others), under optional edits, and
+stops right after the deepest thing it records, so no later layer (nor the unembedding) runs.
+TransformerLens's ``run_with_cache`` and nnsight's ``.save()`` are the models of the idea."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from contextlib import AbstractContextManager, ExitStack
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from circuitmap.model.hooks import record_mlp_post, record_resid_pre, run_body
+
+
+@dataclass
+class Recorded:
+    """What one forward recorded, by layer."""
+
+    resid: dict[int, torch.Tensor]  # layer -> resid_pre (batch, seq, d_model)
+    mlp: dict[int, torch.Tensor]  # layer -> MLP post-activation (batch, seq, d_mlp)
+
+
+def run_recorded(
+    model: nn.Module,
+    input_ids: torch.Tensor,
+    attention_mask: torch.Tensor | None = None,
+    *,
+    resid: Iterable[int] = (),
+    mlp: Iterable[int] = (),
+    edits: Iterable[AbstractContextManager] = (),
+) -> Recorded:
+    """Run ``input_ids`` (batch, seq) with ``edits`` (hook context managers such as
+    :func:`~circuitmap.model.hooks.edit_resid_pre` or :func:`~circuitmap.model.hooks.start_at`,
+    entered first, so a record at an edited layer sees the edited state), recording resid_pre of
+    the ``resid`` layers and the MLP post-activation of the ``mlp`` layers; the forward stops
+    after the deepest record (the MLP of layer l runs after resid_pre of l)."""
+    resid, mlp = sorted(set(resid)), sorted(set(mlp))
+    assert resid or mlp, "a recorded forward records something"
+    stop_at_mlp = bool(mlp) and (not resid or mlp[-1] >= resid[-1])
+    with ExitStack() as stack:
+        for edit in edits:
+            stack.enter_context(edit)
+        resid_records = (
+            stack.enter_context(record_resid_pre(model, resid, stop=not stop_at_mlp))
+            if resid
+            else {}
+        )
+        mlp_records = [
+            stack.enter_context(
+                record_mlp_post(model, layer, stop=stop_at_mlp and layer == mlp[-1])
+            )
+            for layer in mlp
+        ]
+        run_body(model, input_ids, attention_mask)
+    return Recorded(resid_records, {k: v for record in mlp_records for k, v in record.items()})
