@@ -14,7 +14,7 @@ import time
 
 from reference import reference_optimise, reference_patchscope
 
-from circuitmap.config import CorpusConfig, ModelConfig, OptimConfig, PatchscopeConfig
+from circuitmap.config import CorpusConfig, ModelConfig, OptimConfig, PatchscopeConfig, Target
 from circuitmap.files.corpus import corpus_texts
 from circuitmap.method.baseline import compute_baseline
 from circuitmap.method.optimise import optimise_vector, target_activation
@@ -29,7 +29,7 @@ def main() -> None:
     parser.add_argument("--layer", type=int, default=8)
     parser.add_argument("--lr-units", default="rms")
     args = parser.parse_args()
-    pair = dict(layer=args.layer, target_layer=args.target_layer, neuron=args.neuron)
+    pair = dict(layer=args.layer, target=Target(args.target_layer, args.neuron))
 
     t = time.perf_counter()
     lm = load_model(ModelConfig())
@@ -61,8 +61,7 @@ def main() -> None:
         layers=[args.layer],
         position=-1,
         vectors=ref_x[None],
-        target_layer=args.target_layer,
-        neuron=args.neuron,
+        target=pair["target"],
     )[0].item()
 
     print(f"model load {load_s:.1f} s, baseline (100 texts) {baseline_s:.1f} s")

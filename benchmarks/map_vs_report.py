@@ -119,8 +119,7 @@ def run_reference(worker: Worker, config: MapConfig, target: Target, prompt_text
         x, _ = reference_optimise(
             lm,
             layer=layer,
-            target_layer=target.layer,
-            neuron=target.neuron,
+            target=target,
             mean=mean,
             config=config.optim,
         )
@@ -131,7 +130,7 @@ def run_reference(worker: Worker, config: MapConfig, target: Target, prompt_text
         times["effects"][layer] = reference_effects(
             lm,
             layer=layer,
-            target=(target.layer, target.neuron),
+            target=target,
             x=x,
             sae=saes[layer].sae,
             top=top,
@@ -178,8 +177,7 @@ def step_overhead(worker: Worker, config: MapConfig, target: Target, layer: int,
     baseline = worker.baseline()
     mean = baseline.means[layer]
     common = dict(
-        target_layer=target.layer,
-        neuron=target.neuron,
+        target=target,
         steps=steps,
         dummy_prompt=config.optim.dummy_prompt,
     )

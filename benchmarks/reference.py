@@ -14,7 +14,7 @@ from contextlib import ExitStack
 import torch
 from sae_lens import SAE
 
-from circuitmap.config import OptimConfig, PatchscopeConfig
+from circuitmap.config import OptimConfig, PatchscopeConfig, Target
 from circuitmap.method.ablation import ablate, control_features, feature_directions
 from circuitmap.method.optimise import initial_vector, step_size
 from circuitmap.method.patchscope import contrastive_logits, inject_position
@@ -33,8 +33,7 @@ def reference_optimise(
     lm: LoadedModel,
     *,
     layer: int,
-    target_layer: int,
-    neuron: int,
+    target: Target,
     mean: torch.Tensor,
     config: OptimConfig,
 ) -> tuple[torch.Tensor, list[float]]:
@@ -47,10 +46,10 @@ def reference_optimise(
         optimiser.zero_grad()
         with (
             inject_resid_pre(lm.model, layer, -1, x),
-            record_mlp_post(lm.model, target_layer) as mlp,
+            record_mlp_post(lm.model, target.layer) as mlp,
         ):
             lm.model(input_ids=ids)
-        act = mlp[target_layer][0, -1, neuron]
+        act = mlp[target.layer][0, -1, target.neuron]
         (-act).backward()
         optimiser.step()
         trajectory.append(act.item())
@@ -125,7 +124,7 @@ def reference_effects(
     lm: LoadedModel,
     *,
     layer: int,
-    target: tuple[int, int],
+    target: Target,
     x: torch.Tensor,
     sae: SAE,
     top: list[int],
@@ -150,11 +149,11 @@ def reference_effects(
         with ExitStack() as stack:
             stack.enter_context(edit_resid_pre(lm.model, layer, edit))
             resid = stack.enter_context(record_resid_pre(lm.model, layers)) if layers else {}
-            mlp = stack.enter_context(record_mlp_post(lm.model, target[0]))
+            mlp = stack.enter_context(record_mlp_post(lm.model, target.layer))
             position_ids = None if mask is None else real_position_ids(mask)
             lm.model(input_ids=input_ids, attention_mask=mask, position_ids=position_ids)
         reads = {m: later[m][0].encode(h.float())[..., later[m][1]] for m, h in resid.items()}
-        return mlp[target[0]][..., target[1]].float(), reads  # (rows, seq)
+        return mlp[target.layer][..., target.neuron].float(), reads  # (rows, seq)
 
     def on_x(features: list[int]) -> float:
         feats = sae.encode(x[None].float())[0, features]

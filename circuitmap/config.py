@@ -182,6 +182,10 @@ class ExplainConfig:
     sae: SAESource = field(default_factory=SAESource)
     top_k: int = 5  # SAE features reported
 
+    @property
+    def target(self) -> Target:
+        return Target(self.target_layer, self.neuron)
+
 
 @dataclass
 class Target:

@@ -405,8 +405,8 @@ def probe_cmd(
 ) -> None:
     """How the neuron (and chosen SAE features) fire on prompt sets, and the activation
     threshold that separates the first two sets."""
-    from circuitmap.model.load import cache_root, load_model
-    from circuitmap.sae.store import load_layer_sae
+    from circuitmap.model.load import load_model
+    from circuitmap.sae.store import SAEStore
     from circuitmap.validate.probe import (
         EXAMPLE_SETS,
         feature_maxima,
@@ -418,16 +418,16 @@ def probe_cmd(
 
     sets = [read_prompt_set(spec) for spec in (set or EXAMPLE_SETS)]
     lm = load_model(model_config)
-    lm.check_target(target_layer, neuron, [])
+    lm.check_target(Target(target_layer, neuron), [])
     columns = {
         f"L{target_layer} neuron {neuron}": [
             neuron_maxima(lm, p, target_layer)[:, neuron] for _, p in sets
         ]
     }
-    cache = cache_root(model_config.cache_dir)
+    saes = SAEStore.for_model(lm, sae, model_config.cache_dir)
     for spec in feature or []:
         layer, index = o.parse_feature(spec, lm.n_layers)
-        layer_sae = load_layer_sae(layer, lm.d_model, cache, lm.model_id, sae)
+        layer_sae = saes.layer(layer)
         o.check_feature(index, layer_sae.sae.cfg.d_sae)
         columns[f"L{layer} feature {index}"] = [
             feature_maxima(lm, p, layer_sae, [index])[:, 0] for _, p in sets
@@ -486,10 +486,9 @@ def steer_cmd(
     neuron (--target-layer/--neuron), and print the steered text next to the clean text."""
     from circuitmap.config import CorpusConfig
     from circuitmap.files.corpus import corpus_texts
-    from circuitmap.method.baseline import compute_baseline
     from circuitmap.model.load import cache_root, load_model
-    from circuitmap.sae.store import load_layer_sae
-    from circuitmap.validate.steer import steer_feature_scaled, steer_neuron
+    from circuitmap.sae.store import SAEStore
+    from circuitmap.validate.steer import feature_steering, neuron_clamping
 
     by_feature = layer is not None and feature is not None
     if by_feature == (target_layer is not None and neuron is not None):
@@ -497,38 +496,19 @@ def steer_cmd(
             "steer needs either --layer and --feature, or --target-layer and --neuron"
         )
     lm = load_model(model_config)
-    cache = cache_root(model_config.cache_dir)
-    texts = corpus_texts(CorpusConfig(dataset=dataset), cache)
+    texts = corpus_texts(CorpusConfig(dataset=dataset), cache_root(model_config.cache_dir))
     if by_feature:
-        layer_sae = load_layer_sae(
-            layer,
-            lm.d_model,
-            cache,
-            lm.model_id,
-            sae,
-        )
+        layer_sae = SAEStore.for_model(lm, sae, model_config.cache_dir).layer(layer)
         o.check_feature(feature, layer_sae.sae.cfg.d_sae)
-        values = o.parse_floats(strengths)
-        norm = compute_baseline(lm, texts, [layer]).vectors[layer].norm(dim=-1).mean().item()
-        out = steer_feature_scaled(lm, layer_sae, feature, prompt, values, norm, max_new_tokens)
-        labels = [f"L{layer} feature {feature} x {v:g}" for v in values]
-    else:
-        lm.check_target(target_layer, neuron, [])
-        base = compute_baseline(lm, texts, [0], target=(target_layer, neuron))
-        multiples = o.parse_floats(clamp)
-        out = steer_neuron(
-            lm,
-            target_layer,
-            neuron,
-            prompt,
-            [None] + [m * base.target_max for m in multiples],
-            max_new_tokens,
+        rows = feature_steering(
+            lm, layer_sae, feature, prompt, o.parse_floats(strengths), texts, max_new_tokens
         )
-        labels = ["clean"] + [
-            f"neuron = {m:g} x corpus max ({m * base.target_max:.2f})" for m in multiples
-        ]
+    else:
+        target = Target(target_layer, neuron)
+        lm.check_target(target, [])
+        rows = neuron_clamping(lm, target, prompt, o.parse_floats(clamp), texts, max_new_tokens)
     typer.echo(f"prompt: {prompt!r}")
-    for label, text in zip(labels, out, strict=True):
+    for label, text in rows:
         typer.echo(f"{label:>40}: {text!r}")
 
 
@@ -608,13 +588,13 @@ def restarts_cmd(
     from circuitmap.method.baseline import compute_baseline
     from circuitmap.method.restarts import restart_report
     from circuitmap.model.load import cache_root, load_model
-    from circuitmap.sae.store import load_layer_sae
+    from circuitmap.sae.store import SAEStore
 
     lm = load_model(model_config)
     chosen = o.parse_layers(layers, lm.n_layers) if layers else list(range(target_layer))
-    lm.check_target(target_layer, neuron, chosen)
+    lm.check_target(Target(target_layer, neuron), chosen)
     cache = cache_root(model_config.cache_dir)
-    saes = {layer: load_layer_sae(layer, lm.d_model, cache, lm.model_id, sae) for layer in chosen}
+    saes = SAEStore.for_model(lm, sae, model_config.cache_dir).layers(chosen)
     base = compute_baseline(lm, corpus_texts(CorpusConfig(dataset=dataset), cache), chosen)
     optim = o.optim_config(lr, lr_units, steps, seed, "mean", norm_constraint)
     typer.echo(
@@ -624,8 +604,7 @@ def restarts_cmd(
         r = restart_report(
             lm,
             saes[layer],
-            target_layer=target_layer,
-            neuron=neuron,
+            target=Target(target_layer, neuron),
             mean=base.means[layer],
             config=optim,
             n_restarts=restarts,

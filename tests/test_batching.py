@@ -113,13 +113,13 @@ def test_removals_over_groups_of_prompts_equal_one_padded_batch(lm, many_texts):
     target = Target(3, 5)
     split = top_prompts(lm, many_texts, [target], n=7, n_heldout=1, n_silent=4, max_tokens=24)
     prompts = split[target.id].build
-    run = prompt_run(lm, prompts, [1, 2], (3, 5))
+    run = prompt_run(lm, prompts, [1, 2], Target(3, 5))
     torch.manual_seed(0)
     dec = decompose(1, StandardSAE(StandardSAEConfig(d_in=lm.d_model, d_sae=16)), None, "zero")
     removed = (torch.rand(3, 16) > 0.5).float()
     removed[0] = 0.0  # row 0: nothing removed, the clean target
     error = torch.tensor([0.0, 1.0, 0.0])
-    grouped, _ = removal_forward(lm, dec, run, removed, error, (3, 5), [])
+    grouped, _ = removal_forward(lm, dec, run, removed, error, Target(3, 5), [])
     n, seq = run.input_ids.shape
     plain = ablation_forward(
         lm,
@@ -133,7 +133,7 @@ def test_removals_over_groups_of_prompts_equal_one_padded_batch(lm, many_texts):
             error.repeat_interleave(n, 0),
         ),
         positions=torch.full((3 * n,), seq - 1),
-        target=(3, 5),
+        target=Target(3, 5),
         read_layers=[],
     ).target.view(3, n)
     torch.testing.assert_close(grouped, plain, rtol=1e-4, atol=1e-4)

@@ -15,6 +15,7 @@ from circuitmap.config import (
     ModelConfig,
     OptimConfig,
     SAESource,
+    Target,
 )
 from circuitmap.errors import CircuitmapError
 from circuitmap.files.export import FORMATS, load_graph
@@ -290,8 +291,7 @@ def test_restarts_from_the_same_seed_agree_exactly(tiny_map_setup):
     run = lambda: restart_report(  # noqa: E731
         lm,
         layer_sae,
-        target_layer=3,
-        neuron=5,
+        target=Target(3, 5),
         mean=mean,
         config=OptimConfig(steps=4),
         n_restarts=3,
@@ -309,7 +309,7 @@ def test_one_batch_over_layers_and_starts_equals_separate_runs(tiny_map_setup):
     lm = load_model(ModelConfig(name=str(tiny_map_setup["model"])))
     starts = torch.randn(4, 32) * 10
     layers, lrs = [0, 1, 1, 2], [0.3, 0.1, 0.5, 0.2]
-    common = dict(target_layer=3, neuron=5, steps=4, dummy_prompt="<pad> <pad> x")
+    common = dict(target=Target(3, 5), steps=4, dummy_prompt="<pad> <pad> x")
     together, trajectory, final = optimise_rows(
         lm, layers=layers, inits=starts, lrs=lrs, norm_ranges=[(1.0, 40.0)] * 4, **common
     )

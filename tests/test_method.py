@@ -4,7 +4,7 @@ import pytest
 import torch
 from reference import reference_optimise, reference_patchscope
 
-from circuitmap.config import OptimConfig, PatchscopeConfig
+from circuitmap.config import OptimConfig, PatchscopeConfig, Target
 from circuitmap.method.baseline import compute_baseline
 from circuitmap.method.optimise import optimise_vector, target_activation
 from circuitmap.method.patchscope import contrastive_logits, patchscope
@@ -33,7 +33,7 @@ def test_baseline_mean_is_the_mean_of_last_token_resid(lm, texts):
 
 
 def test_baseline_records_the_target_maximum(lm, texts):
-    base = compute_baseline(lm, texts, [LAYER], target=(TARGET_LAYER, NEURON))
+    base = compute_baseline(lm, texts, [LAYER], target=Target(TARGET_LAYER, NEURON))
     assert base.target_max is not None and torch.isfinite(torch.tensor(base.target_max))
 
 
@@ -46,8 +46,7 @@ def test_optimisation_raises_the_target(lm, texts, units):
     result = optimise_vector(
         lm,
         layer=LAYER,
-        target_layer=TARGET_LAYER,
-        neuron=NEURON,
+        target=Target(TARGET_LAYER, NEURON),
         mean=_mean(lm, texts),
         config=OptimConfig(steps=15, lr=0.05, lr_units=units),
     )
@@ -61,8 +60,7 @@ def test_norm_constraint_keeps_x_in_range(lm, texts):
     result = optimise_vector(
         lm,
         layer=LAYER,
-        target_layer=TARGET_LAYER,
-        neuron=NEURON,
+        target=Target(TARGET_LAYER, NEURON),
         mean=mean,
         config=OptimConfig(steps=10, lr=5.0, lr_units="rms", norm_constraint=True),
         norm_range=(lo, hi),
@@ -74,10 +72,10 @@ def test_fast_optimisation_equals_the_full_model_reference(lm, texts):
     mean = _mean(lm, texts)
     config = OptimConfig(steps=5, lr=0.2)
     fast = optimise_vector(
-        lm, layer=LAYER, target_layer=TARGET_LAYER, neuron=NEURON, mean=mean, config=config
+        lm, layer=LAYER, target=Target(TARGET_LAYER, NEURON), mean=mean, config=config
     )
     ref_x, ref_traj = reference_optimise(
-        lm, layer=LAYER, target_layer=TARGET_LAYER, neuron=NEURON, mean=mean, config=config
+        lm, layer=LAYER, target=Target(TARGET_LAYER, NEURON), mean=mean, config=config
     )
     torch.testing.assert_close(fast.vector, ref_x, rtol=1e-4, atol=1e-4)
     assert fast.trajectory == pytest.approx(ref_traj, rel=1e-4, abs=1e-4)
@@ -89,7 +87,7 @@ def test_random_init_is_seeded(lm, texts):
     def run(seed):
         config = OptimConfig(steps=2, init="random", seed=seed)
         return optimise_vector(
-            lm, layer=LAYER, target_layer=TARGET_LAYER, neuron=NEURON, mean=mean, config=config
+            lm, layer=LAYER, target=Target(TARGET_LAYER, NEURON), mean=mean, config=config
         ).vector
 
     torch.testing.assert_close(run(1), run(1))
@@ -107,8 +105,7 @@ def test_batched_patchscope_equals_separate_runs(lm, texts):
     x = optimise_vector(
         lm,
         layer=LAYER,
-        target_layer=TARGET_LAYER,
-        neuron=NEURON,
+        target=Target(TARGET_LAYER, NEURON),
         mean=mean,
         config=OptimConfig(steps=5, lr=1.0),
     ).vector
@@ -139,7 +136,7 @@ def test_target_activation_is_differentiable(lm, texts):
     ids = lm.tokenizer("<pad> <pad> <pad> x", return_tensors="pt")["input_ids"]
     vec = _mean(lm, texts)[None].clone().requires_grad_(True)
     act = target_activation(
-        lm, ids, layers=[LAYER], position=-1, vectors=vec, target_layer=TARGET_LAYER, neuron=NEURON
+        lm, ids, layers=[LAYER], position=-1, vectors=vec, target=Target(TARGET_LAYER, NEURON)
     )
     act.sum().backward()
     assert vec.grad is not None and vec.grad.abs().sum() > 0

@@ -8,6 +8,7 @@ import torch
 from sae_lens import JumpReLUSAE, JumpReLUSAEConfig
 from typer.testing import CliRunner
 
+from circuitmap.config import Target
 from circuitmap.errors import CircuitmapError
 from circuitmap.model.generate import greedy_decode, prompt_rows
 from circuitmap.model.hooks import record_mlp_post, record_resid_pre, run_body
@@ -95,14 +96,16 @@ def test_clamping_sets_the_neuron_and_none_is_clean(planted):
     from circuitmap.validate.steer import clamp_neuron
 
     ids = planted.tokenizer("a circle is", return_tensors="pt")["input_ids"].repeat(2, 1)
-    with clamp_neuron(planted, LAYER, NEURON, torch.tensor([float("nan"), 7.0])):
+    with clamp_neuron(planted, Target(LAYER, NEURON), torch.tensor([float("nan"), 7.0])):
         with record_mlp_post(planted.model, LAYER, stop=True) as rec:
             run_body(planted.model, ids)
     with record_mlp_post(planted.model, LAYER, stop=True) as clean:
         run_body(planted.model, ids[:1])
     torch.testing.assert_close(rec[LAYER][0], clean[LAYER][0])
     assert (rec[LAYER][1, :, NEURON] == 7.0).all()
-    texts = steer_neuron(planted, LAYER, NEURON, "a circle is", [None, 50.0], max_new_tokens=4)
+    texts = steer_neuron(
+        planted, Target(LAYER, NEURON), "a circle is", [None, 50.0], max_new_tokens=4
+    )
     assert len(texts) == 2
 
 

@@ -4,7 +4,7 @@ import pytest
 from reference import reference_patchscope
 from typer.testing import CliRunner
 
-from circuitmap.config import ModelConfig, PatchscopeConfig
+from circuitmap.config import ModelConfig, PatchscopeConfig, Target
 from circuitmap.files.export import load_graph
 from circuitmap.method.explain import ExplainResult
 from circuitmap.method.patchscope import patchscope
@@ -208,7 +208,9 @@ def test_find_and_steer_and_restarts_run_on_the_real_model(real_lm, real_saes):
     assert len(best) == 5 and all(b.positive_mean > b.negative_mean for b in best)
     prompt = "My favourite holiday was"
     clean = greedy_decode(real_lm, prompt_rows(real_lm, prompt, 1), lambda lg: lg.argmax(-1), 8)[0]
-    steered = steer_neuron(real_lm, TARGET_LAYER, NEURON, prompt, [None, 0.0], max_new_tokens=8)
+    steered = steer_neuron(
+        real_lm, Target(TARGET_LAYER, NEURON), prompt, [None, 0.0], max_new_tokens=8
+    )
     assert steered[0] == clean
     restarts = CliRunner().invoke(
         app,

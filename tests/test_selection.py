@@ -98,14 +98,20 @@ def test_integrated_gradients_add_up_to_the_effect_of_removing_every_feature(man
 
     lm = tiny_lm("gemma3")
     split = top_prompts(lm, many_texts, [Target(3, 5)], n=7, n_heldout=1, n_silent=8)["L3.N5"]
-    run = prompt_run(lm, split.build, [1], (3, 5))
+    run = prompt_run(lm, split.build, [1], Target(3, 5))
     sae = _sae(d_model=32, d_sae=48)
     reference = torch.randn(40, 32) * 5
     dec = decompose(1, sae, reference, "silent")
-    grad = path_gradient(lm, dec, run, (3, 5), steps=512)  # the tiny model is very curved
+    grad = path_gradient(lm, dec, run, Target(3, 5), steps=512)  # the tiny model is very curved
     features, _ = attribution(dec, run, grad)  # (n, d_sae)
     removed, _ = removal_forward(
-        lm, dec, run, torch.stack([torch.zeros(48), torch.ones(48)]), torch.zeros(2), (3, 5), []
+        lm,
+        dec,
+        run,
+        torch.stack([torch.zeros(48), torch.ones(48)]),
+        torch.zeros(2),
+        Target(3, 5),
+        [],
     )  # (2, n): clean, every feature removed
     effect = removed[0] - removed[1]
     torch.testing.assert_close(features.sum(1), effect, rtol=0.02, atol=0.02 * effect.abs().max())

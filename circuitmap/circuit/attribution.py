@@ -23,6 +23,7 @@ import torch
 
 from circuitmap.circuit.decompose import LayerDecomposition
 from circuitmap.circuit.prompts import Prompts
+from circuitmap.config import Target
 from circuitmap.model.forward import run_recorded
 from circuitmap.model.hooks import (
     edit_resid_pre,
@@ -74,9 +75,7 @@ class PromptRun:
         return groups
 
 
-def prompt_run(
-    lm: LoadedModel, prompts: Prompts, layers: list[int], target: tuple[int, int]
-) -> PromptRun:
+def prompt_run(lm: LoadedModel, prompts: Prompts, layers: list[int], target: Target) -> PromptRun:
     """Encode ``prompts``, record resid_pre at ``layers`` and the gradient of the target
     (layer, neuron) with respect to each, in one forward (stopped at the target) and one
     backward."""
@@ -91,14 +90,14 @@ def prompt_run(
             batch.input_ids,
             batch.attention_mask,
             resid=layers,
-            mlp=[target[0]],
+            mlp=[target.layer],
             edits=[edit_resid_pre(lm.model, min(layers), leaf)],
         )
         resid = out.resid
         for hidden in resid.values():
             if not hidden.is_leaf:
                 hidden.retain_grad()
-        value = out.mlp[target[0]][:, -1, target[1]].float()  # (n,)
+        value = out.mlp[target.layer][:, -1, target.neuron].float()  # (n,)
         value.sum().backward()
     return PromptRun(
         batch.input_ids,
@@ -114,7 +113,7 @@ def path_gradient(
     lm: LoadedModel,
     dec: LayerDecomposition,
     run: PromptRun,
-    target: tuple[int, int],
+    target: Target,
     steps: int,
 ) -> torch.Tensor:
     """The gradient of the target with respect to resid_pre of ``dec``'s layer (n, seq,
@@ -135,10 +134,10 @@ def path_gradient(
                     lm.model,
                     part.input_ids,
                     part.attention_mask,
-                    mlp=[target[0]],
+                    mlp=[target.layer],
                     edits=[start_at(lm.model, dec.layer, point)],
                 ).mlp
-                mlp[target[0]][:, -1, target[1]].float().sum().backward()
+                mlp[target.layer][:, -1, target.neuron].float().sum().backward()
             total[rows, total.shape[1] - clean.shape[1] :] += point.grad.float().cpu()
     return total / steps
 

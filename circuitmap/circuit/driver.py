@@ -154,8 +154,8 @@ def check_targets(config: MapConfig, shape: tuple[int, int]) -> None:
         raise CircuitmapError("a map needs at least one target")
     deepest = max(t.layer for t in config.targets)
     for t in config.targets:
-        check_target(shape, t.layer, t.neuron, [])
-    check_target(shape, deepest, 0, config.layers or [])
+        check_target(shape, t, [])
+    check_target(shape, Target(deepest, 0), config.layers or [])
     for t in config.targets:
         if not config.upstream_layers(t):
             raise CircuitmapError(

@@ -27,7 +27,7 @@ from circuitmap.circuit.attribution import PromptRun
 from circuitmap.circuit.decompose import LayerDecomposition
 from circuitmap.circuit.selection import Selection
 from circuitmap.circuit.sweep import TargetSweep
-from circuitmap.config import MapConfig
+from circuitmap.config import MapConfig, Target
 from circuitmap.files.storage import atomic_write_json, read_json
 from circuitmap.method.ablation import ablation_forward, control_features, necessity
 from circuitmap.model.load import LoadedModel
@@ -130,7 +130,7 @@ def _on_vector(
         layer=dec.layer,
         edit=put_rows,
         positions=torch.full((len(groups),), last),
-        target=(target.layer, target.neuron),
+        target=target,
         read_layers=[],
     ).target
 
@@ -141,7 +141,7 @@ def removal_forward(
     run: PromptRun,
     removed: torch.Tensor,
     error: torch.Tensor,
-    target: tuple[int, int],
+    target: Target,
     read_layers: list[int],
 ) -> tuple[torch.Tensor, dict[int, torch.Tensor]]:
     """Every removal (``removed``: (C, d_sae), ``error``: (C,), see
@@ -217,7 +217,7 @@ def layer_effects(
     errors[len(kept) + 1] = True
     removed, error = removal_masks(dec.directions.shape[0], groups, errors)
     t_p, resid = removal_forward(
-        lm, dec, run, removed, error, (target.layer, target.neuron), read
+        lm, dec, run, removed, error, target, read
     )  # (C, n), later layer -> per group (C, n_group, seq_group, d_model)
     drops = t_p[0] - t_p[1:]  # (C - 1, n): drop per removal and prompt
     clean_p = t_p[0].mean().item()

@@ -30,6 +30,7 @@ from circuitmap.circuit.attribution import PromptRun
 from circuitmap.circuit.decompose import LayerDecomposition
 from circuitmap.circuit.effects import removal_forward, removal_masks
 from circuitmap.circuit.selection import Selection
+from circuitmap.config import Target
 from circuitmap.files.storage import atomic_write_json, read_json
 from circuitmap.model.forward import run_recorded
 from circuitmap.model.hooks import edit_resid_pre, start_at
@@ -107,7 +108,7 @@ def layer_faithfulness(
     lm: LoadedModel,
     dec: LayerDecomposition,
     run: PromptRun,
-    target: tuple[int, int],
+    target: Target,
     kept: list[int],
     ranked: list[int],
     random: list[int],
@@ -173,7 +174,7 @@ def joint_target(
     lm: LoadedModel,
     decompositions: dict[int, LayerDecomposition],
     run: PromptRun,
-    target: tuple[int, int],
+    target: Target,
     keep: list[dict[int, list[int] | None]],
 ) -> list[float]:
     """The mean target over the prompts with every mapped layer edited at once, error terms
@@ -189,7 +190,7 @@ def _joint_group(
     lm: LoadedModel,
     decompositions: dict[int, LayerDecomposition],
     run: PromptRun,
-    target: tuple[int, int],
+    target: Target,
     keep: list[dict[int, list[int] | None]],
 ) -> torch.Tensor:
     """:func:`joint_target` on one group of prompts: the target (len(keep), n)."""
@@ -215,8 +216,8 @@ def _joint_group(
 
         edits.append(edit_resid_pre(lm.model, layer, edit))
     ids, attn = run.input_ids.repeat(rows, 1), run.attention_mask.repeat(rows, 1)
-    mlp = run_recorded(lm.model, ids, attn, mlp=[target[0]], edits=edits).mlp
-    return mlp[target[0]][:, seq - 1, target[1]].float().cpu().view(rows, n)
+    mlp = run_recorded(lm.model, ids, attn, mlp=[target.layer], edits=edits).mlp
+    return mlp[target.layer][:, seq - 1, target.neuron].float().cpu().view(rows, n)
 
 
 def measure(
@@ -228,8 +229,7 @@ def measure(
 ) -> Faithfulness:
     """Every figure of the module docstring for ``selection`` on the held-out ``run``."""
     start = time.perf_counter()
-    t = selection.target
-    target = (t.layer, t.neuron)
+    target = selection.target
     layers, randoms = {}, {}
     for layer, dec in sorted(decompositions.items()):
         chosen = selection.layers[layer]

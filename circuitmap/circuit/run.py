@@ -21,7 +21,7 @@ from circuitmap.files.corpus import corpus_texts
 from circuitmap.files.export import FORMATS, GRAPH_FILE, export, load_graph, node_link_json
 from circuitmap.files.storage import atomic_write_text, check_run_dir, writable_dir
 from circuitmap.model.load import LoadedModel, cache_root
-from circuitmap.sae.store import load_layer_sae
+from circuitmap.sae.store import SAEStore
 from circuitmap.validate.labels import (
     LabelRow,
     causal_description,
@@ -97,6 +97,7 @@ def relabel(
     layers = config.all_layers()
     baseline = run_baseline(config, run_dir, LocalExecutor(config, lm))
     pool = corpus_texts(config.corpus, cache_root(config.model.cache_dir), n=config.prompt_pool)
+    saes = SAEStore.for_model(lm, config.sae, config.model.cache_dir)
     rows = []
     for layer in layers:
         nodes = [
@@ -106,9 +107,7 @@ def relabel(
         ]
         if not nodes:
             continue
-        layer_sae = load_layer_sae(
-            layer, lm.d_model, cache_root(config.model.cache_dir), lm.model_id, config.sae
-        )
+        layer_sae = saes.layer(layer)
         log(f"layer {layer}: describing {len(nodes)} features ...")
         snippets = top_snippets(lm, layer_sae, [d["index"] for _, d in nodes], pool, n=n_snippets)
         for node, d in nodes:

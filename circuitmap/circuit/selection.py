@@ -86,7 +86,7 @@ def select_circuit(
     start = time.perf_counter()
     clean = run.target.mean().item()
     scale = clean if clean > 0 else 1.0
-    target = (sweep.target.layer, sweep.target.neuron)
+    target = sweep.target
     layers = {}
     for layer, dec in sorted(decompositions.items()):
         grad = None

@@ -97,8 +97,7 @@ def sweep_target(
     vectors, trajectories, final = optimise_rows(
         lm,
         layers=rows,
-        target_layer=target.layer,
-        neuron=target.neuron,
+        target=target,
         inits=inits,
         lrs=[step_size(config.optim, baseline.means[layer]) for layer in rows],
         steps=config.optim.steps,

@@ -20,7 +20,7 @@ from circuitmap.config import MapConfig, Target
 from circuitmap.files.corpus import corpus_texts
 from circuitmap.method.baseline import Baseline, compute_baseline
 from circuitmap.model.load import LoadedModel, cache_root, load_model
-from circuitmap.sae.store import LayerSAE, load_layer_sae
+from circuitmap.sae.store import LayerSAE, SAEStore
 from circuitmap.validate.probe import read_prompt_set
 
 
@@ -30,7 +30,7 @@ class Worker:
     def __init__(self, config: MapConfig, lm: LoadedModel | None = None) -> None:
         self.config = config
         self._lm = lm
-        self._saes: dict[int, LayerSAE] = {}
+        self._saes: SAEStore | None = None
         # Per target id: its prompts encoded once (by part), and its layers' decompositions.
         self._runs: dict[tuple[str, str], PromptRun] = {}
         self._decompositions: dict[str, dict[int, LayerDecomposition]] = {}
@@ -43,12 +43,9 @@ class Worker:
         return self._lm
 
     def saes(self, layers: list[int]) -> dict[int, LayerSAE]:
-        for layer in layers:
-            if layer not in self._saes:
-                self._saes[layer] = load_layer_sae(
-                    layer, self.lm.d_model, self.cache, self.lm.model_id, self.config.sae
-                )
-        return {layer: self._saes[layer] for layer in layers}
+        if self._saes is None:
+            self._saes = SAEStore.for_model(self.lm, self.config.sae, self.config.model.cache_dir)
+        return self._saes.layers(layers)
 
     def baseline(self) -> Baseline:
         """The Mean Vectors of every mapped layer of every target, in one pass."""
@@ -87,7 +84,7 @@ class Worker:
         if key not in self._runs:
             layers = self.config.upstream_layers(target)
             prompts = getattr(split, part)
-            self._runs[key] = prompt_run(self.lm, prompts, layers, (target.layer, target.neuron))
+            self._runs[key] = prompt_run(self.lm, prompts, layers, target)
         return self._runs[key]
 
     def decompositions(

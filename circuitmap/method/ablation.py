@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import torch
 from sae_lens import SAE
 
+from circuitmap.config import Target
 from circuitmap.model.forward import run_recorded
 from circuitmap.model.hooks import (
     edit_resid_pre,
@@ -60,7 +61,7 @@ def ablation_forward(
     layer: int,
     edit: Callable[[torch.Tensor], torch.Tensor],
     positions: torch.Tensor,
-    target: tuple[int, int],
+    target: Target,
     read_layers: list[int],
     start: torch.Tensor | None = None,
 ) -> AblationReadout:
@@ -72,10 +73,10 @@ def ablation_forward(
     edits = [] if start is None else [start_at(lm.model, layer, start)]
     edits.append(edit_resid_pre(lm.model, layer, edit))
     out = run_recorded(
-        lm.model, input_ids, attention_mask, resid=read_layers, mlp=[target[0]], edits=edits
+        lm.model, input_ids, attention_mask, resid=read_layers, mlp=[target.layer], edits=edits
     )
     return AblationReadout(
-        target=out.mlp[target[0]][rows, positions, target[1]].float().cpu(),
+        target=out.mlp[target.layer][rows, positions, target.neuron].float().cpu(),
         resid={m: h.float().cpu() for m, h in out.resid.items()},
     )
 

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 import torch
 
+from circuitmap.config import Target
 from circuitmap.model.forward import run_recorded
 from circuitmap.model.load import LoadedModel
 from circuitmap.model.tokens import batches
@@ -30,7 +31,7 @@ def compute_baseline(
     *,
     max_tokens: int = 32,
     batch_size: int = 8,
-    target: tuple[int, int] | None = None,
+    target: Target | None = None,
 ) -> Baseline:
     """Mean of resid_pre at the last token of each text (last ``max_tokens`` tokens, left padding),
     for all ``layers`` in one pass per batch that stops at the deepest layer needed.
@@ -47,13 +48,13 @@ def compute_baseline(
             batch.input_ids,
             batch.attention_mask,
             resid=layers,
-            mlp=target[:1] if target else (),
+            mlp=[target.layer] if target else (),
         )
         for layer in layers:
             # (batch, d_model): with left padding the last token is real
             lasts[layer].append(out.resid[layer][:, -1].float().cpu())
         if target and batch.real.any():
-            acts = out.mlp[target[0]][..., target[1]].float()  # (batch, seq)
+            acts = out.mlp[target.layer][..., target.neuron].float()  # (batch, seq)
             target_max = max(target_max, acts[batch.real].max().item())
     vectors = {layer: torch.cat(v) for layer, v in lasts.items()}
     norms = {layer: v.norm(dim=-1) for layer, v in vectors.items()}

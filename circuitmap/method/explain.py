@@ -37,7 +37,7 @@ from circuitmap.model.load import (
     model_shape,
 )
 from circuitmap.sae.features import FeatureReport, feature_report
-from circuitmap.sae.store import LayerSAE, check_sae_folders, load_layer_sae
+from circuitmap.sae.store import LayerSAE, SAEStore, check_sae_folders
 
 Log = Callable[[str], None]
 
@@ -93,14 +93,15 @@ def explain(
     seconds = {}
     start = time.perf_counter()
     if lm is None:  # target and prompt are checked before the weights load
-        check_target(model_shape(config.model), config.target_layer, config.neuron, [config.layer])
+        check_target(model_shape(config.model), config.target, [config.layer])
         check_prompt(load_tokenizer(config.model), config.patchscope)
         check_sae_folders(config.sae, [config.layer])
         log(f"loading model {config.model.name} ...")
         lm = load_model(config.model)
         seconds["load_model"] = time.perf_counter() - start
     layer, target_layer, neuron = config.layer, config.target_layer, config.neuron
-    lm.check_target(target_layer, neuron, [layer])
+    target = config.target
+    lm.check_target(target, [layer])
     check_prompt(lm.tokenizer, config.patchscope)
     layer_sae = _find_sae(lm, config, log)  # a given SAE source that fails stops the run here
 
@@ -113,7 +114,7 @@ def explain(
         [layer],
         max_tokens=config.corpus.max_tokens,
         batch_size=config.corpus.batch_size,
-        target=(target_layer, neuron),
+        target=target,
     )
     mean = base.means[layer]
     seconds["baseline"] = time.perf_counter() - t
@@ -123,8 +124,7 @@ def explain(
     optim = optimise_vector(
         lm,
         layer=layer,
-        target_layer=target_layer,
-        neuron=neuron,
+        target=target,
         mean=mean,
         config=config.optim,
         norm_range=base.norm_ranges[layer],
@@ -137,8 +137,7 @@ def explain(
             layers=[layer],
             position=-1,
             vectors=mean[None],
-            target_layer=target_layer,
-            neuron=neuron,
+            target=target,
         )[0].item()
     seconds["optimise"] = time.perf_counter() - t
 
@@ -174,13 +173,11 @@ def explain(
 
 def _find_sae(lm: LoadedModel, config: ExplainConfig, log: Log) -> LayerSAE | None:
     """The SAE of the layer; without an explicit SAE source, a missing SAE skips the step."""
-    source = config.sae
+    store = SAEStore.for_model(lm, config.sae, config.model.cache_dir)
     try:
-        return load_layer_sae(
-            config.layer, lm.d_model, cache_root(config.model.cache_dir), lm.model_id, source
-        )
+        return store.layer(config.layer)
     except CircuitmapError as exc:
-        if source.release or source.path or source.sae_dir:
+        if store.explicit:
             raise
         log(f"SAE step skipped: {exc}")
         return None

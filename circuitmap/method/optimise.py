@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 import torch
 
-from circuitmap.config import OptimConfig
+from circuitmap.config import OptimConfig, Target
 from circuitmap.errors import CircuitmapError
 from circuitmap.model.forward import run_recorded
 from circuitmap.model.hooks import inject_rows
@@ -33,14 +33,13 @@ def target_activation(
     layers: list[int],
     position: int,
     vectors: torch.Tensor,
-    target_layer: int,
-    neuron: int,
+    target: Target,
 ) -> torch.Tensor:
     """(rows,) target activation at ``position`` with ``vectors[r]`` (rows, d_model) injected at
     resid_pre of ``layers[r]``; differentiable with respect to ``vectors``."""
     edits = [inject_rows(lm.model, layers, position, vectors)]
-    mlp = run_recorded(lm.model, input_ids, mlp=[target_layer], edits=edits).mlp
-    return mlp[target_layer][:, position, neuron]
+    mlp = run_recorded(lm.model, input_ids, mlp=[target.layer], edits=edits).mlp
+    return mlp[target.layer][:, position, target.neuron]
 
 
 def initial_vector(mean: torch.Tensor, config: OptimConfig) -> torch.Tensor:
@@ -67,8 +66,7 @@ def optimise_rows(
     lm: LoadedModel,
     *,
     layers: list[int],
-    target_layer: int,
-    neuron: int,
+    target: Target,
     inits: torch.Tensor,
     lrs: list[float],
     steps: int,
@@ -96,8 +94,7 @@ def optimise_rows(
             layers=layers,
             position=-1,
             vectors=torch.stack(xs),
-            target_layer=target_layer,
-            neuron=neuron,
+            target=target,
         )
 
     for _ in range(steps):
@@ -120,8 +117,7 @@ def optimise_vector(
     lm: LoadedModel,
     *,
     layer: int,
-    target_layer: int,
-    neuron: int,
+    target: Target,
     mean: torch.Tensor,
     config: OptimConfig,
     norm_range: tuple[float, float] | None = None,
@@ -132,8 +128,7 @@ def optimise_vector(
     vectors, trajectory, final = optimise_rows(
         lm,
         layers=[layer],
-        target_layer=target_layer,
-        neuron=neuron,
+        target=target,
         inits=initial_vector(mean, config)[None],
         lrs=[lr],
         steps=config.steps,

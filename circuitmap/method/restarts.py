@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 import torch
 
-from circuitmap.config import OptimConfig
+from circuitmap.config import OptimConfig, Target
 from circuitmap.method.optimise import initial_vector, optimise_rows, step_size
 from circuitmap.model.load import LoadedModel
 from circuitmap.sae.store import LayerSAE
@@ -53,8 +53,7 @@ def restart_report(
     lm: LoadedModel,
     layer_sae: LayerSAE,
     *,
-    target_layer: int,
-    neuron: int,
+    target: Target,
     mean: torch.Tensor,
     config: OptimConfig,
     n_restarts: int,
@@ -67,8 +66,7 @@ def restart_report(
     vectors, _, final = optimise_rows(
         lm,
         layers=[layer_sae.layer] * len(starts),
-        target_layer=target_layer,
-        neuron=neuron,
+        target=target,
         inits=starts,
         lrs=[step_size(config, mean)] * len(starts),
         steps=config.steps,

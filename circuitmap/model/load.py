@@ -13,7 +13,7 @@ import torch
 from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer, PreTrainedModel
 from transformers.tokenization_utils_base import PreTrainedTokenizerBase
 
-from circuitmap.config import EMBEDDED_MODEL, ModelConfig
+from circuitmap.config import EMBEDDED_MODEL, ModelConfig, Target
 from circuitmap.errors import CircuitmapError, check_range
 from circuitmap.model.hooks import decoder_layers, mlp_down_proj
 
@@ -56,17 +56,18 @@ class LoadedModel:
     def input_device(self) -> torch.device:
         return self.model.get_input_embeddings().weight.device
 
-    def check_target(self, target_layer: int, neuron: int, layers: list[int]) -> None:
+    def check_target(self, target: Target, layers: list[int]) -> None:
         """One-line errors for a target or upstream layer outside the model."""
-        check_target((self.n_layers, self.d_mlp), target_layer, neuron, layers)
+        check_target((self.n_layers, self.d_mlp), target, layers)
 
 
-def check_target(shape: tuple[int, int], target_layer: int, neuron: int, layers: list[int]) -> None:
+def check_target(shape: tuple[int, int], target: Target, layers: list[int]) -> None:
     """One-line errors for a target or upstream layer outside a model of ``shape``
     (decoder layers, MLP width)."""
     n_layers, d_mlp = shape
+    target_layer = target.layer
     check_range("target layer", target_layer, 0, n_layers - 1)
-    check_range("neuron", neuron, 0, d_mlp - 1)
+    check_range("neuron", target.neuron, 0, d_mlp - 1)
     if layers and target_layer == 0:
         raise CircuitmapError(
             "target layer 0 has no upstream layer: choose a target layer of at least 1"

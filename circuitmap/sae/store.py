@@ -15,13 +15,17 @@ import shutil
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sae_lens import SAE
 
 from circuitmap.config import SAESource, fill_layer
 from circuitmap.errors import CircuitmapError
 from circuitmap.files.storage import atomic_write_json, read_json
+from circuitmap.model.load import cache_root
+
+if TYPE_CHECKING:
+    from circuitmap.model.load import LoadedModel
 
 QUALITY_FILE = "quality.json"
 _HOOK_RE = re.compile(r"blocks\.(\d+)\.hook_resid_(pre|post)")
@@ -137,6 +141,35 @@ def load_layer_sae(
             f"stream has size {d_model}"
         )
     return loaded
+
+
+class SAEStore:
+    """The SAEs one model reads from one source, each loaded once: ``store.layer(l)`` is the
+    SAE for resid_pre of layer l (or a one-line error that says how to get one)."""
+
+    def __init__(self, source: SAESource, d_model: int, model_id: str, cache: Path) -> None:
+        self.source, self.d_model, self.model_id, self.cache = source, d_model, model_id, cache
+        self._loaded: dict[int, LayerSAE] = {}
+
+    @classmethod
+    def for_model(cls, lm: LoadedModel, source: SAESource, cache_dir: str | None) -> SAEStore:
+        """The store for ``lm``, with circuitmap's own SAEs under the cache ``cache_dir``."""
+        return cls(source, lm.d_model, lm.model_id, cache_root(cache_dir))
+
+    def layer(self, layer: int) -> LayerSAE:
+        if layer not in self._loaded:
+            self._loaded[layer] = load_layer_sae(
+                layer, self.d_model, self.cache, self.model_id, self.source
+            )
+        return self._loaded[layer]
+
+    def layers(self, layers: list[int]) -> dict[int, LayerSAE]:
+        return {layer: self.layer(layer) for layer in layers}
+
+    @property
+    def explicit(self) -> bool:
+        """Whether the user named the source (else: circuitmap's own SAEs in the cache)."""
+        return bool(self.source.release or self.source.path or self.source.sae_dir)
 
 
 def save_own_sae(sae: Any, folder: Path, quality: dict[str, Any]) -> None:

@@ -8,7 +8,9 @@ from contextlib import AbstractContextManager
 
 import torch
 
+from circuitmap.config import Target
 from circuitmap.method.ablation import feature_directions
+from circuitmap.method.baseline import compute_baseline
 from circuitmap.model.generate import greedy_decode, prompt_rows
 from circuitmap.model.hooks import edit_mlp_post, edit_resid_pre
 from circuitmap.model.load import LoadedModel
@@ -16,10 +18,11 @@ from circuitmap.sae.store import LayerSAE
 
 
 def clamp_neuron(
-    lm: LoadedModel, layer: int, neuron: int, values: torch.Tensor
+    lm: LoadedModel, target: Target, values: torch.Tensor
 ) -> AbstractContextManager[None]:
-    """Set neuron ``neuron`` of ``layer``'s MLP post-activation to ``values`` (batch,) at every
-    position; NaN rows are left as they are (the clean run)."""
+    """Set the target neuron's MLP post-activation to ``values`` (batch,) at every position; NaN
+    rows are left as they are (the clean run)."""
+    neuron = target.neuron
 
     def clamp(post: torch.Tensor) -> torch.Tensor:  # (batch, seq, d_mlp)
         post = post.clone()
@@ -27,7 +30,7 @@ def clamp_neuron(
         post[..., neuron] = torch.where(torch.isnan(vals), post[..., neuron], vals)
         return post
 
-    return edit_mlp_post(lm.model, layer, clamp)
+    return edit_mlp_post(lm.model, target.layer, clamp)
 
 
 def _argmax(logits: torch.Tensor) -> torch.Tensor:
@@ -56,15 +59,14 @@ def steer_feature(
 
 def steer_neuron(
     lm: LoadedModel,
-    layer: int,
-    neuron: int,
+    target: Target,
     prompt: str,
     values: list[float | None],
     max_new_tokens: int = 20,
 ) -> list[str]:
     """Text generated with the neuron clamped to each of ``values`` (None: clean), one row each."""
     clamp = torch.tensor([float("nan") if v is None else v for v in values])
-    with clamp_neuron(lm, layer, neuron, clamp):
+    with clamp_neuron(lm, target, clamp):
         return greedy_decode(lm, prompt_rows(lm, prompt, len(values)), _argmax, max_new_tokens)
 
 
@@ -83,3 +85,39 @@ def steer_feature_scaled(
     return steer_feature(
         lm, layer_sae, feature, prompt, [s * resid_norm / unit for s in strengths], max_new_tokens
     )
+
+
+def feature_steering(
+    lm: LoadedModel,
+    layer_sae: LayerSAE,
+    feature: int,
+    prompt: str,
+    strengths: list[float],
+    texts: list[str],
+    max_new_tokens: int = 20,
+) -> list[tuple[str, str]]:
+    """(label, text) per strength of :func:`steer_feature_scaled`, the typical residual norm
+    measured on the last tokens of ``texts``."""
+    layer = layer_sae.layer
+    norm = compute_baseline(lm, texts, [layer]).vectors[layer].norm(dim=-1).mean().item()
+    out = steer_feature_scaled(lm, layer_sae, feature, prompt, strengths, norm, max_new_tokens)
+    return [
+        (f"L{layer} feature {feature} x {v:g}", text)
+        for v, text in zip(strengths, out, strict=True)
+    ]
+
+
+def neuron_clamping(
+    lm: LoadedModel,
+    target: Target,
+    prompt: str,
+    multiples: list[float],
+    texts: list[str],
+    max_new_tokens: int = 20,
+) -> list[tuple[str, str]]:
+    """(label, text) for the clean run and the neuron clamped to each multiple of its largest
+    activation on ``texts``."""
+    top = compute_baseline(lm, texts, [0], target=target).target_max
+    out = steer_neuron(lm, target, prompt, [None] + [m * top for m in multiples], max_new_tokens)
+    labels = ["clean"] + [f"neuron = {m:g} x corpus max ({m * top:.2f})" for m in multiples]
+    return list(zip(labels, out, strict=True))
