@@ -6,26 +6,49 @@ import dataclasses
 import math
 import typing
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar
 
 from circuitmap.errors import CircuitmapError
 
 T = TypeVar("T")
 
 EMBEDDED_MODEL = "embedded"
-SELECTIONS = ("attribution", "activation")
-EXECUTORS = ("local", "ray")
-ABLATIONS = ("silent", "zero", "mean")
-
-
 MAX_NEW_TOKENS = 512  # the longest Patchscope decode (a longer one would run for minutes)
-DTYPES = ("float32", "bfloat16", "float16", "auto")
+
+# The options that take one of a few words: config fields of these types are checked when the
+# config is built, and the CLI lists the same words.
+SelectMethod = Literal["attribution", "activation"]
+Ablation = Literal["silent", "zero", "mean"]
+ExecutorName = Literal["local", "ray"]
+DType = Literal["float32", "bfloat16", "float16", "auto"]
+LrUnits = Literal["rms", "raw"]
+Init = Literal["mean", "random"]
+SAEHook = Literal["resid_post", "resid_pre"]
+Architecture = Literal["topk", "jumprelu"]
 
 
-def check_choice(name: str, value: str, choices: tuple[str, ...]) -> None:
-    """A one-line error unless ``value`` is one of ``choices``."""
-    if value not in choices:
-        raise CircuitmapError(f"{name} {value!r} is not supported: use {' | '.join(choices)}")
+def choices(literal: Any) -> tuple[str, ...]:
+    """The words a ``Literal`` type allows."""
+    return typing.get_args(literal)
+
+
+SELECTIONS = choices(SelectMethod)
+EXECUTORS = choices(ExecutorName)
+
+
+def check_choice(name: str, value: str, allowed: tuple[str, ...]) -> None:
+    """A one-line error unless ``value`` is one of ``allowed``."""
+    if value not in allowed:
+        raise CircuitmapError(f"{name} {value!r} is not supported: use {' | '.join(allowed)}")
+
+
+def check_literals(config: Any) -> None:
+    """A one-line error for any ``Literal``-typed field of the dataclass ``config`` that holds
+    another value."""
+    hints = typing.get_type_hints(type(config))
+    for f in dataclasses.fields(config):
+        if typing.get_origin(hints[f.name]) is Literal:
+            check_choice(f.name, getattr(config, f.name), choices(hints[f.name]))
 
 
 def fill_layer(template: str, layer: int, option: str) -> str:
@@ -58,11 +81,11 @@ class ModelConfig:
 
     name: str = EMBEDDED_MODEL
     device: str = "cpu"
-    dtype: str = "float32"
+    dtype: DType = "float32"
     cache_dir: str | None = None
 
     def __post_init__(self) -> None:
-        check_choice("dtype", self.dtype, DTYPES)
+        check_literals(self)
 
 
 @dataclass
@@ -101,17 +124,16 @@ class OptimConfig:
     lr: float = 0.05
     steps: int = 50
     seed: int = 0
-    lr_units: str = "rms"
+    lr_units: LrUnits = "rms"
     norm_constraint: bool = False
-    init: str = "mean"
+    init: Init = "mean"
     dummy_prompt: str = "<pad> <pad> <pad> x"
 
     def __post_init__(self) -> None:
         if not (isinstance(self.lr, int | float) and math.isfinite(self.lr) and self.lr > 0):
             raise CircuitmapError(f"lr {self.lr} is not valid: use a finite number above 0")
         check_number("steps", self.steps, 1, 100_000)
-        check_choice("lr_units", self.lr_units, ("rms", "raw"))
-        check_choice("init", self.init, ("mean", "random"))
+        check_literals(self)
 
 
 @dataclass
@@ -137,11 +159,11 @@ class SAESource:
     release: str | None = None  # sae-lens release, e.g. gemma-scope-2b-pt-res-canonical
     sae_id: str | None = None  # e.g. layer_{layer}/width_16k/canonical
     path: str | None = None  # local folder (cfg.json + sae_weights.safetensors), templated
-    hook: str = "resid_post"  # the hook the release's layer numbers name
+    hook: SAEHook = "resid_post"  # the hook the release's layer numbers name
     sae_dir: str | None = None  # circuitmap's own SAEs [default: cache/saes/<model id>]
 
     def __post_init__(self) -> None:
-        check_choice("SAE hook", self.hook, ("resid_post", "resid_pre"))
+        check_literals(self)
         if self.release and not self.sae_id:
             raise CircuitmapError(
                 "--sae-release needs --sae-id (e.g. layer_{layer}/width_16k/canonical)"
@@ -155,7 +177,7 @@ class SAESource:
 class SAETrainConfig:
     """How circuitmap trains an SAE for one resid_pre layer."""
 
-    architecture: str = "topk"  # topk | jumprelu
+    architecture: Architecture = "topk"
     width: int = 2048
     k: int = 64  # TopK: active latents per token (L0 bar: <= 64)
     l0_coefficient: float = 1.0  # JumpReLU: sparsity penalty
@@ -166,6 +188,11 @@ class SAETrainConfig:
     lr: float = 1e-3
     seed: int = 0
     eval_texts: int = 8  # texts for the spliced next-token loss
+
+    def __post_init__(self) -> None:
+        check_literals(self)
+        for name in ("width", "k", "n_tokens", "eval_tokens", "context", "batch_tokens"):
+            check_number(name, getattr(self, name), 1)
 
 
 @dataclass
@@ -217,14 +244,14 @@ class MapConfig:
     # (activation - silent mean) x d(target)/d(feature) summed over the build prompts and keeps
     # them until they carry ``share`` of the layer's positive attribution, at most
     # ``max_features``; "activation" is the report's top ``top_k`` by activation on X_l.
-    select: str = "attribution"
+    select: SelectMethod = "attribution"
     ig_steps: int = 2  # attribution along the path from the reference (0: the clean gradient)
     max_features: int = 40
     share: float = 0.9
     top_k: int = 5  # SAE features of X_l reported per layer (and kept with --select activation)
     # What "removed" means: "silent" replaces a feature (or the error term) by its mean over
     # tokens of texts where the target is silent; "zero"; "mean" (its mean over the corpus).
-    ablation: str = "silent"
+    ablation: Ablation = "silent"
     n_prompts: int = 16  # build prompts where the target fires (choose and weigh the circuit)
     effect_prompts: int = 8  # the strongest build prompts, on which nodes and edges are measured
     n_heldout: int = 16  # held-out prompts where the target fires (faithfulness only)
@@ -242,8 +269,7 @@ class MapConfig:
 
     def __post_init__(self) -> None:
         """Choices and ranges checked when the config is built (and when it is read back)."""
-        check_choice("select", self.select, SELECTIONS)
-        check_choice("ablation", self.ablation, ABLATIONS)
+        check_literals(self)
         for name in ("share", "node_threshold", "edge_threshold"):
             value = getattr(self, name)
             if not (isinstance(value, int | float) and 0 < value <= 1):

@@ -38,6 +38,7 @@ from circuitmap.circuit.faithfulness import FAITHFULNESS_FILE, Faithfulness
 from circuitmap.circuit.prompts import PromptSplit
 from circuitmap.circuit.selection import SELECTION_FILE, Selection
 from circuitmap.circuit.sweep import TargetSweep
+from circuitmap.circuit.worker import Worker
 from circuitmap.config import MapConfig, Target, from_dict, to_dict
 from circuitmap.errors import CircuitmapError
 from circuitmap.files.storage import (
@@ -108,7 +109,7 @@ def run_baseline(config: MapConfig, run_dir: Path, executor: Executor) -> Baseli
     """The Mean Vectors of all mapped layers: computed once per run, then read back."""
     base = load_baseline(run_dir, config.all_layers())
     if base is None:
-        base = executor.call("baseline")
+        base = executor.call(Worker.baseline)
         save_baseline(run_dir, base)
     return base
 
@@ -122,7 +123,7 @@ def _prompts(config: MapConfig, run_dir: Path, executor: Executor) -> dict[str, 
             chosen[t.id] = PromptSplit.from_dict(read_json(path))
     missing = [t for t in config.targets if t.id not in chosen]
     if missing:
-        found = executor.call("prompts", missing)
+        found = executor.call(Worker.prompts, missing)
         for t in missing:
             chosen[t.id] = found[t.id]
             atomic_write_json(target_dir(run_dir, t) / "prompts.json", found[t.id].to_dict())
@@ -200,19 +201,19 @@ def map_circuit(
     def after_selection(selection: Selection) -> list[Call]:
         t = selection.target
         calls = [
-            Call("effects", (selection, sweeps[t.id], layer, prompts[t.id], baseline))
+            Call(Worker.effects, (selection, sweeps[t.id], layer, prompts[t.id], baseline))
             for layer in reversed(config.upstream_layers(t))
             if layer not in effects[t.id]
         ]
         if config.faithfulness and t.id not in faithfulness:
-            calls.append(Call("faithfulness", (selection, prompts[t.id], baseline)))
+            calls.append(Call(Worker.faithfulness, (selection, prompts[t.id], baseline)))
         return calls
 
     def after_sweep(sweep: TargetSweep) -> list[Call]:
         t = sweep.target
         if t.id in selections:
             return after_selection(selections[t.id])
-        return [Call("select", (sweep, prompts[t.id], baseline))]
+        return [Call(Worker.select, (sweep, prompts[t.id], baseline))]
 
     def follow(call: Call, result: Any) -> list[Call]:
         if isinstance(result, TargetSweep):
@@ -253,7 +254,7 @@ def map_circuit(
         if t.id in sweeps:
             calls += after_sweep(sweeps[t.id])
         else:
-            calls.append(Call("sweep", (t, baseline)))
+            calls.append(Call(Worker.sweep, (t, baseline)))
     units = sum(  # per target: sweep, selection, layers and faithfulness still to do
         (t.id not in sweeps)
         + (t.id not in selections)

@@ -20,9 +20,10 @@ from circuitmap.model.load import LoadedModel
 
 @dataclass
 class Call:
-    """One unit of work: ``Worker.<method>(*args)``."""
+    """One unit of work: ``unit(worker, *args)``, ``unit`` a :class:`Worker` method named by
+    reference (``Call(Worker.sweep, (target, baseline))``)."""
 
-    method: str
+    unit: Callable[..., Any]
     args: tuple[Any, ...]
 
 
@@ -35,8 +36,8 @@ class LocalExecutor:
     def __init__(self, config: MapConfig, lm: LoadedModel | None = None) -> None:
         self.worker = Worker(config, lm)
 
-    def call(self, method: str, *args: Any) -> Any:
-        return getattr(self.worker, method)(*args)
+    def call(self, unit: Callable[..., Any], *args: Any) -> Any:
+        return unit(self.worker, *args)
 
     def share(self, value: Any) -> Any:
         """A handle to pass ``value`` to many calls (here: the value itself)."""
@@ -46,7 +47,7 @@ class LocalExecutor:
         queue = deque(calls)
         while queue:
             call = queue.popleft()
-            queue.extend(follow(call, self.call(call.method, *call.args)))
+            queue.extend(follow(call, self.call(call.unit, *call.args)))
 
     def close(self) -> None:
         """Nothing to release."""
@@ -89,8 +90,8 @@ class RayExecutor:
         remote = ray.remote(Worker).options(**per)
         self.actors = [remote.remote(config) for _ in range(count)]
 
-    def call(self, method: str, *args: Any) -> Any:
-        return self.ray.get(getattr(self.actors[0], method).remote(*args))
+    def call(self, unit: Callable[..., Any], *args: Any) -> Any:
+        return self.ray.get(self.actors[0].run.remote(unit, *args))
 
     def share(self, value: Any) -> Any:
         """Put ``value`` in Ray's object store once; calls receive it by reference."""
@@ -102,7 +103,7 @@ class RayExecutor:
         while queue or running:
             while queue and idle:
                 call, actor = queue.popleft(), idle.pop()
-                running[getattr(actor, call.method).remote(*call.args)] = (call, actor)
+                running[actor.run.remote(call.unit, *call.args)] = (call, actor)
             (done,), _ = self.ray.wait(list(running), num_returns=1)
             call, actor = running.pop(done)
             idle.append(actor)

@@ -3,25 +3,30 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import networkx as nx
 
 from circuitmap.circuit.driver import (
     Log,
+    check_targets,
     load_map_config,
     map_circuit,
     run_baseline,
+    start_map,
     target_dir,
 )
-from circuitmap.circuit.executors import Executor, LocalExecutor
+from circuitmap.circuit.executors import Executor, LocalExecutor, make_executor
 from circuitmap.circuit.graph import build_graph, merge_graphs, prune
-from circuitmap.config import MapConfig
+from circuitmap.config import MapConfig, SAETrainConfig
 from circuitmap.errors import CircuitmapError
 from circuitmap.files.corpus import corpus_texts
 from circuitmap.files.export import FORMATS, GRAPH_FILE, export, load_graph, node_link_json
-from circuitmap.files.storage import atomic_write_text, check_run_dir, writable_dir
-from circuitmap.model.load import LoadedModel, cache_root
-from circuitmap.sae.store import SAEStore
+from circuitmap.files.storage import atomic_write_text, check_run_dir, new_run_dir, writable_dir
+from circuitmap.method.patchscope import check_prompt
+from circuitmap.model.load import LoadedModel, cache_root, load_model, load_tokenizer, model_shape
+from circuitmap.sae.store import SAEStore, check_sae_folders
+from circuitmap.sae.train import missing_own_saes, train_missing_saes
 from circuitmap.validate.labels import (
     LabelRow,
     causal_description,
@@ -29,6 +34,73 @@ from circuitmap.validate.labels import (
     similarity,
     top_snippets,
 )
+from circuitmap.validate.probe import read_prompt_set
+
+
+def check_map(config: MapConfig) -> None:
+    """Everything a map needs, checked before any work (one-line errors): targets and layers in
+    the model, the Patchscope prompt, the SAE folders, the prompt set."""
+    check_targets(config, model_shape(config.model))
+    check_prompt(load_tokenizer(config.model), config.patchscope)
+    check_sae_folders(config.sae, config.all_layers())
+    if config.prompts:
+        read_prompt_set(config.prompts)  # readable, and not empty
+
+
+def new_map(config: MapConfig, out: Path, run_dir: Path | None = None) -> Path:
+    """Check a new map, then create its run folder (``run_dir``, or a new one under ``out``) and
+    write its config: from then on :func:`resume_map` can finish whatever fails."""
+    if run_dir is not None and run_dir.is_dir() and any(run_dir.iterdir()):
+        raise CircuitmapError(
+            f"run folder {str(run_dir)!r} is not empty: use --resume to finish it"
+        )
+    check_map(config)
+    if run_dir is None:
+        name = "map-" + "-".join(t.id for t in config.targets[:3])
+        run_dir = new_run_dir(writable_dir(out, "output folder"), name)
+    writable_dir(run_dir, "run folder")
+    start_map(config, run_dir)
+    return run_dir
+
+
+def resume_map(run_dir: Path) -> MapConfig:
+    """The config of an interrupted map, checked like a new one."""
+    config = load_map_config(run_dir)
+    check_map(config)
+    writable_dir(run_dir, "run folder")
+    return config
+
+
+def finish_map(
+    config: MapConfig,
+    run_dir: Path,
+    *,
+    executor: str = "local",
+    train_saes: bool = True,
+    sae_tokens: int = SAETrainConfig.n_tokens,
+    ray_options: dict[str, Any] | None = None,
+    log: Log = print,
+) -> tuple[nx.DiGraph, list[Path]]:
+    """Train the own SAEs the map lacks (``sae_tokens`` a layer; with ``train_saes`` off, a
+    one-line error instead), then :func:`run_map` on a ``local`` or ``ray`` executor."""
+    missing = missing_own_saes(config)
+    if missing and not train_saes:
+        raise CircuitmapError(
+            f"no SAE for resid_pre layers {missing}: make them with `circuitmap sae train "
+            f"--layers {','.join(map(str, missing))}`, drop --no-train-saes, or pass "
+            "--sae-release/--sae-id or --sae-path"
+        )
+    lm = None
+    if missing:
+        lm = load_model(config.model)
+        train_missing_saes(lm, config, SAETrainConfig(n_tokens=sae_tokens), log=log)
+    pool = make_executor(
+        executor, config, lm if executor == "local" else None, **(ray_options or {})
+    )
+    try:
+        return run_map(config, run_dir, pool, log=log)
+    finally:
+        pool.close()
 
 
 def run_map(

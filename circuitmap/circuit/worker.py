@@ -7,6 +7,9 @@ loads the model and SAEs once, on first use, and keeps each target's encoded pro
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 import torch
 
 from circuitmap.circuit.attribution import PromptRun, prompt_run
@@ -35,6 +38,10 @@ class Worker:
         self._runs: dict[tuple[str, str], PromptRun] = {}
         self._decompositions: dict[str, dict[int, LayerDecomposition]] = {}
         self.cache = cache_root(config.model.cache_dir)
+
+    def run(self, unit: Callable[..., Any], *args: Any) -> Any:
+        """``unit(self, *args)``: how an executor calls a unit of work given by reference."""
+        return unit(self, *args)
 
     @property
     def lm(self) -> LoadedModel:

@@ -11,9 +11,10 @@ from dataclasses import dataclass
 import torch
 
 from circuitmap.config import OptimConfig, Target
+from circuitmap.method.baseline import compute_baseline
 from circuitmap.method.optimise import initial_vector, optimise_rows, step_size
 from circuitmap.model.load import LoadedModel
-from circuitmap.sae.store import LayerSAE
+from circuitmap.sae.store import LayerSAE, SAEStore
 
 
 @dataclass
@@ -93,3 +94,31 @@ def compare_starts(
         / n,
         agreement={f: sum(f in t for t in others) / n for f in reference},
     )
+
+
+def restart_layers(
+    lm: LoadedModel,
+    saes: SAEStore,
+    target: Target,
+    layers: list[int],
+    texts: list[str],
+    config: OptimConfig,
+    n_restarts: int,
+    top_k: int = 5,
+) -> list[RestartReport]:
+    """:func:`restart_report` at each of ``layers``, from the Mean Vectors of ``texts`` (norms
+    clamped to the corpus range when ``config.norm_constraint``)."""
+    base = compute_baseline(lm, texts, layers)
+    return [
+        restart_report(
+            lm,
+            saes.layer(layer),
+            target=target,
+            mean=base.means[layer],
+            config=config,
+            n_restarts=n_restarts,
+            top_k=top_k,
+            norm_range=base.norm_ranges[layer],
+        )
+        for layer in layers
+    ]

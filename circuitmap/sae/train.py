@@ -42,14 +42,10 @@ _OUTLIER_NORM = 10.0  # tokens with a norm above this many medians are left out 
 def _new_training_sae(d_in: int, config: SAETrainConfig) -> TrainingSAE:
     if config.architecture == "topk":
         return TopKTrainingSAE(TopKTrainingSAEConfig(d_in=d_in, d_sae=config.width, k=config.k))
-    if config.architecture == "jumprelu":
-        cfg = JumpReLUTrainingSAEConfig(
-            d_in=d_in, d_sae=config.width, l0_coefficient=config.l0_coefficient
-        )
-        return JumpReLUTrainingSAE(cfg)
-    raise CircuitmapError(
-        f"SAE architecture {config.architecture!r} is not supported: use topk or jumprelu"
+    cfg = JumpReLUTrainingSAEConfig(  # "jumprelu"
+        d_in=d_in, d_sae=config.width, l0_coefficient=config.l0_coefficient
     )
+    return JumpReLUTrainingSAE(cfg)
 
 
 def _coefficients(sae: TrainingSAE) -> dict[str, float]:

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import torch
 
-from circuitmap.config import ModelConfig
+from circuitmap.config import ModelConfig, Target
 from circuitmap.errors import CircuitmapError, check_range
 from circuitmap.files.storage import read_text_file
 from circuitmap.model.forward import run_recorded
@@ -109,6 +109,14 @@ def find_neurons(
         NeuronScore(int(i), scores[i].item(), pos[:, i].mean().item(), neg[:, i].mean().item())
         for i in best
     ]
+
+
+def top_neurons(
+    model_config: ModelConfig, layer: int, top: int, positive: str, negative: str
+) -> list[Target]:
+    """The ``top`` neurons of ``layer`` that :func:`rank_neurons` ranks first, as targets."""
+    *_, scores = rank_neurons(model_config, layer, positive, negative, top)
+    return [Target(layer, s.neuron) for s in scores]
 
 
 def rank_neurons(
