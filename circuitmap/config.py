@@ -8,7 +8,12 @@ import typing
 from dataclasses import dataclass, field
 from typing import Any, Literal, TypeVar
 
-from circuitmap.errors import CircuitmapError
+from circuitmap.errors import (
+    CircuitmapError,
+    check_literals,
+    check_number,
+    fill_layer,
+)
 
 T = TypeVar("T")
 
@@ -34,40 +39,6 @@ def choices(literal: Any) -> tuple[str, ...]:
 
 SELECTIONS = choices(SelectMethod)
 EXECUTORS = choices(ExecutorName)
-
-
-def check_choice(name: str, value: str, allowed: tuple[str, ...]) -> None:
-    """A one-line error unless ``value`` is one of ``allowed``."""
-    if value not in allowed:
-        raise CircuitmapError(f"{name} {value!r} is not supported: use {' | '.join(allowed)}")
-
-
-def check_literals(config: Any) -> None:
-    """A one-line error for any ``Literal``-typed field of the dataclass ``config`` that holds
-    another value."""
-    hints = typing.get_type_hints(type(config))
-    for f in dataclasses.fields(config):
-        if typing.get_origin(hints[f.name]) is Literal:
-            check_choice(f.name, getattr(config, f.name), choices(hints[f.name]))
-
-
-def fill_layer(template: str, layer: int, option: str) -> str:
-    """``template`` with ``{layer}`` filled in, or a one-line error for any other field."""
-    try:
-        return template.format(layer=layer)
-    except (KeyError, IndexError, ValueError) as exc:
-        raise CircuitmapError(
-            f"{option} {template!r} is not a valid template: the only field is {{layer}} ({exc})"
-        ) from None
-
-
-def check_number(name: str, value: float, low: float, high: float = math.inf) -> None:
-    """A one-line error unless ``value`` is a finite number in [low, high]."""
-    if not (isinstance(value, int | float) and math.isfinite(value) and low <= value <= high):
-        upper = "" if high == math.inf else f" and at most {high}"
-        raise CircuitmapError(
-            f"{name} {value} is not valid: use a finite number of at least {low}{upper}"
-        )
 
 
 @dataclass

@@ -235,8 +235,8 @@ def faithfulness_cmd(
     --no-faithfulness), then adds the figures to its graph and exports."""
     import dataclasses
 
-    from circuitmap.circuit.driver import load_map_config
     from circuitmap.circuit.run import run_map
+    from circuitmap.files.runs import load_map_config
 
     from .report import print_map
 

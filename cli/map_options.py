@@ -1,15 +1,19 @@
-"""The options of `circuitmap map` that set how a circuit is built, measured and shown: their
-defaults and choices come from :class:`~circuitmap.config.MapConfig` (one source)."""
+"""The options of `circuitmap map`: which targets, how a circuit is built, measured and shown
+(defaults and choices from :class:`~circuitmap.config.MapConfig`, one source), and where Ray
+runs it."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 
-from circuitmap.config import Ablation, MapConfig, SelectMethod, choices
+from circuitmap.config import Ablation, MapConfig, ModelConfig, SelectMethod, Target, choices
+from circuitmap.errors import CircuitmapError
 
-from .options import with_options
+from .options import parse_target, read_targets, with_options
 
 _MAP = MapConfig
 
@@ -99,3 +103,94 @@ def map_settings(
 
 
 with_map_settings = with_options(map_settings, "settings")
+
+
+@dataclass
+class TargetChoice:
+    """The targets a map command names, in every form it accepts."""
+
+    target_layer: int | None
+    neuron: int | None
+    target: list[str] | None
+    targets_file: Path | None
+    find_layer: int | None
+    find_top: int
+    positive: str
+    negative: str
+
+    def resolve(self, model: ModelConfig) -> list[Target]:
+        """Every named target, in order (``--find-layer`` ranks neurons with the model)."""
+        from circuitmap.validate.probe import top_neurons
+
+        chosen = [parse_target(spec) for spec in self.target or []]
+        if self.target_layer is not None or self.neuron is not None:
+            if self.target_layer is None or self.neuron is None:
+                raise CircuitmapError("--target-layer and --neuron go together")
+            chosen.append(Target(self.target_layer, self.neuron))
+        if self.targets_file is not None:
+            chosen += read_targets(self.targets_file)
+        if self.find_layer is not None:
+            found = top_neurons(model, self.find_layer, self.find_top, self.positive, self.negative)
+            chosen += found
+        if not chosen:
+            raise CircuitmapError(
+                "map needs a target: --target-layer and --neuron, --target L:N, --targets-file, "
+                "--find-layer, or --resume RUN"
+            )
+        return chosen
+
+
+def target_choice(
+    target_layer: Annotated[
+        int | None, typer.Option(help="Layer L of the target MLP neuron.")
+    ] = None,
+    neuron: Annotated[
+        int | None, typer.Option(help="Index n of the neuron in layer L's MLP.")
+    ] = None,
+    target: Annotated[
+        list[str] | None,
+        typer.Option(help="A target as LAYER:NEURON, e.g. 12:1742; repeat for several."),
+    ] = None,
+    targets_file: Annotated[
+        Path | None, typer.Option(help="File of targets, one LAYER:NEURON per line.")
+    ] = None,
+    find_layer: Annotated[
+        int | None,
+        typer.Option(help="Also map the top neurons of `circuitmap find` at this layer."),
+    ] = None,
+    find_top: Annotated[int, typer.Option(help="How many of them.", min=1)] = 3,
+    positive: Annotated[
+        str, typer.Option(help="--find-layer: prompt set the neurons should fire on.")
+    ] = "definitions",
+    negative: Annotated[
+        str, typer.Option(help="--find-layer: prompt set they should not fire on.")
+    ] = "licences",
+) -> TargetChoice:
+    return TargetChoice(**locals())
+
+
+def ray_settings(
+    ray_address: Annotated[
+        str | None,
+        typer.Option(help="Ray cluster to join, e.g. auto [default: $RAY_ADDRESS or a new one]."),
+    ] = None,
+    workers: Annotated[
+        int | None,
+        typer.Option(help="Ray workers (model copies) [default: one per GPU, or per CPU].", min=1),
+    ] = None,
+    gpus_per_worker: Annotated[
+        float, typer.Option(help="GPUs each Ray worker holds (with --device auto: >1).", min=0)
+    ] = 1,
+    cpus_per_worker: Annotated[float, typer.Option(help="CPUs each Ray worker holds.", min=0)] = 1,
+) -> dict[str, Any]:
+    """The keyword arguments of :class:`~circuitmap.circuit.executors.RayExecutor`."""
+    return dict(
+        address=ray_address,
+        workers=workers,
+        gpus_per_worker=gpus_per_worker,
+        cpus_per_worker=cpus_per_worker,
+    )
+
+
+with_target_choice = with_options(target_choice, "targets")
+with_ray_settings = with_options(ray_settings, "ray")

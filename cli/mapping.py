@@ -10,46 +10,25 @@ import typer
 from circuitmap.config import (
     MapConfig,
     SAETrainConfig,
-    Target,
 )
 from circuitmap.errors import CircuitmapError
 
 from . import options as o
 from .app import app, log, user_errors
-from .map_options import with_map_settings
+from .map_options import TargetChoice, with_map_settings, with_ray_settings, with_target_choice
 
 
 @app.command("map")
 @user_errors
 @o.with_method_options
 @with_map_settings
+@with_target_choice
+@with_ray_settings
 def map_cmd(
     method: o.Method,
     settings: dict[str, Any],
-    target_layer: Annotated[
-        int | None, typer.Option(help="Layer L of the target MLP neuron.")
-    ] = None,
-    neuron: Annotated[
-        int | None, typer.Option(help="Index n of the neuron in layer L's MLP.")
-    ] = None,
-    target: Annotated[
-        list[str] | None,
-        typer.Option(help="A target as LAYER:NEURON, e.g. 12:1742; repeat for several."),
-    ] = None,
-    targets_file: Annotated[
-        Path | None, typer.Option(help="File of targets, one LAYER:NEURON per line.")
-    ] = None,
-    find_layer: Annotated[
-        int | None,
-        typer.Option(help="Also map the top neurons of `circuitmap find` at this layer."),
-    ] = None,
-    find_top: Annotated[int, typer.Option(help="How many of them.", min=1)] = 3,
-    positive: Annotated[
-        str, typer.Option(help="--find-layer: prompt set the neurons should fire on.")
-    ] = "definitions",
-    negative: Annotated[
-        str, typer.Option(help="--find-layer: prompt set they should not fire on.")
-    ] = "licences",
+    targets: TargetChoice,
+    ray: dict[str, Any],
     layers: Annotated[
         str, typer.Option(help="Upstream layers to map, e.g. 4-8,10 (default: 0..L-1).")
     ] = "",
@@ -59,18 +38,6 @@ def map_cmd(
     executor: Annotated[
         str, typer.Option(help="local (this process) or ray (pip install 'circuitmap[ray]').")
     ] = "local",
-    ray_address: Annotated[
-        str | None,
-        typer.Option(help="Ray cluster to join, e.g. auto [default: $RAY_ADDRESS or a new one]."),
-    ] = None,
-    workers: Annotated[
-        int | None,
-        typer.Option(help="Ray workers (model copies) [default: one per GPU, or per CPU].", min=1),
-    ] = None,
-    gpus_per_worker: Annotated[
-        float, typer.Option(help="GPUs each Ray worker holds (with --device auto: >1).", min=0)
-    ] = 1,
-    cpus_per_worker: Annotated[float, typer.Option(help="CPUs each Ray worker holds.", min=0)] = 1,
     train_saes: Annotated[
         bool,
         typer.Option(help="Train circuitmap's own SAEs for mapped layers that have none yet."),
@@ -87,9 +54,9 @@ def map_cmd(
     targets, SAE features, and feature-ablation effects as weighted edges; writes interactive
     HTML and graph files. Several targets share one graph."""
     from circuitmap.circuit.run import finish_map, new_map, resume_map
-    from circuitmap.config import EXECUTORS, check_choice
+    from circuitmap.config import EXECUTORS
+    from circuitmap.errors import check_choice
     from circuitmap.model.load import model_shape
-    from circuitmap.validate.probe import top_neurons
 
     from .report import print_map
 
@@ -97,20 +64,7 @@ def map_cmd(
     if resume is not None:
         config, run_dir = resume_map(resume), resume
     else:
-        chosen = [o.parse_target(spec) for spec in target or []]
-        if target_layer is not None or neuron is not None:
-            if target_layer is None or neuron is None:
-                raise CircuitmapError("--target-layer and --neuron go together")
-            chosen.append(Target(target_layer, neuron))
-        if targets_file is not None:
-            chosen += o.read_targets(targets_file)
-        if find_layer is not None:
-            chosen += top_neurons(method.model, find_layer, find_top, positive, negative)
-        if not chosen:
-            raise CircuitmapError(
-                "map needs a target: --target-layer and --neuron, --target L:N, --targets-file, "
-                "--find-layer, or --resume RUN"
-            )
+        chosen = targets.resolve(method.model)
         config = MapConfig(
             targets=list({t.id: t for t in chosen}.values()),  # each target once, in order
             layers=o.parse_layers(layers, model_shape(method.model)[0]) if layers else None,
@@ -119,19 +73,13 @@ def map_cmd(
         )
         run_dir = new_map(config, out, run_dir)
     typer.echo(f"mapping into {run_dir} (resume with --resume {run_dir})", err=True)
-    ray_options = dict(
-        address=ray_address,
-        workers=workers,
-        gpus_per_worker=gpus_per_worker,
-        cpus_per_worker=cpus_per_worker,
-    )
     graph, files = finish_map(
         config,
         run_dir,
         executor=executor,
         train_saes=train_saes,
         sae_tokens=sae_tokens,
-        ray_options=ray_options if executor == "ray" else None,
+        ray_options=ray if executor == "ray" else None,
         log=log,
     )
     print_map(graph, config, run_dir)
@@ -213,10 +161,10 @@ def labels_cmd(
 ) -> None:
     """Put each feature's observational description (top corpus snippets, imported label) next
     to its causal one (Patchscope of its direction) and flag contradictions; writes labels.csv."""
-    from circuitmap.circuit.driver import load_map_config
-    from circuitmap.circuit.run import relabel
+    from circuitmap.files.runs import load_map_config
     from circuitmap.model.load import load_model
     from circuitmap.validate.labels import read_labels
+    from circuitmap.validate.relabel import relabel
 
     config = load_map_config(run)
     imported = read_labels(labels, config.sae.hook) if labels else {}  # before the model loads

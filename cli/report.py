@@ -98,11 +98,11 @@ def _figure(value: float | None) -> str:
 def print_map(graph: Any, config: Any, run_dir: Path) -> None:
     """The circuit's size, each target's faithfulness on its held-out prompts (per layer and
     joint), and its strongest chain."""
-    from circuitmap.circuit.driver import target_dir
     from circuitmap.circuit.faithfulness import FAITHFULNESS_FILE, Faithfulness
-    from circuitmap.circuit.graph import prune, strongest_chain
+    from circuitmap.circuit.prune import prune, strongest_chain
     from circuitmap.circuit.selection import Selection
     from circuitmap.files.export import GRAPH_FILE, load_graph
+    from circuitmap.files.runs import target_dir
 
     g = graph.graph
     typer.echo(

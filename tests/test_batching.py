@@ -106,8 +106,7 @@ def test_removals_over_groups_of_prompts_equal_one_padded_batch(lm, many_texts):
     from sae_lens import StandardSAE, StandardSAEConfig
 
     from circuitmap.circuit.attribution import prompt_run
-    from circuitmap.circuit.decompose import decompose
-    from circuitmap.circuit.effects import removal_forward
+    from circuitmap.circuit.decompose import decompose, removal_forward
     from circuitmap.method.ablation import ablation_forward
 
     target = Target(3, 5)

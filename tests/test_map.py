@@ -9,7 +9,7 @@ import torch
 from sae_lens import SAE
 from typer.testing import CliRunner
 
-from circuitmap.circuit.graph import prune
+from circuitmap.circuit.prune import prune
 from circuitmap.circuit.run import reexport, run_map
 from circuitmap.config import (
     ModelConfig,
@@ -500,7 +500,7 @@ def test_cli_view_opens_the_run_html(full_run, monkeypatch):
 
 
 def test_strongest_chain_prefers_depth_then_the_weakest_link():
-    from circuitmap.circuit.graph import strongest_chain
+    from circuitmap.circuit.prune import strongest_chain
 
     graph = nx.DiGraph()
     for u, v, w in [

@@ -92,7 +92,7 @@ def test_integrated_gradients_add_up_to_the_effect_of_removing_every_feature(man
     """Along the straight path, the features' attributions sum to what removing all of them
     (error term kept) takes from the target, prompt by prompt (the completeness axiom)."""
     from circuitmap.circuit.attribution import attribution, path_gradient, prompt_run
-    from circuitmap.circuit.effects import removal_forward
+    from circuitmap.circuit.decompose import removal_forward
     from circuitmap.circuit.prompts import top_prompts
     from tiny import tiny_lm
 

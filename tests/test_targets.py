@@ -4,7 +4,7 @@ import networkx as nx
 import pytest
 from typer.testing import CliRunner
 
-from circuitmap.circuit.graph import target_subgraph
+from circuitmap.circuit.prune import target_subgraph
 from circuitmap.circuit.run import run_map
 from circuitmap.config import Target
 from circuitmap.files.export import load_graph

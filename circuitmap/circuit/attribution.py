@@ -18,18 +18,21 @@ features by attribution until they carry ``share`` of the layer's positive attri
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import torch
 
-from circuitmap.circuit.decompose import LayerDecomposition
-from circuitmap.circuit.prompts import Prompts
-from circuitmap.config import Target
 from circuitmap.model.forward import run_recorded
 from circuitmap.model.hooks import (
     edit_resid_pre,
     start_at,
 )
-from circuitmap.model.load import LoadedModel
+
+if TYPE_CHECKING:
+    from circuitmap.circuit.decompose import LayerDecomposition
+    from circuitmap.circuit.prompts import Prompts
+    from circuitmap.config import Target
+    from circuitmap.model.load import LoadedModel
 
 CHUNK = 4  # prompts per batched ablation forward (rows = conditions x CHUNK)
 

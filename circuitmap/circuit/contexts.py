@@ -5,12 +5,14 @@ is the text before that token, the token, and its activation."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import torch
 
-from circuitmap.circuit.attribution import PromptRun
-from circuitmap.circuit.decompose import LayerDecomposition
-from circuitmap.model.load import LoadedModel
+if TYPE_CHECKING:
+    from circuitmap.circuit.attribution import PromptRun
+    from circuitmap.circuit.decompose import LayerDecomposition
+    from circuitmap.model.load import LoadedModel
 
 CONTEXT_TOKENS = 10  # tokens of text shown before the firing token
 

@@ -11,19 +11,25 @@ Feature Circuits*) is, by default, the mean over tokens of texts where the targe
 (``ablation="silent"``): the mean over text where the target fires still carries the concept.
 ``"zero"`` uses 0 and ``"mean"`` the mean over the corpus' last tokens (the Mean Vector's texts).
 Removing every feature and the error term replaces x by the reference resid_pre itself.
+:func:`removal_forward` runs many removals at once, one batched forward per group of prompts.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import torch
 from sae_lens import SAE
 
-from circuitmap.circuit.prompts import Prompts
-from circuitmap.method.ablation import feature_directions
+from circuitmap.method.ablation import ablation_forward, feature_directions
 from circuitmap.model.forward import run_recorded
-from circuitmap.model.load import LoadedModel
+
+if TYPE_CHECKING:
+    from circuitmap.circuit.attribution import PromptRun
+    from circuitmap.circuit.prompts import Prompts
+    from circuitmap.config import Target
+    from circuitmap.model.load import LoadedModel
 
 
 @dataclass
@@ -99,3 +105,49 @@ def token_vectors(lm: LoadedModel, prompts: Prompts, layers: list[int]) -> dict[
     batch = prompts.batch(lm)
     resid = run_recorded(lm.model, batch.input_ids, batch.attention_mask, resid=layers).resid
     return {layer: h[batch.real].float().cpu() for layer, h in resid.items()}
+
+
+def removal_masks(
+    d_sae: int, groups: list[list[int]], errors: list[bool]
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """(C, d_sae) removal masks and (C,) error flags, one row per group of features."""
+    removed = torch.zeros(len(groups), d_sae)
+    for row, group in enumerate(groups):
+        removed[row, group] = 1.0
+    return removed, torch.tensor(errors, dtype=torch.float)
+
+
+def removal_forward(
+    lm: LoadedModel,
+    dec: LayerDecomposition,
+    run: PromptRun,
+    removed: torch.Tensor,
+    error: torch.Tensor,
+    target: Target,
+    read_layers: list[int],
+) -> tuple[torch.Tensor, dict[int, torch.Tensor]]:
+    """Every removal (``removed``: (C, d_sae), ``error``: (C,), see
+    :meth:`LayerDecomposition.remove_each`) applied at every real token of ``run``'s prompts,
+    in batched forwards over groups of similar length started at ``dec``'s layer: the target at
+    each prompt's last token (C, n) and, per layer of ``read_layers``, resid_pre as a list with
+    one (C, n_group, seq_group, d_model) entry per group of ``run.chunks()``."""
+    targets = torch.zeros(len(removed), len(run.input_ids))
+    resid: dict[int, list[torch.Tensor]] = {m: [] for m in read_layers}
+    for index, part in run.chunks():
+        n, seq = part.input_ids.shape
+        rows = len(removed) * n
+        out = ablation_forward(
+            lm,
+            part.input_ids.repeat(len(removed), 1),  # (C * n, seq)
+            part.attention_mask.repeat(len(removed), 1),
+            layer=dec.layer,
+            edit=lambda hidden: None,
+            positions=torch.full((rows,), seq - 1),
+            target=target,
+            read_layers=read_layers,
+            start=dec.remove_each(part.resid[dec.layer], part.real, removed, error),
+        )
+        targets[:, index] = out.target.view(len(removed), n)
+        for m in read_layers:
+            resid[m].append(out.resid[m].view(len(removed), n, seq, -1))
+    return targets, resid

@@ -30,22 +30,21 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from circuitmap.circuit.effects import LayerEffects
-from circuitmap.circuit.executors import Call, Executor
 from circuitmap.circuit.faithfulness import FAITHFULNESS_FILE, Faithfulness
 from circuitmap.circuit.prompts import PromptSplit
 from circuitmap.circuit.selection import SELECTION_FILE, Selection
 from circuitmap.circuit.sweep import TargetSweep
-from circuitmap.circuit.worker import Worker
-from circuitmap.config import MapConfig, Target, from_dict, to_dict
+from circuitmap.circuit.worker import Call, Worker
+from circuitmap.config import Target
 from circuitmap.errors import CircuitmapError
+from circuitmap.files.runs import LAYERS_DIR, start_map, target_dir
 from circuitmap.files.storage import (
     CONFIG_FILE,
     atomic_save_tensors,
     atomic_write_json,
-    check_run_dir,
     read_json,
     read_tensors,
 )
@@ -53,9 +52,11 @@ from circuitmap.method.baseline import Baseline
 from circuitmap.model.load import check_target, model_shape
 from circuitmap.progress import progress
 
+if TYPE_CHECKING:
+    from circuitmap.circuit.executors import Executor
+    from circuitmap.config import MapConfig
+
 Log = Callable[[str], None]
-TARGETS_DIR = "targets"
-LAYERS_DIR = "layers"
 
 
 @dataclass
@@ -67,10 +68,6 @@ class TargetResult:
     selection: Selection
     effects: dict[int, LayerEffects]  # upstream layer -> its ablation effects
     faithfulness: Faithfulness | None  # None: not measured (config.faithfulness off)
-
-
-def target_dir(run_dir: Path, target: Target) -> Path:
-    return run_dir / TARGETS_DIR / target.id
 
 
 def done_effects(run_dir: Path, target: Target) -> dict[int, LayerEffects]:
@@ -130,24 +127,6 @@ def _prompts(config: MapConfig, run_dir: Path, executor: Executor) -> dict[str, 
     return chosen
 
 
-def start_map(config: MapConfig, run_dir: Path) -> None:
-    """Write the config of a new map run (the source of truth when it resumes)."""
-    atomic_write_json(run_dir / CONFIG_FILE, {"kind": "map", **to_dict(config)})
-
-
-def load_map_config(run_dir: Path) -> MapConfig:
-    """The config of a saved map run, or a one-line error."""
-    data = read_json(check_run_dir(run_dir) / CONFIG_FILE)
-    if data.pop("kind", None) != "map":
-        raise CircuitmapError(f"{str(run_dir)!r} is not a map run folder")
-    try:
-        return from_dict(MapConfig, data)
-    except (TypeError, ValueError) as exc:
-        raise CircuitmapError(
-            f"{str(run_dir)!r} has a config this version cannot read: {exc}"
-        ) from None
-
-
 def check_targets(config: MapConfig, shape: tuple[int, int]) -> None:
     """One-line errors for targets or layers outside a model of ``shape`` (decoder layers,
     MLP width), and for a target left with no layer to map."""
@@ -165,6 +144,117 @@ def check_targets(config: MapConfig, shape: tuple[int, int]) -> None:
             )
 
 
+@dataclass
+class _Done:
+    """What a run folder already holds, by target id, and what arrives while it maps."""
+
+    sweeps: dict[str, TargetSweep]
+    selections: dict[str, Selection]
+    faithfulness: dict[str, Faithfulness]
+    effects: dict[str, dict[int, LayerEffects]]
+
+    @classmethod
+    def read(cls, config: MapConfig, run_dir: Path) -> _Done:
+        done = cls({}, {}, {}, {})
+        for t in config.targets:
+            folder = target_dir(run_dir, t)
+            if (folder / "sweep.json").exists():
+                done.sweeps[t.id] = TargetSweep.load(folder)
+            if (folder / SELECTION_FILE).exists():
+                done.selections[t.id] = Selection.load(folder)
+            if (folder / FAITHFULNESS_FILE).exists():
+                done.faithfulness[t.id] = Faithfulness.load(folder)
+            done.effects[t.id] = done_effects(run_dir, t)
+        return done
+
+    def units_left(self, config: MapConfig) -> int:
+        """Per target: its sweep, selection, layers and faithfulness still to do."""
+        return sum(
+            (t.id not in self.sweeps)
+            + (t.id not in self.selections)
+            + len(config.upstream_layers(t))
+            - len(self.effects[t.id])
+            + (config.faithfulness and t.id not in self.faithfulness)
+            for t in config.targets
+        )
+
+
+class _Plan:
+    """Which units follow a finished one; each result is saved as it arrives."""
+
+    def __init__(
+        self,
+        config: MapConfig,
+        run_dir: Path,
+        done: _Done,
+        prompts: dict[str, PromptSplit],
+        baseline: Any,
+        log: Log,
+    ) -> None:
+        self.config, self.run_dir, self.done, self.log = config, run_dir, done, log
+        self.prompts, self.baseline = prompts, baseline
+
+    def first(self) -> list[Call]:
+        calls = []
+        for t in self.config.targets:
+            if t.id in self.done.sweeps:
+                calls += self.after_sweep(self.done.sweeps[t.id])
+            else:
+                calls.append(Call(Worker.sweep, (t, self.baseline)))
+        return calls
+
+    def after_sweep(self, sweep: TargetSweep) -> list[Call]:
+        t = sweep.target
+        if t.id in self.done.selections:
+            return self.after_selection(self.done.selections[t.id])
+        return [Call(Worker.select, (sweep, self.prompts[t.id], self.baseline))]
+
+    def after_selection(self, selection: Selection) -> list[Call]:
+        t, done = selection.target, self.done
+        split = self.prompts[t.id]
+        calls = [
+            Call(Worker.effects, (selection, done.sweeps[t.id], layer, split, self.baseline))
+            for layer in reversed(self.config.upstream_layers(t))
+            if layer not in done.effects[t.id]
+        ]
+        if self.config.faithfulness and t.id not in done.faithfulness:
+            calls.append(Call(Worker.faithfulness, (selection, split, self.baseline)))
+        return calls
+
+    def follow(self, call: Call, result: Any) -> list[Call]:
+        """Save ``result`` of ``call``, note it, and return the calls it releases."""
+        done, log = self.done, self.log
+        t = result.target if isinstance(result, TargetSweep | Selection) else call.args[0].target
+        folder = target_dir(self.run_dir, t)
+        if isinstance(result, TargetSweep):
+            result.save(folder)
+            done.sweeps[t.id] = result
+            decodes = "; ".join(
+                f"L{s.layer} {s.final_activation:.2f} {s.contrastive_text[:40]!r}"
+                for s in result.layers.values()
+            )
+            log(f"{t.id}: swept {len(result.layers)} layers in {result.seconds:.1f} s; {decodes}")
+            return self.after_sweep(result)
+        if isinstance(result, Selection):
+            result.save(folder)
+            done.selections[t.id] = result
+            kept = ", ".join(f"L{s.layer} {s.kept}" for s in result.layers.values())
+            log(f"{t.id}: features kept per layer ({result.method}): {kept}")
+            return self.after_selection(result)
+        if isinstance(result, Faithfulness):
+            result.save(folder)
+            done.faithfulness[t.id] = result
+            log(f"{t.id}: faithfulness measured in {result.seconds:.1f} s")
+            return []
+        result.save(folder / LAYERS_DIR)
+        done.effects[t.id][result.layer] = result
+        log(
+            f"{t.id} layer {result.layer}: {len(result.nodes) - 1} features and the error node "
+            f"measured in {result.seconds:.1f} s"
+        )
+        return []
+
+
 def map_circuit(
     config: MapConfig,
     run_dir: Path,
@@ -175,105 +265,32 @@ def map_circuit(
     check_targets(config, model_shape(config.model))
     if not (run_dir / CONFIG_FILE).exists():
         start_map(config, run_dir)
-    sweeps: dict[str, TargetSweep] = {}
-    selections: dict[str, Selection] = {}
-    faithfulness: dict[str, Faithfulness] = {}
-    effects: dict[str, dict[int, LayerEffects]] = {}
-    for t in config.targets:
-        folder = target_dir(run_dir, t)
-        if (folder / "sweep.json").exists():
-            sweeps[t.id] = TargetSweep.load(folder)
-        if (folder / SELECTION_FILE).exists():
-            selections[t.id] = Selection.load(folder)
-        if (folder / FAITHFULNESS_FILE).exists():
-            faithfulness[t.id] = Faithfulness.load(folder)
-        effects[t.id] = done_effects(run_dir, t)
-    if sweeps:
-        done = sum(map(len, effects.values()))
+    done = _Done.read(config, run_dir)
+    if done.sweeps:
+        finished = sum(map(len, done.effects.values()))
         total = sum(len(config.upstream_layers(t)) for t in config.targets)
         log(
-            f"resuming: {len(sweeps)} of {len(config.targets)} target sweeps and {done} of "
-            f"{total} layers done"
+            f"resuming: {len(done.sweeps)} of {len(config.targets)} target sweeps and "
+            f"{finished} of {total} layers done"
         )
     baseline = executor.share(run_baseline(config, run_dir, executor))
     prompts = _prompts(config, run_dir, executor)
-
-    def after_selection(selection: Selection) -> list[Call]:
-        t = selection.target
-        calls = [
-            Call(Worker.effects, (selection, sweeps[t.id], layer, prompts[t.id], baseline))
-            for layer in reversed(config.upstream_layers(t))
-            if layer not in effects[t.id]
-        ]
-        if config.faithfulness and t.id not in faithfulness:
-            calls.append(Call(Worker.faithfulness, (selection, prompts[t.id], baseline)))
-        return calls
-
-    def after_sweep(sweep: TargetSweep) -> list[Call]:
-        t = sweep.target
-        if t.id in selections:
-            return after_selection(selections[t.id])
-        return [Call(Worker.select, (sweep, prompts[t.id], baseline))]
-
-    def follow(call: Call, result: Any) -> list[Call]:
-        if isinstance(result, TargetSweep):
-            t = result.target
-            result.save(target_dir(run_dir, t))
-            sweeps[t.id] = result
-            log(
-                f"{t.id}: swept {len(result.layers)} layers in {result.seconds:.1f} s; "
-                + "; ".join(
-                    f"L{s.layer} {s.final_activation:.2f} {s.contrastive_text[:40]!r}"
-                    for s in result.layers.values()
-                )
-            )
-            return after_sweep(result)
-        if isinstance(result, Selection):
-            t = result.target
-            result.save(target_dir(run_dir, t))
-            selections[t.id] = result
-            kept = ", ".join(f"L{s.layer} {s.kept}" for s in result.layers.values())
-            log(f"{t.id}: features kept per layer ({result.method}): {kept}")
-            return after_selection(result)
-        t = call.args[0].target
-        if isinstance(result, Faithfulness):
-            result.save(target_dir(run_dir, t))
-            faithfulness[t.id] = result
-            log(f"{t.id}: faithfulness measured in {result.seconds:.1f} s")
-            return []
-        result.save(target_dir(run_dir, t) / LAYERS_DIR)
-        effects[t.id][result.layer] = result
-        log(
-            f"{t.id} layer {result.layer}: {len(result.nodes) - 1} features and the error node "
-            f"measured in {result.seconds:.1f} s"
-        )
-        return []
-
-    calls = []
-    for t in config.targets:
-        if t.id in sweeps:
-            calls += after_sweep(sweeps[t.id])
-        else:
-            calls.append(Call(Worker.sweep, (t, baseline)))
-    units = sum(  # per target: sweep, selection, layers and faithfulness still to do
-        (t.id not in sweeps)
-        + (t.id not in selections)
-        + len(config.upstream_layers(t))
-        - len(effects[t.id])
-        + (config.faithfulness and t.id not in faithfulness)
-        for t in config.targets
-    )
-    with progress(units, "mapping") as bar:
+    plan = _Plan(config, run_dir, done, prompts, baseline, log)
+    with progress(done.units_left(config), "mapping") as bar:
 
         def advance(call: Call, result: Any) -> list[Call]:
-            more = follow(call, result)
+            more = plan.follow(call, result)
             bar.update(1)
             return more
 
-        executor.run(calls, advance)
+        executor.run(plan.first(), advance)
     return {
         t.id: TargetResult(
-            sweeps[t.id], prompts[t.id], selections[t.id], effects[t.id], faithfulness.get(t.id)
+            done.sweeps[t.id],
+            prompts[t.id],
+            done.selections[t.id],
+            done.effects[t.id],
+            done.faithfulness.get(t.id),
         )
         for t in config.targets
     }

@@ -20,17 +20,21 @@ import dataclasses
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
 
-from circuitmap.circuit.attribution import PromptRun
-from circuitmap.circuit.decompose import LayerDecomposition
-from circuitmap.circuit.selection import Selection
-from circuitmap.circuit.sweep import TargetSweep
-from circuitmap.config import MapConfig, Target
+from circuitmap.circuit.decompose import removal_forward, removal_masks
 from circuitmap.files.storage import atomic_write_json, read_json
 from circuitmap.method.ablation import ablation_forward, control_features, necessity
-from circuitmap.model.load import LoadedModel
+
+if TYPE_CHECKING:
+    from circuitmap.circuit.attribution import PromptRun
+    from circuitmap.circuit.decompose import LayerDecomposition
+    from circuitmap.circuit.selection import Selection
+    from circuitmap.circuit.sweep import TargetSweep
+    from circuitmap.config import MapConfig
+    from circuitmap.model.load import LoadedModel
 
 ERROR = -1  # the feature index that stands for a layer's SAE error term
 
@@ -89,16 +93,6 @@ def _relative(effect: float, scale: float) -> float:
     return effect / scale if scale > 0 else 0.0
 
 
-def removal_masks(
-    d_sae: int, groups: list[list[int]], errors: list[bool]
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """(C, d_sae) removal masks and (C,) error flags, one row per group of features."""
-    removed = torch.zeros(len(groups), d_sae)
-    for row, group in enumerate(groups):
-        removed[row, group] = 1.0
-    return removed, torch.tensor(errors, dtype=torch.float)
-
-
 @torch.no_grad()
 def _on_vector(
     lm: LoadedModel,
@@ -135,42 +129,6 @@ def _on_vector(
     ).target
 
 
-def removal_forward(
-    lm: LoadedModel,
-    dec: LayerDecomposition,
-    run: PromptRun,
-    removed: torch.Tensor,
-    error: torch.Tensor,
-    target: Target,
-    read_layers: list[int],
-) -> tuple[torch.Tensor, dict[int, torch.Tensor]]:
-    """Every removal (``removed``: (C, d_sae), ``error``: (C,), see
-    :meth:`LayerDecomposition.remove_each`) applied at every real token of ``run``'s prompts,
-    in batched forwards over groups of similar length started at ``dec``'s layer: the target at
-    each prompt's last token (C, n) and, per layer of ``read_layers``, resid_pre as a list with
-    one (C, n_group, seq_group, d_model) entry per group of ``run.chunks()``."""
-    targets = torch.zeros(len(removed), len(run.input_ids))
-    resid: dict[int, list[torch.Tensor]] = {m: [] for m in read_layers}
-    for index, part in run.chunks():
-        n, seq = part.input_ids.shape
-        rows = len(removed) * n
-        out = ablation_forward(
-            lm,
-            part.input_ids.repeat(len(removed), 1),  # (C * n, seq)
-            part.attention_mask.repeat(len(removed), 1),
-            layer=dec.layer,
-            edit=lambda hidden: None,
-            positions=torch.full((rows,), seq - 1),
-            target=target,
-            read_layers=read_layers,
-            start=dec.remove_each(part.resid[dec.layer], part.real, removed, error),
-        )
-        targets[:, index] = out.target.view(len(removed), n)
-        for m in read_layers:
-            resid[m].append(out.resid[m].view(len(removed), n, seq, -1))
-    return targets, resid
-
-
 def flow(
     dec: LayerDecomposition, resid: torch.Tensor, run: PromptRun, dest: list[int]
 ) -> tuple[torch.Tensor, torch.Tensor]:
@@ -184,6 +142,61 @@ def flow(
     through = (f[..., dest] * along * real[..., None]).sum(-2)  # (C, n, len(dest))
     through_error = ((e * grad).sum(-1) * real).sum(-1)  # (C, n)
     return through, through_error
+
+
+def _nodes(
+    kept: list[int],
+    drops: torch.Tensor,
+    control_drops: torch.Tensor | None,
+    t_x: torch.Tensor,
+    clean: float,
+) -> list[NodeEffect]:
+    """The kept features' and the error node's effects, from the target's ``drops`` (removals,
+    n) on the prompts (rows: the kept features, then the error node), the controls' drops,
+    and the target on X_l ``t_x`` (row 0 clean, then the same order)."""
+    nodes = []
+    for i, feature in enumerate([*kept, ERROR]):
+        effect = drops[i].mean().item()
+        on_x = (t_x[0] - t_x[i + 1]).item()
+        node = NodeEffect(
+            feature=feature,
+            effect=effect,
+            influence=_relative(effect, clean),
+            vector_effect=on_x,
+            vector_relative=_relative(on_x, t_x[0].item()),
+        )
+        if control_drops is not None:
+            for key, value in necessity(drops[i], control_drops).items():
+                setattr(node, key, value)
+        nodes.append(node)
+    return nodes
+
+
+def _edges(
+    later: LayerDecomposition,
+    dest: list[int],
+    kept: list[int],
+    run: PromptRun,
+    states: list[torch.Tensor],
+    clean: float,
+) -> list[EdgeEffect]:
+    """Edges from the kept features and the error node into ``dest`` (and the error node) of
+    the ``later`` layer, from its resid_pre ``states`` (per group of prompts: (C, n_group,
+    seq_group, d_model), row 0 clean, then one row per source)."""
+    sources = len(kept) + 1
+    lost = []  # per group of prompts: (1 + sources, n_group, dest + 1)
+    for (_, part), group in zip(run.chunks(), states, strict=True):
+        through, through_error = flow(later, group[: sources + 1], part, dest)
+        lost.append(torch.cat([through, through_error[..., None]], -1))
+    flows = torch.cat(lost, 1)  # (1 + sources, n, dest + 1)
+    change = (flows[0] - flows[1:]).mean(1)  # (sources, dest + 1)
+    return [
+        EdgeEffect(
+            source, later.layer, d, change[i, j].item(), _relative(change[i, j].item(), clean)
+        )
+        for i, source in enumerate([*kept, ERROR])
+        for j, d in enumerate([*dest, ERROR])
+    ]
 
 
 @torch.no_grad()
@@ -226,20 +239,7 @@ def layer_effects(
 
     # On X_l: each node, and all kept features together.
     t_x = _on_vector(lm, config, sweep, dec, groups[: sources + 2], errors[: sources + 2])
-    nodes = []
-    for i, feature in enumerate([*kept, ERROR]):
-        effect = drops[i].mean().item()
-        node = NodeEffect(
-            feature=feature,
-            effect=effect,
-            influence=_relative(effect, clean_p),
-            vector_effect=(t_x[0] - t_x[i + 1]).item(),
-            vector_relative=_relative((t_x[0] - t_x[i + 1]).item(), t_x[0].item()),
-        )
-        if controls:
-            for key, value in necessity(drops[i], control_drops).items():
-                setattr(node, key, value)
-        nodes.append(node)
+    nodes = _nodes(kept, drops, control_drops if controls else None, t_x, clean_p)
     all_x = (t_x[0] - t_x[sources + 1]).item()
     all_p = drops[sources].mean().item()
     all_removed = {
@@ -248,20 +248,11 @@ def layer_effects(
         "prompt_effect": all_p,
         "prompt_relative": _relative(all_p, clean_p),
     }
-
     edges = []
     for m in read:
-        dest = selection.layers[m].features
-        lost = []  # per group of prompts: (1 + sources, n_group, dest + 1)
-        for (_, part), states in zip(run.chunks(), resid[m], strict=True):
-            through, through_error = flow(decompositions[m], states[: sources + 1], part, dest)
-            lost.append(torch.cat([through, through_error[..., None]], -1))
-        flows = torch.cat(lost, 1)  # (1 + sources, n, dest + 1)
-        change = (flows[0] - flows[1:]).mean(1)  # (sources, dest + 1)
-        for i, source in enumerate([*kept, ERROR]):
-            for j, d in enumerate([*dest, ERROR]):
-                value = change[i, j].item()
-                edges.append(EdgeEffect(source, m, d, value, _relative(value, clean_p)))
+        edges += _edges(
+            decompositions[m], selection.layers[m].features, kept, run, resid[m], clean_p
+        )
     return LayerEffects(
         layer=layer,
         clean=clean_p,

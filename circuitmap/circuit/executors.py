@@ -9,25 +9,15 @@ from __future__ import annotations
 
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from circuitmap.circuit.worker import Worker
-from circuitmap.config import EXECUTORS, MapConfig
+from circuitmap.circuit.worker import Call, Follow, Worker
+from circuitmap.config import EXECUTORS
 from circuitmap.errors import CircuitmapError
-from circuitmap.model.load import LoadedModel
 
-
-@dataclass
-class Call:
-    """One unit of work: ``unit(worker, *args)``, ``unit`` a :class:`Worker` method named by
-    reference (``Call(Worker.sweep, (target, baseline))``)."""
-
-    unit: Callable[..., Any]
-    args: tuple[Any, ...]
-
-
-Follow = Callable[[Call, Any], list[Call]]  # a finished call and its result -> new calls
+if TYPE_CHECKING:
+    from circuitmap.config import MapConfig
+    from circuitmap.model.load import LoadedModel
 
 
 class LocalExecutor:

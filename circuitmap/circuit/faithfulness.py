@@ -23,18 +23,21 @@ import dataclasses
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
 
-from circuitmap.circuit.attribution import PromptRun
-from circuitmap.circuit.decompose import LayerDecomposition
-from circuitmap.circuit.effects import removal_forward, removal_masks
-from circuitmap.circuit.selection import Selection
-from circuitmap.config import Target
+from circuitmap.circuit.decompose import removal_forward, removal_masks
 from circuitmap.files.storage import atomic_write_json, read_json
 from circuitmap.model.forward import run_recorded
 from circuitmap.model.hooks import edit_resid_pre, start_at
-from circuitmap.model.load import LoadedModel
+
+if TYPE_CHECKING:
+    from circuitmap.circuit.attribution import PromptRun
+    from circuitmap.circuit.decompose import LayerDecomposition
+    from circuitmap.circuit.selection import Selection
+    from circuitmap.config import Target
+    from circuitmap.model.load import LoadedModel
 
 FAITHFULNESS_FILE = "faithfulness.json"
 CURVE = (5, 10, 20, 40)  # features kept per layer on the completeness/sufficiency curve

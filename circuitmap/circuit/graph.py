@@ -59,15 +59,19 @@ from __future__ import annotations
 import dataclasses
 import json
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import networkx as nx
 
 from circuitmap.circuit.contexts import short_label
-from circuitmap.circuit.driver import TargetResult
 from circuitmap.circuit.effects import ERROR
-from circuitmap.config import EMBEDDED_MODEL, MapConfig, Target
+from circuitmap.config import EMBEDDED_MODEL
 from circuitmap.model.load import EMBEDDED_ID
-from circuitmap.sae.features import FeatureReport
+
+if TYPE_CHECKING:
+    from circuitmap.circuit.driver import TargetResult
+    from circuitmap.config import MapConfig, Target
+    from circuitmap.sae.features import FeatureReport
 
 
 def feature_id(layer: int, index: int) -> str:
@@ -75,46 +79,9 @@ def feature_id(layer: int, index: int) -> str:
     return f"L{layer}.E" if index == ERROR else f"L{layer}.F{index}"
 
 
-FAITHFULNESS_FIGURES = (
-    "completeness",
-    "sufficiency",
-    "sufficiency_no_error",
-    "error_share",
-    "random_completeness",
-    "random_sufficiency",
-    "joint_sufficiency",
-    "joint_random_sufficiency",
-)
-
-
 def build_graph(config: MapConfig, target: Target, result: TargetResult) -> nx.DiGraph:
     """The full (unpruned) circuit graph of one target."""
-    sweep, selection = result.sweep, result.selection
-    strongest = result.prompts.build
-    graph = nx.DiGraph(
-        model=config.model.name,
-        scan=scan_name(config.model.name),
-        prompt="".join(strongest.tokens[0]) if strongest.tokens else strongest.texts[0],
-        prompt_tokens=json.dumps(strongest.tokens[0] if strongest.tokens else []),
-        targets=target.id,
-        layers=",".join(str(layer) for layer in sorted(sweep.layers)),
-        select=config.select,
-        ablation=config.ablation,
-        prompts=config.prompts or "corpus",
-        n_prompts=config.n_prompts,
-        effect_prompts=config.effect_prompts,
-        n_heldout=config.n_heldout,
-        lr=config.optim.lr,
-        lr_units=config.optim.lr_units,
-        steps=config.optim.steps,
-        top_k=config.top_k,
-        max_features=config.max_features,
-        share=config.share,
-        restarts=config.restarts,
-    )
-    faithful = result.faithfulness
-    if faithful is not None:
-        graph.graph.update({k: v for k, v in faithful.summary().items() if v is not None})
+    graph = nx.DiGraph(**_graph_attributes(config, target, result))
     graph.add_node(
         target.id,
         kind="neuron",
@@ -123,55 +90,8 @@ def build_graph(config: MapConfig, target: Target, result: TargetResult) -> nx.D
         label=f"Neuron {target.neuron} L{target.layer}",
         targets=target.id,
     )
-    for layer, effects in sorted(result.effects.items()):
-        search, chosen = sweep.layers[layer], selection.layers[layer]
-        common = {
-            "layer": layer,
-            "patchscope": search.contrastive_text,
-            "plain_decode": search.plain_text,
-            "layer_activation": search.final_activation,
-            "sae": sae_name(search.features.sae_origin),
-            "targets": target.id,
-        }
-        if faithful is not None:
-            figures = faithful.layers[layer]
-            for name in ("completeness", "sufficiency", "error_share"):
-                if getattr(figures, name) is not None:
-                    common[f"layer_{name}"] = getattr(figures, name)
-        for node in effects.nodes:
-            measured = {
-                k: v
-                for k, v in dataclasses.asdict(node).items()
-                if v is not None and k != "feature"
-            }
-            if node.feature == ERROR:
-                graph.add_node(
-                    feature_id(layer, ERROR),
-                    kind="error",
-                    index=ERROR,
-                    label=f"Error L{layer}",
-                    attribution=chosen.error_attribution,
-                    **measured,
-                    **common,
-                )
-                continue
-            rank = chosen.ranked.index(node.feature)
-            contexts = chosen.contexts[rank]
-            attrs = {
-                "kind": "feature",
-                "index": node.feature,
-                "label": short_label(layer, node.feature, contexts),
-                "contexts": " | ".join(f"{c.before}[[{c.token}]]" for c in contexts),
-                "rank": rank,
-                "attribution": chosen.attribution[rank],
-                "activation": chosen.activation[rank],
-                "neuronpedia": _neuronpedia(search.features, node.feature),
-                **measured,
-                **common,
-            }
-            if chosen.agreement[rank] is not None:
-                attrs["agreement"] = chosen.agreement[rank]
-            graph.add_node(feature_id(layer, node.feature), **attrs)
+    for layer in sorted(result.effects):
+        _add_layer_nodes(graph, layer, result, target)
     for layer, effects in sorted(result.effects.items()):
         if effects.to_target:
             for node in effects.nodes:
@@ -195,6 +115,87 @@ def build_graph(config: MapConfig, target: Target, result: TargetResult) -> nx.D
     return graph
 
 
+def _graph_attributes(config: MapConfig, target: Target, result: TargetResult) -> dict:
+    """The graph's own attributes: the model, the strongest build prompt, the settings, and
+    the faithfulness figures when they were measured."""
+    strongest = result.prompts.build
+    attributes = dict(
+        model=config.model.name,
+        scan=scan_name(config.model.name),
+        prompt="".join(strongest.tokens[0]) if strongest.tokens else strongest.texts[0],
+        prompt_tokens=json.dumps(strongest.tokens[0] if strongest.tokens else []),
+        targets=target.id,
+        layers=",".join(str(layer) for layer in sorted(result.sweep.layers)),
+        select=config.select,
+        ablation=config.ablation,
+        prompts=config.prompts or "corpus",
+        n_prompts=config.n_prompts,
+        effect_prompts=config.effect_prompts,
+        n_heldout=config.n_heldout,
+        lr=config.optim.lr,
+        lr_units=config.optim.lr_units,
+        steps=config.optim.steps,
+        top_k=config.top_k,
+        max_features=config.max_features,
+        share=config.share,
+        restarts=config.restarts,
+    )
+    if result.faithfulness is not None:
+        summary = result.faithfulness.summary()
+        attributes.update({k: v for k, v in summary.items() if v is not None})
+    return attributes
+
+
+def _add_layer_nodes(graph: nx.DiGraph, layer: int, result: TargetResult, target: Target) -> None:
+    """The measured nodes of one layer: its kept features and its error node."""
+    search, chosen = result.sweep.layers[layer], result.selection.layers[layer]
+    common = {
+        "layer": layer,
+        "patchscope": search.contrastive_text,
+        "plain_decode": search.plain_text,
+        "layer_activation": search.final_activation,
+        "sae": sae_name(search.features.sae_origin),
+        "targets": target.id,
+    }
+    if result.faithfulness is not None:
+        figures = result.faithfulness.layers[layer]
+        for name in ("completeness", "sufficiency", "error_share"):
+            if getattr(figures, name) is not None:
+                common[f"layer_{name}"] = getattr(figures, name)
+    for node in result.effects[layer].nodes:
+        measured = {
+            k: v for k, v in dataclasses.asdict(node).items() if v is not None and k != "feature"
+        }
+        if node.feature == ERROR:
+            graph.add_node(
+                feature_id(layer, ERROR),
+                kind="error",
+                index=ERROR,
+                label=f"Error L{layer}",
+                attribution=chosen.error_attribution,
+                **measured,
+                **common,
+            )
+            continue
+        rank = chosen.ranked.index(node.feature)
+        contexts = chosen.contexts[rank]
+        attrs = {
+            "kind": "feature",
+            "index": node.feature,
+            "label": short_label(layer, node.feature, contexts),
+            "contexts": " | ".join(f"{c.before}[[{c.token}]]" for c in contexts),
+            "rank": rank,
+            "attribution": chosen.attribution[rank],
+            "activation": chosen.activation[rank],
+            "neuronpedia": _neuronpedia(search.features, node.feature),
+            **measured,
+            **common,
+        }
+        if chosen.agreement[rank] is not None:
+            attrs["agreement"] = chosen.agreement[rank]
+        graph.add_node(feature_id(layer, node.feature), **attrs)
+
+
 def scan_name(model: str) -> str:
     """The model's name as Neuronpedia's ``scan`` expects it: ``gemma-3-270m`` for the embedded
     model, the last part of a hub name or folder otherwise."""
@@ -214,112 +215,3 @@ def _neuronpedia(report: FeatureReport, feature: int) -> str:
         if f.neuronpedia_url:
             return f.neuronpedia_url.rsplit("/", 1)[0] + f"/{feature}"
     return ""
-
-
-def _join(*ids: str) -> str:
-    return ",".join(dict.fromkeys(i for text in ids for i in text.split(",")))
-
-
-def merge_graphs(graphs: list[nx.DiGraph]) -> nx.DiGraph:
-    """One graph of several targets' graphs: shared features are shared nodes (see the schema
-    for which target's values a shared node or edge keeps)."""
-    merged = nx.DiGraph(**graphs[0].graph)
-    merged.graph["targets"] = _join(*(g.graph["targets"] for g in graphs))
-    for name in FAITHFULNESS_FIGURES:  # the mean over the targets where it is defined
-        values = [g.graph[name] for g in graphs if name in g.graph]
-        if values:
-            merged.graph[name] = sum(values) / len(values)
-    prompts = [g.graph["heldout_prompts"] for g in graphs if "heldout_prompts" in g.graph]
-    if prompts:
-        merged.graph["heldout_prompts"] = sum(prompts)
-    merged.graph["layers"] = ",".join(
-        sorted({x for g in graphs for x in g.graph["layers"].split(",") if x}, key=int)
-    )
-    for graph in graphs:
-        for node, d in graph.nodes(data=True):
-            if node in merged:
-                merged.nodes[node]["targets"] = _join(merged.nodes[node]["targets"], d["targets"])
-            else:
-                merged.add_node(node, **d)
-        for u, v, d in graph.edges(data=True):
-            if merged.has_edge(u, v):
-                old = merged.edges[u, v]
-                both = _join(old["targets"], d["targets"])
-                if abs(d["weight"]) > abs(old["weight"]):
-                    old.update(d)
-                old["targets"] = both
-            else:
-                merged.add_edge(u, v, **d)
-    return merged
-
-
-def target_subgraph(graph: nx.DiGraph, target: str) -> nx.DiGraph:
-    """The part of a (merged) graph that belongs to the target with id ``target``."""
-    nodes = [n for n, d in graph.nodes(data=True) if target in d["targets"].split(",")]
-    sub = graph.subgraph(nodes).copy()
-    sub.remove_edges_from(
-        [(u, v) for u, v, d in sub.edges(data=True) if target not in d["targets"].split(",")]
-    )
-    return sub
-
-
-def prune(graph: nx.DiGraph, node_threshold: float, edge_threshold: float) -> nx.DiGraph:
-    """A copy that keeps, in each layer, the fewest nodes whose summed |influence| reaches
-    ``node_threshold`` of the layer's (error nodes always stay), and of the edges between kept
-    nodes the fewest whose summed |weight| reaches ``edge_threshold`` of theirs (as
-    circuit-tracer's ``prune_graph`` does with cumulative thresholds); records what it hid."""
-    by_layer: dict[int, list[tuple[float, str]]] = {}
-    for node, d in graph.nodes(data=True):
-        if d["kind"] == "feature":
-            by_layer.setdefault(d["layer"], []).append((abs(d.get("influence", 0.0)), node))
-    hidden_nodes, hidden_share, total_share = [], 0.0, 0.0
-    for items in by_layer.values():
-        items.sort(reverse=True)
-        total = sum(value for value, _ in items)
-        kept = _cumulative([value for value, _ in items], node_threshold)
-        hidden_nodes += [node for _, node in items[kept:]]
-        hidden_share += sum(value for value, _ in items[kept:])
-        total_share += total
-    pruned = graph.copy()
-    pruned.remove_nodes_from(hidden_nodes)
-    edges = sorted(pruned.edges(data="weight"), key=lambda e: -abs(e[2]))
-    kept_edges = _cumulative([abs(w) for *_, w in edges], edge_threshold)
-    pruned.remove_edges_from([(u, v) for u, v, _ in edges[kept_edges:]])
-    pruned.graph.update(
-        node_threshold=node_threshold,
-        edge_threshold=edge_threshold,
-        nodes_total=graph.number_of_nodes(),
-        nodes_hidden=len(hidden_nodes),
-        edges_total=graph.number_of_edges(),
-        edges_hidden=graph.number_of_edges() - pruned.number_of_edges(),
-        influence_hidden=hidden_share / total_share if total_share > 0 else 0.0,
-    )
-    return pruned
-
-
-def _cumulative(values: list[float], threshold: float) -> int:
-    """How many of ``values`` (sorted from the largest) reach ``threshold`` of their sum."""
-    total = sum(values)
-    if total <= 0:
-        return len(values)
-    running = 0.0
-    for count, value in enumerate(values, 1):
-        running += value
-        if running >= threshold * total:
-            return count
-    return len(values)
-
-
-def strongest_chain(graph: nx.DiGraph, target: str) -> list[str]:
-    """The chain of features into ``target`` through the most layers along supporting edges
-    (positive weight), ties broken by the chain's weakest edge: e.g. Feature 302 -> Feature
-    10839 -> Neuron 8526. Meant for a pruned graph, whose edges all passed the threshold."""
-    best: dict[str, tuple[int, float, list[str]]] = {}  # node -> (edges, weakest edge, chain)
-    for node in nx.topological_sort(graph):
-        options = [(0, float("inf"), [node])]
-        for u, _, w in graph.in_edges(node, data="weight"):
-            if w > 0 and u in best:
-                length, weakest, chain = best[u]
-                options.append((length + 1, min(weakest, w), [*chain, node]))
-        best[node] = max(options, key=lambda option: option[:2])
-    return best[target][2]

@@ -8,13 +8,17 @@ forward on the prompts cheaper; every prompt's read position is then its last to
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import torch
 
-from circuitmap.config import Target
 from circuitmap.model.forward import run_recorded
-from circuitmap.model.load import LoadedModel
-from circuitmap.model.tokens import Batch, batches, pad_token_ids
+from circuitmap.model.tokens import batches, pad_token_ids
+
+if TYPE_CHECKING:
+    from circuitmap.config import Target
+    from circuitmap.model.load import LoadedModel
+    from circuitmap.model.tokens import Batch
 
 
 @dataclass

@@ -3,38 +3,29 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import networkx as nx
 
-from circuitmap.circuit.driver import (
-    Log,
-    check_targets,
-    load_map_config,
-    map_circuit,
-    run_baseline,
-    start_map,
-    target_dir,
-)
-from circuitmap.circuit.executors import Executor, LocalExecutor, make_executor
-from circuitmap.circuit.graph import build_graph, merge_graphs, prune
-from circuitmap.config import MapConfig, SAETrainConfig
+from circuitmap.circuit.driver import check_targets, map_circuit
+from circuitmap.circuit.executors import LocalExecutor, make_executor
+from circuitmap.circuit.graph import build_graph
+from circuitmap.circuit.prune import merge_graphs, prune
+from circuitmap.config import SAETrainConfig
 from circuitmap.errors import CircuitmapError
-from circuitmap.files.corpus import corpus_texts
 from circuitmap.files.export import FORMATS, GRAPH_FILE, export, load_graph, node_link_json
+from circuitmap.files.runs import load_map_config, start_map, target_dir
 from circuitmap.files.storage import atomic_write_text, check_run_dir, new_run_dir, writable_dir
 from circuitmap.method.patchscope import check_prompt
-from circuitmap.model.load import LoadedModel, cache_root, load_model, load_tokenizer, model_shape
-from circuitmap.sae.store import SAEStore, check_sae_folders
+from circuitmap.model.load import load_model, load_tokenizer, model_shape
+from circuitmap.sae.store import check_sae_folders
 from circuitmap.sae.train import missing_own_saes, train_missing_saes
-from circuitmap.validate.labels import (
-    LabelRow,
-    causal_description,
-    labels_csv,
-    similarity,
-    top_snippets,
-)
 from circuitmap.validate.probe import read_prompt_set
+
+if TYPE_CHECKING:
+    from circuitmap.circuit.driver import Log
+    from circuitmap.circuit.executors import Executor
+    from circuitmap.config import MapConfig
 
 
 def check_map(config: MapConfig) -> None:
@@ -147,68 +138,3 @@ def reexport(
         config.edge_threshold if edge is None else edge,
     )
     return pruned, export(pruned, out or run_dir, formats, scan=scan)
-
-
-def relabel(
-    run_dir: Path,
-    lm: LoadedModel,
-    imported: dict[tuple[int, int], str] | None = None,
-    min_similarity: float = 0.1,
-    n_snippets: int = 3,
-    log: Log = print,
-) -> tuple[list[LabelRow], list[Path]]:
-    """Observational and causal descriptions of every feature of a finished map, side by side;
-    writes labels.csv (the corrections table), adds them to graph.json and re-exports."""
-    config = load_map_config(run_dir)
-    if not (run_dir / GRAPH_FILE).is_file():
-        raise CircuitmapError(
-            f"{str(run_dir)!r} has no {GRAPH_FILE}: finish it with `circuitmap map --resume`"
-        )
-    imported = imported or {}
-    graph = load_graph(run_dir / GRAPH_FILE)
-    layers = config.all_layers()
-    baseline = run_baseline(config, run_dir, LocalExecutor(config, lm))
-    pool = corpus_texts(config.corpus, cache_root(config.model.cache_dir), n=config.prompt_pool)
-    saes = SAEStore.for_model(lm, config.sae, config.model.cache_dir)
-    rows = []
-    for layer in layers:
-        nodes = [
-            (n, d)
-            for n, d in graph.nodes(data=True)
-            if d["kind"] == "feature" and d["layer"] == layer
-        ]
-        if not nodes:
-            continue
-        layer_sae = saes.layer(layer)
-        log(f"layer {layer}: describing {len(nodes)} features ...")
-        snippets = top_snippets(lm, layer_sae, [d["index"] for _, d in nodes], pool, n=n_snippets)
-        for node, d in nodes:
-            causal = causal_description(
-                lm, layer_sae, d["index"], d["activation"], baseline.means[layer], config.patchscope
-            )
-            label = imported.get((layer, d["index"]), "")
-            observed = label or " ".join(snippets[d["index"]])
-            score = similarity(causal, observed)
-            row = LabelRow(
-                layer,
-                d["index"],
-                label,
-                snippets[d["index"]],
-                causal,
-                score,
-                score < min_similarity,
-            )
-            rows.append(row)
-            graph.nodes[node].update(
-                imported_label=label,
-                snippets=" | ".join(row.snippets),
-                causal_description=causal,
-                label_similarity=score,
-                label_flagged=row.flagged,
-            )
-    atomic_write_text(run_dir / GRAPH_FILE, node_link_json(graph))
-    atomic_write_text(run_dir / "labels.csv", labels_csv(rows))
-    return rows, [
-        run_dir / "labels.csv",
-        *export(prune(graph, config.node_threshold, config.edge_threshold), run_dir),
-    ]

@@ -14,22 +14,28 @@ import dataclasses
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
 
 from circuitmap.circuit.attribution import (
-    PromptRun,
     attribution,
     bootstrap_agreement,
     keep_count,
     path_gradient,
 )
 from circuitmap.circuit.contexts import Context, feature_contexts
-from circuitmap.circuit.decompose import LayerDecomposition
-from circuitmap.circuit.sweep import TargetSweep
-from circuitmap.config import MapConfig, Target
+from circuitmap.config import Target
 from circuitmap.files.storage import atomic_write_json, read_json
-from circuitmap.model.load import LoadedModel
+
+if TYPE_CHECKING:
+    from circuitmap.circuit.attribution import (
+        PromptRun,
+    )
+    from circuitmap.circuit.decompose import LayerDecomposition
+    from circuitmap.circuit.sweep import TargetSweep
+    from circuitmap.config import MapConfig
+    from circuitmap.model.load import LoadedModel
 
 SELECTION_FILE = "selection.json"
 

@@ -12,18 +12,22 @@ import dataclasses
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
 
-from circuitmap.config import MapConfig, Target
+from circuitmap.config import Target
 from circuitmap.files.storage import atomic_save_tensors, atomic_write_json, read_json, read_tensors
-from circuitmap.method.baseline import Baseline
 from circuitmap.method.optimise import optimise_rows, step_size
 from circuitmap.method.patchscope import patchscope_rows
 from circuitmap.method.restarts import compare_starts, restart_starts
-from circuitmap.model.load import LoadedModel
 from circuitmap.sae.features import FeatureReport, feature_report
-from circuitmap.sae.store import LayerSAE
+
+if TYPE_CHECKING:
+    from circuitmap.config import MapConfig
+    from circuitmap.method.baseline import Baseline
+    from circuitmap.model.load import LoadedModel
+    from circuitmap.sae.store import LayerSAE
 
 
 @dataclass

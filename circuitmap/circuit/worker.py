@@ -8,23 +8,48 @@ loads the model and SAEs once, on first use, and keeps each target's encoded pro
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 import torch
 
-from circuitmap.circuit.attribution import PromptRun, prompt_run
-from circuitmap.circuit.decompose import LayerDecomposition, decompose, token_vectors
-from circuitmap.circuit.effects import LayerEffects, layer_effects
-from circuitmap.circuit.faithfulness import Faithfulness, measure
-from circuitmap.circuit.prompts import PromptSplit, top_prompts
-from circuitmap.circuit.selection import Selection, select_circuit
-from circuitmap.circuit.sweep import TargetSweep, sweep_target
-from circuitmap.config import MapConfig, Target
+from circuitmap.circuit.attribution import prompt_run
+from circuitmap.circuit.decompose import decompose, token_vectors
+from circuitmap.circuit.effects import layer_effects
+from circuitmap.circuit.faithfulness import measure
+from circuitmap.circuit.prompts import top_prompts
+from circuitmap.circuit.selection import select_circuit
+from circuitmap.circuit.sweep import sweep_target
 from circuitmap.files.corpus import corpus_texts
-from circuitmap.method.baseline import Baseline, compute_baseline
-from circuitmap.model.load import LoadedModel, cache_root, load_model
-from circuitmap.sae.store import LayerSAE, SAEStore
+from circuitmap.method.baseline import compute_baseline
+from circuitmap.model.load import cache_root, load_model
+from circuitmap.sae.store import SAEStore
 from circuitmap.validate.probe import read_prompt_set
+
+if TYPE_CHECKING:
+    from circuitmap.circuit.attribution import PromptRun
+    from circuitmap.circuit.decompose import LayerDecomposition
+    from circuitmap.circuit.effects import LayerEffects
+    from circuitmap.circuit.faithfulness import Faithfulness
+    from circuitmap.circuit.prompts import PromptSplit
+    from circuitmap.circuit.selection import Selection
+    from circuitmap.circuit.sweep import TargetSweep
+    from circuitmap.config import MapConfig, Target
+    from circuitmap.method.baseline import Baseline
+    from circuitmap.model.load import LoadedModel
+    from circuitmap.sae.store import LayerSAE
+
+
+@dataclass
+class Call:
+    """One unit of work: ``unit(worker, *args)``, ``unit`` a :class:`Worker` method named by
+    reference (``Call(Worker.sweep, (target, baseline))``)."""
+
+    unit: Callable[..., Any]
+    args: tuple[Any, ...]
+
+
+Follow = Callable[[Call, Any], list[Call]]  # a finished call and its result -> new calls
 
 
 class Worker:

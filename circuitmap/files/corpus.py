@@ -16,12 +16,15 @@ import json
 import random
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from datasets import Dataset, load_dataset
 
-from circuitmap.config import CorpusConfig
 from circuitmap.errors import CircuitmapError
 from circuitmap.files.storage import atomic_write_text
+
+if TYPE_CHECKING:
+    from circuitmap.config import CorpusConfig
 
 DEFAULT_CORPUS_VERSION = "v2"
 MATH_PACKAGES = ("sympy", "networkx")

@@ -10,17 +10,20 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import torch
 from sae_lens import SAE
 
-from circuitmap.config import Target
 from circuitmap.model.forward import run_recorded
 from circuitmap.model.hooks import (
     edit_resid_pre,
     start_at,
 )
-from circuitmap.model.load import LoadedModel
+
+if TYPE_CHECKING:
+    from circuitmap.config import Target
+    from circuitmap.model.load import LoadedModel
 
 
 @torch.no_grad()

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import torch
 
-from circuitmap.config import Target
 from circuitmap.model.forward import run_recorded
-from circuitmap.model.load import LoadedModel
 from circuitmap.model.tokens import batches
+
+if TYPE_CHECKING:
+    from circuitmap.config import Target
+    from circuitmap.model.load import LoadedModel
 
 
 @dataclass

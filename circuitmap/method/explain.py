@@ -8,6 +8,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
 
@@ -29,7 +30,6 @@ from circuitmap.method.baseline import compute_baseline
 from circuitmap.method.optimise import optimise_vector, target_activation
 from circuitmap.method.patchscope import check_prompt, patchscope
 from circuitmap.model.load import (
-    LoadedModel,
     cache_root,
     check_target,
     load_model,
@@ -37,7 +37,13 @@ from circuitmap.model.load import (
     model_shape,
 )
 from circuitmap.sae.features import FeatureReport, feature_report
-from circuitmap.sae.store import LayerSAE, SAEStore, check_sae_folders
+from circuitmap.sae.store import SAEStore, check_sae_folders
+
+if TYPE_CHECKING:
+    from circuitmap.model.load import (
+        LoadedModel,
+    )
+    from circuitmap.sae.store import LayerSAE
 
 Log = Callable[[str], None]
 
@@ -92,12 +98,8 @@ def explain(
     """Run the whole method for ``config`` (loading the model unless ``lm`` is given)."""
     seconds = {}
     start = time.perf_counter()
-    if lm is None:  # target and prompt are checked before the weights load
-        check_target(model_shape(config.model), config.target, [config.layer])
-        check_prompt(load_tokenizer(config.model), config.patchscope)
-        check_sae_folders(config.sae, [config.layer])
-        log(f"loading model {config.model.name} ...")
-        lm = load_model(config.model)
+    if lm is None:
+        lm = _checked_model(config, log)
         seconds["load_model"] = time.perf_counter() - start
     layer, target_layer, neuron = config.layer, config.target_layer, config.neuron
     target = config.target
@@ -169,6 +171,15 @@ def explain(
         features=features,
         seconds=seconds,
     )
+
+
+def _checked_model(config: ExplainConfig, log: Log) -> LoadedModel:
+    """The model, loaded after the target, the prompt and the SAE folder pass their checks."""
+    check_target(model_shape(config.model), config.target, [config.layer])
+    check_prompt(load_tokenizer(config.model), config.patchscope)
+    check_sae_folders(config.sae, [config.layer])
+    log(f"loading model {config.model.name} ...")
+    return load_model(config.model)
 
 
 def _find_sae(lm: LoadedModel, config: ExplainConfig, log: Log) -> LayerSAE | None:

@@ -8,13 +8,16 @@ forward stops at the target layer's MLP, so later layers are never run.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import torch
 
-from circuitmap.config import OptimConfig, Target
 from circuitmap.model.forward import run_recorded
 from circuitmap.model.hooks import inject_rows
-from circuitmap.model.load import LoadedModel
+
+if TYPE_CHECKING:
+    from circuitmap.config import OptimConfig, Target
+    from circuitmap.model.load import LoadedModel
 
 
 @dataclass

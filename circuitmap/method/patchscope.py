@@ -14,15 +14,18 @@ from __future__ import annotations
 
 from contextlib import ExitStack
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import torch
 from transformers.tokenization_utils_base import PreTrainedTokenizerBase
 
-from circuitmap.config import PatchscopeConfig
 from circuitmap.errors import CircuitmapError
 from circuitmap.model.generate import greedy_decode
 from circuitmap.model.hooks import inject_rows
-from circuitmap.model.load import LoadedModel
+
+if TYPE_CHECKING:
+    from circuitmap.config import PatchscopeConfig
+    from circuitmap.model.load import LoadedModel
 
 
 @dataclass

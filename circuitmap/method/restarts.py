@@ -7,14 +7,17 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import torch
 
-from circuitmap.config import OptimConfig, Target
 from circuitmap.method.baseline import compute_baseline
 from circuitmap.method.optimise import initial_vector, optimise_rows, step_size
-from circuitmap.model.load import LoadedModel
-from circuitmap.sae.store import LayerSAE, SAEStore
+
+if TYPE_CHECKING:
+    from circuitmap.config import OptimConfig, Target
+    from circuitmap.model.load import LoadedModel
+    from circuitmap.sae.store import LayerSAE, SAEStore
 
 
 @dataclass

@@ -4,10 +4,12 @@ row's next token from the batch's logits (so rows can share a contrastive choice
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 import torch
 
-from circuitmap.model.load import LoadedModel
+if TYPE_CHECKING:
+    from circuitmap.model.load import LoadedModel
 
 
 @torch.no_grad()

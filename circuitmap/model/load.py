@@ -8,14 +8,18 @@ import shutil
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
 from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer, PreTrainedModel
 from transformers.tokenization_utils_base import PreTrainedTokenizerBase
 
-from circuitmap.config import EMBEDDED_MODEL, ModelConfig, Target
+from circuitmap.config import EMBEDDED_MODEL
 from circuitmap.errors import CircuitmapError, check_range
 from circuitmap.model.hooks import decoder_layers, mlp_down_proj
+
+if TYPE_CHECKING:
+    from circuitmap.config import ModelConfig, Target
 
 EMBEDDED_ID = "gemma-3-270m"
 # A hub id ("org/name" or "name"); anything else must be an existing local folder.

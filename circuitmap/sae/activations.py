@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import TYPE_CHECKING
 
 import torch
 from tqdm.auto import tqdm
 
 from circuitmap.model.forward import run_recorded
-from circuitmap.model.load import LoadedModel
 from circuitmap.model.tokens import batches
+
+if TYPE_CHECKING:
+    from circuitmap.model.load import LoadedModel
 
 
 @torch.no_grad()

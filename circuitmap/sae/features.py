@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import torch
 
 from circuitmap.model.forward import run_recorded
-from circuitmap.model.load import LoadedModel
-from circuitmap.model.tokens import Batch
-from circuitmap.sae.store import LayerSAE
+
+if TYPE_CHECKING:
+    from circuitmap.model.load import LoadedModel
+    from circuitmap.model.tokens import Batch
+    from circuitmap.sae.store import LayerSAE
 
 
 @dataclass

@@ -19,12 +19,12 @@ from typing import TYPE_CHECKING, Any
 
 from sae_lens import SAE
 
-from circuitmap.config import SAESource, fill_layer
-from circuitmap.errors import CircuitmapError
+from circuitmap.errors import CircuitmapError, fill_layer
 from circuitmap.files.storage import atomic_write_json, read_json
 from circuitmap.model.load import cache_root
 
 if TYPE_CHECKING:
+    from circuitmap.config import SAESource
     from circuitmap.model.load import LoadedModel
 
 QUALITY_FILE = "quality.json"

@@ -13,7 +13,7 @@ import time
 from collections.abc import Callable
 from contextlib import nullcontext
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 from sae_lens import (
@@ -26,15 +26,19 @@ from sae_lens import (
 from sae_lens.saes.sae import TrainCoefficientConfig, TrainingSAE, TrainStepInput
 from tqdm.auto import tqdm
 
-from circuitmap.config import MapConfig, SAETrainConfig, to_dict
+from circuitmap.config import to_dict
 from circuitmap.errors import CircuitmapError
 from circuitmap.files.corpus import load_corpus
 from circuitmap.model.hooks import edit_resid_pre, real_position_ids
-from circuitmap.model.load import LoadedModel, cache_root, model_id_for
+from circuitmap.model.load import cache_root, model_id_for
 from circuitmap.model.tokens import encode
 from circuitmap.progress import progress
 from circuitmap.sae.activations import collect_activations
 from circuitmap.sae.store import own_sae_dir, own_sae_root, save_own_sae
+
+if TYPE_CHECKING:
+    from circuitmap.config import MapConfig, SAETrainConfig
+    from circuitmap.model.load import LoadedModel
 
 _OUTLIER_NORM = 10.0  # tokens with a norm above this many medians are left out of training
 

@@ -18,18 +18,21 @@ import json
 import re
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
 
-from circuitmap.config import PatchscopeConfig
 from circuitmap.errors import CircuitmapError
 from circuitmap.files.storage import read_text_file
 from circuitmap.method.ablation import feature_directions
 from circuitmap.method.patchscope import patchscope
-from circuitmap.model.load import LoadedModel
 from circuitmap.model.tokens import batches
 from circuitmap.sae.features import sae_activations
-from circuitmap.sae.store import LayerSAE
+
+if TYPE_CHECKING:
+    from circuitmap.config import PatchscopeConfig
+    from circuitmap.model.load import LoadedModel
+    from circuitmap.sae.store import LayerSAE
 
 _WORD = re.compile(r"[a-z][a-z0-9]+")
 _STOP = set(

@@ -6,17 +6,22 @@ from __future__ import annotations
 from dataclasses import dataclass
 from importlib.resources import files
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
 
-from circuitmap.config import ModelConfig, Target
+from circuitmap.config import Target
 from circuitmap.errors import CircuitmapError, check_range
 from circuitmap.files.storage import read_text_file
 from circuitmap.model.forward import run_recorded
-from circuitmap.model.load import LoadedModel, load_model
+from circuitmap.model.load import load_model
 from circuitmap.model.tokens import batches
 from circuitmap.sae.features import sae_activations
-from circuitmap.sae.store import LayerSAE
+
+if TYPE_CHECKING:
+    from circuitmap.config import ModelConfig
+    from circuitmap.model.load import LoadedModel
+    from circuitmap.sae.store import LayerSAE
 
 EXAMPLE_SETS = ("math_notation", "licences", "definitions", "narrative")
 

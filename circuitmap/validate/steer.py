@@ -5,16 +5,19 @@ Each strength is one row of a single batched greedy decode; strength 0 is the cl
 from __future__ import annotations
 
 from contextlib import AbstractContextManager
+from typing import TYPE_CHECKING
 
 import torch
 
-from circuitmap.config import Target
 from circuitmap.method.ablation import feature_directions
 from circuitmap.method.baseline import compute_baseline
 from circuitmap.model.generate import greedy_decode, prompt_rows
 from circuitmap.model.hooks import edit_mlp_post, edit_resid_pre
-from circuitmap.model.load import LoadedModel
-from circuitmap.sae.store import LayerSAE
+
+if TYPE_CHECKING:
+    from circuitmap.config import Target
+    from circuitmap.model.load import LoadedModel
+    from circuitmap.sae.store import LayerSAE
 
 
 def clamp_neuron(

@@ -1,0 +1,128 @@
+"""Operations on built circuit graphs, without the model: merging several targets' graphs,
+one target's part of a merged graph, pruning by cumulative influence and edge weight (as
+circuit-tracer's ``prune_graph`` does), and the strongest chain into a target."""
+
+from __future__ import annotations
+
+import networkx as nx
+
+# Graph attributes that merging several targets averages.
+FAITHFULNESS_FIGURES = (
+    "completeness",
+    "sufficiency",
+    "sufficiency_no_error",
+    "error_share",
+    "random_completeness",
+    "random_sufficiency",
+    "joint_sufficiency",
+    "joint_random_sufficiency",
+)
+
+
+def _join(*ids: str) -> str:
+    return ",".join(dict.fromkeys(i for text in ids for i in text.split(",")))
+
+
+def merge_graphs(graphs: list[nx.DiGraph]) -> nx.DiGraph:
+    """One graph of several targets' graphs: shared features are shared nodes (see the schema
+    for which target's values a shared node or edge keeps)."""
+    merged = nx.DiGraph(**graphs[0].graph)
+    merged.graph["targets"] = _join(*(g.graph["targets"] for g in graphs))
+    for name in FAITHFULNESS_FIGURES:  # the mean over the targets where it is defined
+        values = [g.graph[name] for g in graphs if name in g.graph]
+        if values:
+            merged.graph[name] = sum(values) / len(values)
+    prompts = [g.graph["heldout_prompts"] for g in graphs if "heldout_prompts" in g.graph]
+    if prompts:
+        merged.graph["heldout_prompts"] = sum(prompts)
+    merged.graph["layers"] = ",".join(
+        sorted({x for g in graphs for x in g.graph["layers"].split(",") if x}, key=int)
+    )
+    for graph in graphs:
+        for node, d in graph.nodes(data=True):
+            if node in merged:
+                merged.nodes[node]["targets"] = _join(merged.nodes[node]["targets"], d["targets"])
+            else:
+                merged.add_node(node, **d)
+        for u, v, d in graph.edges(data=True):
+            if merged.has_edge(u, v):
+                old = merged.edges[u, v]
+                both = _join(old["targets"], d["targets"])
+                if abs(d["weight"]) > abs(old["weight"]):
+                    old.update(d)
+                old["targets"] = both
+            else:
+                merged.add_edge(u, v, **d)
+    return merged
+
+
+def target_subgraph(graph: nx.DiGraph, target: str) -> nx.DiGraph:
+    """The part of a (merged) graph that belongs to the target with id ``target``."""
+    nodes = [n for n, d in graph.nodes(data=True) if target in d["targets"].split(",")]
+    sub = graph.subgraph(nodes).copy()
+    sub.remove_edges_from(
+        [(u, v) for u, v, d in sub.edges(data=True) if target not in d["targets"].split(",")]
+    )
+    return sub
+
+
+def prune(graph: nx.DiGraph, node_threshold: float, edge_threshold: float) -> nx.DiGraph:
+    """A copy that keeps, in each layer, the fewest nodes whose summed |influence| reaches
+    ``node_threshold`` of the layer's (error nodes always stay), and of the edges between kept
+    nodes the fewest whose summed |weight| reaches ``edge_threshold`` of theirs (as
+    circuit-tracer's ``prune_graph`` does with cumulative thresholds); records what it hid."""
+    by_layer: dict[int, list[tuple[float, str]]] = {}
+    for node, d in graph.nodes(data=True):
+        if d["kind"] == "feature":
+            by_layer.setdefault(d["layer"], []).append((abs(d.get("influence", 0.0)), node))
+    hidden_nodes, hidden_share, total_share = [], 0.0, 0.0
+    for items in by_layer.values():
+        items.sort(reverse=True)
+        total = sum(value for value, _ in items)
+        kept = _cumulative([value for value, _ in items], node_threshold)
+        hidden_nodes += [node for _, node in items[kept:]]
+        hidden_share += sum(value for value, _ in items[kept:])
+        total_share += total
+    pruned = graph.copy()
+    pruned.remove_nodes_from(hidden_nodes)
+    edges = sorted(pruned.edges(data="weight"), key=lambda e: -abs(e[2]))
+    kept_edges = _cumulative([abs(w) for *_, w in edges], edge_threshold)
+    pruned.remove_edges_from([(u, v) for u, v, _ in edges[kept_edges:]])
+    pruned.graph.update(
+        node_threshold=node_threshold,
+        edge_threshold=edge_threshold,
+        nodes_total=graph.number_of_nodes(),
+        nodes_hidden=len(hidden_nodes),
+        edges_total=graph.number_of_edges(),
+        edges_hidden=graph.number_of_edges() - pruned.number_of_edges(),
+        influence_hidden=hidden_share / total_share if total_share > 0 else 0.0,
+    )
+    return pruned
+
+
+def _cumulative(values: list[float], threshold: float) -> int:
+    """How many of ``values`` (sorted from the largest) reach ``threshold`` of their sum."""
+    total = sum(values)
+    if total <= 0:
+        return len(values)
+    running = 0.0
+    for count, value in enumerate(values, 1):
+        running += value
+        if running >= threshold * total:
+            return count
+    return len(values)
+
+
+def strongest_chain(graph: nx.DiGraph, target: str) -> list[str]:
+    """The chain of features into ``target`` through the most layers along supporting edges
+    (positive weight), ties broken by the chain's weakest edge: e.g. Feature 302 -> Feature
+    10839 -> Neuron 8526. Meant for a pruned graph, whose edges all passed the threshold."""
+    best: dict[str, tuple[int, float, list[str]]] = {}  # node -> (edges, weakest edge, chain)
+    for node in nx.topological_sort(graph):
+        options = [(0, float("inf"), [node])]
+        for u, _, w in graph.in_edges(node, data="weight"):
+            if w > 0 and u in best:
+                length, weakest, chain = best[u]
+                options.append((length + 1, min(weakest, w), [*chain, node]))
+        best[node] = max(options, key=lambda option: option[:2])
+    return best[target][2]
