@@ -6,7 +6,22 @@ import pytest
 sys.path.insert(0, str(Path(__file__).parent))
 sys.path.insert(0, str(Path(__file__).parent.parent / "benchmarks"))  # reference.py
 
+from typer.testing import CliRunner  # noqa: E402
+
+from circuitmap_cli.main import app  # noqa: E402
 from tiny import ARCHS, TINY_TRAIN, save_tiny, tiny_lm  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def run_cli():
+    """The `circuitmap` command, in-process: ``run_cli(*args)`` gives click's result (exit code,
+    output); paths and numbers may be passed as they are."""
+    runner = CliRunner()
+
+    def run(*args: object):
+        return runner.invoke(app, [str(a) for a in args])
+
+    return run
 
 
 @pytest.fixture(params=ARCHS)

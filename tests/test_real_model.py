@@ -2,14 +2,12 @@
 
 import pytest
 from reference import reference_patchscope
-from typer.testing import CliRunner
 
 from circuitmap.config import ModelConfig, PatchscopeConfig, Target
 from circuitmap.files.export import load_graph
 from circuitmap.method.explain import ExplainResult
 from circuitmap.method.patchscope import patchscope
 from circuitmap.model.load import load_model
-from circuitmap_cli.main import app
 
 pytestmark = pytest.mark.real_model
 
@@ -23,21 +21,18 @@ def real_lm():
 
 
 @pytest.fixture(scope="module")
-def explain_run(tmp_path_factory):
+def explain_run(run_cli, tmp_path_factory):
     out = tmp_path_factory.mktemp("runs")
-    result = CliRunner().invoke(
-        app,
-        [
-            "explain",
-            "--target-layer",
-            str(TARGET_LAYER),
-            "--neuron",
-            str(NEURON),
-            "--layer",
-            "4",
-            "--out",
-            str(out),
-        ],
+    result = run_cli(
+        "explain",
+        "--target-layer",
+        str(TARGET_LAYER),
+        "--neuron",
+        str(NEURON),
+        "--layer",
+        "4",
+        "--out",
+        str(out),
     )
     assert result.exit_code == 0, result.output
     (run_dir,) = out.iterdir()
@@ -68,11 +63,11 @@ def test_batched_patchscope_equals_separate_runs_on_the_real_model(real_lm, expl
 
 
 @pytest.fixture(scope="module")
-def real_saes(tmp_path_factory):
+def real_saes(run_cli, tmp_path_factory):
     """Small SAEs (20k tokens) for layers 4 and 8, trained by the CLI in one activation pass."""
     sae_dir = tmp_path_factory.mktemp("saes")
-    result = CliRunner().invoke(
-        app, ["sae", "train", "--layers", "4,8", "--n-tokens", "20000", "--sae-dir", str(sae_dir)]
+    result = run_cli(
+        "sae", "train", "--layers", "4,8", "--n-tokens", "20000", "--sae-dir", str(sae_dir)
     )
     assert result.exit_code == 0, result.output
     assert "layer 4: explained variance" in result.output
@@ -80,26 +75,23 @@ def real_saes(tmp_path_factory):
     return sae_dir
 
 
-def test_small_sae_trained_in_the_suite_feeds_explain(real_saes, tmp_path):
-    explained = CliRunner().invoke(
-        app,
-        [
-            "explain",
-            "--target-layer",
-            str(TARGET_LAYER),
-            "--neuron",
-            str(NEURON),
-            "--layer",
-            "4",
-            "--steps",
-            "10",
-            "--max-new-tokens",
-            "4",
-            "--out",
-            str(tmp_path / "runs"),
-            "--sae-dir",
-            str(real_saes),
-        ],
+def test_small_sae_trained_in_the_suite_feeds_explain(run_cli, real_saes, tmp_path):
+    explained = run_cli(
+        "explain",
+        "--target-layer",
+        str(TARGET_LAYER),
+        "--neuron",
+        str(NEURON),
+        "--layer",
+        "4",
+        "--steps",
+        "10",
+        "--max-new-tokens",
+        "4",
+        "--out",
+        str(tmp_path / "runs"),
+        "--sae-dir",
+        str(real_saes),
     )
     assert explained.exit_code == 0, explained.output
     (run_dir,) = (tmp_path / "runs").iterdir()
@@ -111,22 +103,23 @@ def test_small_sae_trained_in_the_suite_feeds_explain(real_saes, tmp_path):
 MAP_ARGS = ["--layers", "4,8", "--steps", "20", "--max-new-tokens", "8"]
 
 
-def _map(real_saes, out, *targets):
-    result = CliRunner().invoke(
-        app, ["map", *targets, *MAP_ARGS, "--sae-dir", str(real_saes), "--run-dir", str(out)]
-    )
+def _map(run_cli, real_saes, out, *targets):
+    result = run_cli("map", *targets, *MAP_ARGS, "--sae-dir", str(real_saes), "--run-dir", str(out))
     assert result.exit_code == 0, result.output
     return out
 
 
 @pytest.fixture(scope="module")
-def real_map(real_saes, tmp_path_factory):
+def real_map(run_cli, real_saes, tmp_path_factory):
     return _map(
-        real_saes, tmp_path_factory.mktemp("map") / "run", f"--target={TARGET_LAYER}:{NEURON}"
+        run_cli,
+        real_saes,
+        tmp_path_factory.mktemp("map") / "run",
+        f"--target={TARGET_LAYER}:{NEURON}",
     )
 
 
-def test_map_on_two_layers_writes_every_output(real_map):
+def test_map_on_two_layers_writes_every_output(run_cli, real_map):
     run_dir = real_map
     for name in (
         "graph.json",
@@ -157,15 +150,15 @@ def test_map_on_two_layers_writes_every_output(real_map):
     g = graph.graph
     assert g["heldout_prompts"] > 0 and g["completeness"] > g["random_completeness"]
     assert g["sufficiency"] > g["random_sufficiency"]
-    labelled = CliRunner().invoke(app, ["labels", str(run_dir)])
+    labelled = run_cli("labels", str(run_dir))
     assert labelled.exit_code == 0, labelled.output
     assert len((run_dir / "labels.csv").read_text().strip().splitlines()) == 1 + len(features)
 
 
-def test_two_targets_share_one_map(real_saes, real_map, tmp_path):
+def test_two_targets_share_one_map(run_cli, real_saes, real_map, tmp_path):
     """Mapping a second target alongside changes nothing in the first target's circuit."""
     run_dir = _map(
-        real_saes, tmp_path / "run", f"--target={TARGET_LAYER}:{NEURON}", "--target=11:100"
+        run_cli, real_saes, tmp_path / "run", f"--target={TARGET_LAYER}:{NEURON}", "--target=11:100"
     )
     target = f"L{TARGET_LAYER}.N{NEURON}"
     alone = load_graph(real_map / "targets" / target / "graph.json")
@@ -180,20 +173,18 @@ def test_two_targets_share_one_map(real_saes, real_map, tmp_path):
     assert "id='target-filter'" in (run_dir / "circuit.html").read_text()
 
 
-def test_probe_separates_math_from_licences(real_lm):
+def test_probe_separates_math_from_licences(run_cli, real_lm):
     from circuitmap.validate.probe import neuron_maxima, read_prompt_set, separation
 
     math = neuron_maxima(real_lm, read_prompt_set("math_notation")[1], TARGET_LAYER)[:, NEURON]
     licences = neuron_maxima(real_lm, read_prompt_set("licences")[1], TARGET_LAYER)[:, NEURON]
     assert math.mean() > 10 * licences.mean()
     assert separation(math, licences).accuracy >= 0.9
-    result = CliRunner().invoke(
-        app, ["probe", "--target-layer", str(TARGET_LAYER), "--neuron", str(NEURON)]
-    )
+    result = run_cli("probe", "--target-layer", str(TARGET_LAYER), "--neuron", str(NEURON))
     assert result.exit_code == 0 and "separates math_notation from licences" in result.output
 
 
-def test_find_and_steer_and_restarts_run_on_the_real_model(real_lm, real_saes):
+def test_find_and_steer_and_restarts_run_on_the_real_model(run_cli, real_lm, real_saes):
     from circuitmap.model.generate import greedy_decode, prompt_rows
     from circuitmap.validate.probe import find_neurons, read_prompt_set
     from circuitmap.validate.steer import steer_neuron
@@ -212,23 +203,20 @@ def test_find_and_steer_and_restarts_run_on_the_real_model(real_lm, real_saes):
         real_lm, Target(TARGET_LAYER, NEURON), prompt, [None, 0.0], max_new_tokens=8
     )
     assert steered[0] == clean
-    restarts = CliRunner().invoke(
-        app,
-        [
-            "validate",
-            "restarts",
-            "--target-layer",
-            str(TARGET_LAYER),
-            "--neuron",
-            str(NEURON),
-            "--layers",
-            "8",
-            "--restarts",
-            "2",
-            "--steps",
-            "10",
-            "--sae-dir",
-            str(real_saes),
-        ],
+    restarts = run_cli(
+        "validate",
+        "restarts",
+        "--target-layer",
+        str(TARGET_LAYER),
+        "--neuron",
+        str(NEURON),
+        "--layers",
+        "8",
+        "--restarts",
+        "2",
+        "--steps",
+        "10",
+        "--sae-dir",
+        str(real_saes),
     )
     assert restarts.exit_code == 0, restarts.output

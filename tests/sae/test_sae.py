@@ -5,7 +5,6 @@ from itertools import pairwise
 import pytest
 import torch
 from sae_lens import SAE, JumpReLUSAE, JumpReLUSAEConfig
-from typer.testing import CliRunner
 
 from circuitmap.config import SAESource, SAETrainConfig
 from circuitmap.errors import CircuitmapError
@@ -14,7 +13,6 @@ from circuitmap.sae.activations import collect_activations
 from circuitmap.sae.features import feature_report
 from circuitmap.sae.store import list_own_saes, load_layer_sae, resid_pre_layer, save_own_sae
 from circuitmap.sae.train import reconstruction_quality, train_layer_saes, train_sae
-from circuitmap_cli.main import app
 from tiny import TINY_TRAIN, tiny_lm
 
 
@@ -129,10 +127,11 @@ def test_feature_report_ranks_features(tmp_path):
     assert all(a.increase >= b.increase for a, b in pairwise(report.added))
 
 
-def test_cli_sae_train_info_and_explain_with_features(tiny_model_dir, many_texts, tmp_path):
+def test_cli_sae_train_info_and_explain_with_features(
+    run_cli, tiny_model_dir, many_texts, tmp_path
+):
     corpus = tmp_path / "corpus.txt"
     corpus.write_text("\n\n".join(many_texts))
-    runner = CliRunner()
     common = [
         "--model",
         str(tiny_model_dir),
@@ -141,63 +140,35 @@ def test_cli_sae_train_info_and_explain_with_features(tiny_model_dir, many_texts
         "--sae-dir",
         str(tmp_path / "saes"),
     ]
-    result = runner.invoke(
-        app,
-        [
-            "sae",
-            "train",
-            "--layers",
-            "1",
-            *common,
-            "--width",
-            "64",
-            "--k",
-            "4",
-            "--n-tokens",
-            "2000",
-        ],
+    result = run_cli(
+        "sae", "train", "--layers", "1", *common, "--width", "64", "--k", "4", "--n-tokens", "2000"
     )
     assert result.exit_code == 0, result.output
     assert "layer 1: explained variance" in result.output
-    info = runner.invoke(
-        app, ["sae", "info", "--model", str(tiny_model_dir), "--sae-dir", str(tmp_path / "saes")]
+    info = run_cli(
+        "sae", "info", "--model", str(tiny_model_dir), "--sae-dir", str(tmp_path / "saes")
     )
     assert info.exit_code == 0 and "explained var" in info.output
-    explained = runner.invoke(
-        app,
-        [
-            "explain",
-            "--target-layer",
-            "3",
-            "--neuron",
-            "5",
-            "--layer",
-            "1",
-            *common,
-            "--steps",
-            "3",
-            "--max-new-tokens",
-            "2",
-            "--out",
-            str(tmp_path / "runs"),
-        ],
+    explained = run_cli(
+        "explain",
+        "--target-layer",
+        "3",
+        "--neuron",
+        "5",
+        "--layer",
+        "1",
+        *common,
+        "--steps",
+        "3",
+        "--max-new-tokens",
+        "2",
+        "--out",
+        str(tmp_path / "runs"),
     )
     assert explained.exit_code == 0, explained.output
     assert "top on X" in explained.output and "added by the optimisation" in explained.output
-    missing = runner.invoke(
-        app,
-        [
-            "explain",
-            "--target-layer",
-            "3",
-            "--neuron",
-            "5",
-            "--layer",
-            "2",
-            *common,
-            "--steps",
-            "1",
-        ],
+    missing = run_cli(
+        "explain", "--target-layer", "3", "--neuron", "5", "--layer", "2", *common, "--steps", "1"
     )
     assert missing.exit_code == 2 and "circuitmap sae train --layers 2" in missing.output
 

@@ -19,7 +19,7 @@ def mapped(tiny_map_setup, tmp_path_factory):
     return run_dir
 
 
-def run_cli(monkeypatch, capsys, *args: str) -> tuple[int, str, str]:
+def run_main(monkeypatch, capsys, *args: str) -> tuple[int, str, str]:
     """The `circuitmap` command with ``args``: (exit code, stdout, stderr)."""
     monkeypatch.setattr(sys, "argv", ["circuitmap", *map(str, args)])
     with pytest.raises(SystemExit) as exit_info:
@@ -141,7 +141,7 @@ def test_bad_input_is_one_error_line_and_writes_nothing(
     monkeypatch.chdir(tmp_path)
     args, message = _cases(tiny_map_setup, mapped, tmp_path)[case]
     before = _snapshot(tmp_path), _snapshot(mapped)
-    code, out, err = run_cli(monkeypatch, capsys, *args)
+    code, out, err = run_main(monkeypatch, capsys, *args)
     assert code == 2, (out, err)
     lines = err.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: "), err
@@ -158,23 +158,23 @@ def test_damaged_files_are_errors_naming_them(mapped, tmp_path, monkeypatch, cap
     shutil.copytree(mapped, run)
     graph = run / "graph.json"
     graph.write_text(graph.read_text().replace('"weight": 0', '"weight": NaN', 1))
-    code, _, err = run_cli(monkeypatch, capsys, "export", run, "--format", "json")
+    code, _, err = run_main(monkeypatch, capsys, "export", run, "--format", "json")
     assert code == 2 and f"cannot read {graph}" in err and "NaN is not valid JSON" in err
     config = json.loads((run / "config.json").read_text())
     (run / "config.json").write_text(json.dumps({**config, "node_threshold": float("nan")}))
-    code, _, err = run_cli(monkeypatch, capsys, "export", run, "--format", "json")
+    code, _, err = run_main(monkeypatch, capsys, "export", run, "--format", "json")
     assert code == 2 and "config.json" in err
     sae = tmp_path / "saes" / "gemma-3-270m" / "resid_pre_3"
     sae.mkdir(parents=True)
     (sae / "cfg.json").write_text("{}")
     (sae / "quality.json").write_text("[]")
-    code, _, err = run_cli(monkeypatch, capsys, "sae", "info", "--cache-dir", tmp_path)
+    code, _, err = run_main(monkeypatch, capsys, "sae", "info", "--cache-dir", tmp_path)
     assert code == 2 and "quality.json is not an SAE quality record" in err
     # An explain run is told it is not a map, not to resume one.
     explain_run = tmp_path / "explain-run"
     explain_run.mkdir()
     (explain_run / "config.json").write_text(json.dumps({"kind": "explain"}))
-    code, _, err = run_cli(monkeypatch, capsys, "export", explain_run)
+    code, _, err = run_main(monkeypatch, capsys, "export", explain_run)
     assert code == 2 and "is not a map run folder" in err and "--resume" not in err
 
 
@@ -187,7 +187,7 @@ def test_list_valued_attributes_export_to_every_format(mapped, tmp_path, monkeyp
     graph["nodes"][0]["tags"] = ["math", "circle"]
     graph["graph"]["notes"] = {"by": "a user"}
     (run / "graph.json").write_text(json.dumps(graph))
-    code, out, err = run_cli(monkeypatch, capsys, "export", run, "--node-threshold", "1")
+    code, out, err = run_main(monkeypatch, capsys, "export", run, "--node-threshold", "1")
     assert code == 0, err
     assert '["math", "circle"]' in (run / "circuit.graphml").read_text()
 
@@ -202,7 +202,7 @@ def test_json_refuses_nan_when_written(tmp_path):
 
 
 def test_help_keeps_bracketed_text(monkeypatch, capsys):
-    code, out, _ = run_cli(monkeypatch, capsys, "map", "--help")
+    code, out, _ = run_main(monkeypatch, capsys, "map", "--help")
     text = " ".join(out.split())  # help is wrapped to the terminal's width
     assert code == 0 and "circuitmap[ray]" in text and "[default: $RAY_ADDRESS" in text
 
@@ -214,6 +214,6 @@ def test_view_serve_on_a_port_in_use(mapped, monkeypatch, capsys):
         busy.bind(("127.0.0.1", 0))
         busy.listen()
         port = busy.getsockname()[1]
-        code, _, err = run_cli(monkeypatch, capsys, "view", mapped, "--serve", "--port", port)
+        code, _, err = run_main(monkeypatch, capsys, "view", mapped, "--serve", "--port", port)
     assert code == 2 and err.startswith(f"error: cannot serve on 127.0.0.1:{port}")
     assert len(err.strip().splitlines()) == 1

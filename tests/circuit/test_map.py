@@ -7,7 +7,6 @@ import networkx as nx
 import pytest
 import torch
 from sae_lens import SAE
-from typer.testing import CliRunner
 
 from circuitmap.circuit.prune import prune
 from circuitmap.circuit.run import reexport, run_map
@@ -21,7 +20,6 @@ from circuitmap.errors import CircuitmapError
 from circuitmap.files.export import FORMATS, load_graph
 from circuitmap.method.ablation import ablate, feature_directions
 from circuitmap.model.load import load_model
-from circuitmap_cli.main import app
 from tiny import map_config
 
 
@@ -180,8 +178,7 @@ def test_reexport_needs_no_model_and_checks_formats(full_run, tmp_path):
     assert set(FORMATS) == {"html", "graphml", "gexf", "json", "csv", "neuronpedia"}
 
 
-def test_cli_map_export_and_errors(tiny_map_setup, tmp_path):
-    runner = CliRunner()
+def test_cli_map_export_and_errors(run_cli, tiny_map_setup, tmp_path):
     s = tiny_map_setup
     common = [
         "--model",
@@ -195,81 +192,71 @@ def test_cli_map_export_and_errors(tiny_map_setup, tmp_path):
         "--n-prompts",
         "2",
     ]
-    result = runner.invoke(
-        app,
-        [
-            "map",
-            "--target-layer",
-            "3",
-            "--neuron",
-            "5",
-            "--layers",
-            "1-2",
-            "--sae-dir",
-            str(s["saes"]),
-            "--out",
-            str(tmp_path / "runs"),
-            *common,
-        ],
+    result = run_cli(
+        "map",
+        "--target-layer",
+        "3",
+        "--neuron",
+        "5",
+        "--layers",
+        "1-2",
+        "--sae-dir",
+        str(s["saes"]),
+        "--out",
+        str(tmp_path / "runs"),
+        *common,
     )
     assert result.exit_code == 0, result.output
     assert "strongest chain:" in result.output and "circuit.html" in result.output
     (run_dir,) = (tmp_path / "runs").iterdir()
-    again = runner.invoke(app, ["map", "--resume", str(run_dir)])
+    again = run_cli("map", "--resume", str(run_dir))
     assert again.exit_code == 0
     assert "resuming: 1 of 1 target sweeps and 2 of 2 layers done" in again.output
-    exported = runner.invoke(
-        app, ["export", str(run_dir), "--format", "gexf", "--out", str(tmp_path)]
-    )
+    exported = run_cli("export", str(run_dir), "--format", "gexf", "--out", str(tmp_path))
     assert exported.exit_code == 0 and (tmp_path / "circuit.gexf").is_file()
-    no_saes = runner.invoke(
-        app,
-        [
-            "map",
-            "--target-layer",
-            "3",
-            "--neuron",
-            "5",
-            "--layers",
-            "1",
-            "--sae-dir",
-            str(tmp_path / "none"),
-            "--no-train-saes",
-            *common,
-        ],
+    no_saes = run_cli(
+        "map",
+        "--target-layer",
+        "3",
+        "--neuron",
+        "5",
+        "--layers",
+        "1",
+        "--sae-dir",
+        str(tmp_path / "none"),
+        "--no-train-saes",
+        *common,
     )
     assert no_saes.exit_code == 2 and "circuitmap sae train --layers 1" in no_saes.output
-    not_a_run = runner.invoke(app, ["map", "--resume", str(tmp_path)])
+    not_a_run = run_cli("map", "--resume", str(tmp_path))
     assert not_a_run.exit_code == 2 and "is not a circuitmap run folder" in not_a_run.output
     for bad in (["export", str(tmp_path / "nope")], ["view", str(tmp_path / "nope")]):
-        out = runner.invoke(app, bad)
+        out = run_cli(*bad)
         assert out.exit_code == 2 and "Traceback" not in out.output
 
 
-def test_map_trains_the_saes_it_is_missing(tiny_map_setup, tmp_path):
+def test_map_trains_the_saes_it_is_missing(run_cli, tiny_map_setup, tmp_path):
     s = tiny_map_setup
     saes = tmp_path / "saes"
     args = ["map", "--target-layer", "3", "--neuron", "5", "--layers", "1-2", "--steps", "2"]
     args += ["--model", str(s["model"]), "--dataset", str(s["corpus"]), "--max-new-tokens", "2"]
-    result = CliRunner().invoke(
-        app, [*args, "--sae-dir", str(saes), "--sae-tokens", "2000", "--out", str(tmp_path)]
-    )
+    result = run_cli(*args, "--sae-dir", str(saes), "--sae-tokens", "2000", "--out", str(tmp_path))
     assert result.exit_code == 0, result.output
     assert "no SAE for resid_pre layers [1, 2]" in result.output and "circuit.html" in result.output
     assert all((saes / f"resid_pre_{layer}" / "cfg.json").is_file() for layer in (1, 2))
 
 
-def test_validate_faithfulness_measures_a_map_made_without_it(tiny_map_setup, tmp_path):
+def test_validate_faithfulness_measures_a_map_made_without_it(run_cli, tiny_map_setup, tmp_path):
     config = map_config(tiny_map_setup, layers=[1, 2], faithfulness=False)
     run_map(config, tmp_path, log=lambda m: None)
     assert "completeness" not in load_graph(tmp_path / "graph.json").graph
-    result = CliRunner().invoke(app, ["validate", "faithfulness", str(tmp_path)])
+    result = run_cli("validate", "faithfulness", str(tmp_path))
     assert result.exit_code == 0, result.output
     assert "held-out prompts" in result.output and "all layers edited at once" in result.output
     graph = load_graph(tmp_path / "graph.json")
     assert {"completeness", "sufficiency", "error_share"} <= set(graph.graph)
     assert "held-out faithfulness" in (tmp_path / "circuit.html").read_text()
-    bad = CliRunner().invoke(app, ["validate", "faithfulness", str(tmp_path / "nope")])
+    bad = run_cli("validate", "faithfulness", str(tmp_path / "nope"))
     assert bad.exit_code == 2 and "Traceback" not in bad.output
 
 
@@ -337,30 +324,27 @@ def test_map_with_restarts_puts_agreement_on_feature_nodes(tiny_map_setup, tmp_p
     assert full.graph["restarts"] == 2
 
 
-def test_cli_validate_restarts(tiny_map_setup):
+def test_cli_validate_restarts(run_cli, tiny_map_setup):
     s = tiny_map_setup
-    result = CliRunner().invoke(
-        app,
-        [
-            "validate",
-            "restarts",
-            "--target-layer",
-            "3",
-            "--neuron",
-            "5",
-            "--layers",
-            "1,2",
-            "--restarts",
-            "2",
-            "--steps",
-            "3",
-            "--model",
-            str(s["model"]),
-            "--dataset",
-            str(s["corpus"]),
-            "--sae-dir",
-            str(s["saes"]),
-        ],
+    result = run_cli(
+        "validate",
+        "restarts",
+        "--target-layer",
+        "3",
+        "--neuron",
+        "5",
+        "--layers",
+        "1,2",
+        "--restarts",
+        "2",
+        "--steps",
+        "3",
+        "--model",
+        str(s["model"]),
+        "--dataset",
+        str(s["corpus"]),
+        "--sae-dir",
+        str(s["saes"]),
     )
     assert result.exit_code == 0, result.output
     rows = [line.split() for line in result.output.splitlines() if line.strip()[:1].isdigit()]
@@ -451,7 +435,7 @@ def test_similarity_of_descriptions():
     assert 0 < similarity("the circle of numbers", "real numbers") < 1
 
 
-def test_labels_command_flags_and_writes_the_corrections_table(full_run, tmp_path):
+def test_labels_command_flags_and_writes_the_corrections_table(run_cli, full_run, tmp_path):
     import shutil
 
     _, run_dir, _, _ = full_run
@@ -463,7 +447,7 @@ def test_labels_command_flags_and_writes_the_corrections_table(full_run, tmp_pat
     labels.write_text(
         f"layer,feature,label\n{node['layer']},{node['index']},zebra migration patterns\n"
     )
-    result = CliRunner().invoke(app, ["labels", str(run), "--labels", str(labels)])
+    result = run_cli("labels", str(run), "--labels", str(labels))
     assert result.exit_code == 0, result.output
     rows = list(csv.DictReader((run / "labels.csv").open()))
     features = [n for n, d in graph.nodes(data=True) if d["kind"] == "feature"]
@@ -473,28 +457,28 @@ def test_labels_command_flags_and_writes_the_corrections_table(full_run, tmp_pat
     relabelled = load_graph(run / "graph.json")
     assert all("causal_description" in relabelled.nodes[n] for n in features)
     assert "causal (Patchscope of the feature)" in (run / "circuit.html").read_text()
-    missing = CliRunner().invoke(app, ["labels", str(run), "--labels", str(tmp_path / "nope.json")])
+    missing = run_cli("labels", str(run), "--labels", str(tmp_path / "nope.json"))
     assert missing.exit_code == 2 and "does not exist" in missing.output
 
 
-def test_cli_validate_necessity_reads_the_run(full_run, tmp_path):
+def test_cli_validate_necessity_reads_the_run(run_cli, full_run, tmp_path):
     _, run_dir, _, _ = full_run
-    result = CliRunner().invoke(app, ["validate", "necessity", str(run_dir)])
+    result = run_cli("validate", "necessity", str(run_dir))
     assert result.exit_code == 0, result.output
     assert result.output.count("L") >= 15 and "95% interval" in result.output
-    missing = CliRunner().invoke(app, ["validate", "necessity", str(tmp_path)])
+    missing = run_cli("validate", "necessity", str(tmp_path))
     assert missing.exit_code == 2 and "not a circuitmap run folder" in missing.output
 
 
-def test_cli_view_opens_the_run_html(full_run, monkeypatch):
+def test_cli_view_opens_the_run_html(run_cli, full_run, monkeypatch):
     _, run_dir, _, _ = full_run
     opened = []
     monkeypatch.setattr("webbrowser.open", lambda url: opened.append(url) or True)
-    result = CliRunner().invoke(app, ["view", str(run_dir)])
+    result = run_cli("view", str(run_dir))
     assert result.exit_code == 0 and opened == [(run_dir / "circuit.html").resolve().as_uri()]
     assert f"opened {(run_dir / 'circuit.html').resolve()}" in result.output
     monkeypatch.setattr("webbrowser.open", lambda url: False)  # no browser on this machine
-    headless = CliRunner().invoke(app, ["view", str(run_dir)])
+    headless = run_cli("view", str(run_dir))
     assert headless.exit_code == 0 and "--serve" in headless.output
     assert str((run_dir / "circuit.html").resolve()) in headless.output
 

@@ -6,7 +6,6 @@ import re
 import pytest
 import torch
 from sae_lens import JumpReLUSAE, JumpReLUSAEConfig
-from typer.testing import CliRunner
 
 from circuitmap.config import Target
 from circuitmap.errors import CircuitmapError
@@ -21,7 +20,6 @@ from circuitmap.validate.probe import (
     separation,
 )
 from circuitmap.validate.steer import steer_feature, steer_neuron
-from circuitmap_cli.main import app
 from tiny import tiny_lm
 
 CIRCLE = ["a circle is the set of all points", "the circle has a point", "let x be a circle"]
@@ -120,64 +118,55 @@ def test_prompt_sets_ship_and_bad_ones_are_clear_errors(tmp_path):
         read_prompt_set(str(tmp_path / "missing.txt"))
 
 
-def test_cli_probe_find_steer_on_a_tiny_model(tiny_model_dir, tmp_path):
-    runner = CliRunner()
+def test_cli_probe_find_steer_on_a_tiny_model(run_cli, tiny_model_dir, tmp_path):
     a, b = tmp_path / "a.txt", tmp_path / "b.txt"
     a.write_text("\n".join(CIRCLE))
     b.write_text("\n".join(OTHER))
     model = ["--model", str(tiny_model_dir)]
-    probe = runner.invoke(
-        app,
-        ["probe", "--target-layer", "1", "--neuron", "3", "--set", str(a), "--set", str(b), *model],
+    probe = run_cli(
+        "probe", "--target-layer", "1", "--neuron", "3", "--set", str(a), "--set", str(b), *model
     )
     assert probe.exit_code == 0, probe.output
     assert "threshold" in probe.output and "accuracy" in probe.output
-    found = runner.invoke(
-        app,
-        ["find", "--layer", "1", "--positive", str(a), "--negative", str(b), "--top", "3", *model],
+    found = run_cli(
+        "find", "--layer", "1", "--positive", str(a), "--negative", str(b), "--top", "3", *model
     )
     rows = [line for line in found.output.splitlines() if re.match(r"^\s+\d+\s+-?\d", line)]
     assert found.exit_code == 0 and len(rows) == 3
     corpus = tmp_path / "c.txt"
     corpus.write_text("\n\n".join(CIRCLE + OTHER))
-    steer = runner.invoke(
-        app,
-        [
-            "steer",
-            "--target-layer",
-            "2",
-            "--neuron",
-            "4",
-            "--clamp",
-            "0,3",
-            "--prompt",
-            "a circle is",
-            "--max-new-tokens",
-            "3",
-            "--dataset",
-            str(corpus),
-            *model,
-        ],
+    steer = run_cli(
+        "steer",
+        "--target-layer",
+        "2",
+        "--neuron",
+        "4",
+        "--clamp",
+        "0,3",
+        "--prompt",
+        "a circle is",
+        "--max-new-tokens",
+        "3",
+        "--dataset",
+        str(corpus),
+        *model,
     )
     assert steer.exit_code == 0, steer.output
     assert "clean" in steer.output and "3 x corpus max" in steer.output
-    bad = runner.invoke(
-        app,
-        [
-            "probe",
-            "--target-layer",
-            "1",
-            "--neuron",
-            "3",
-            "--feature",
-            "1:999",
-            "--set",
-            str(a),
-            "--sae-dir",
-            str(tmp_path / "none"),
-            *model,
-        ],
+    bad = run_cli(
+        "probe",
+        "--target-layer",
+        "1",
+        "--neuron",
+        "3",
+        "--feature",
+        "1:999",
+        "--set",
+        str(a),
+        "--sae-dir",
+        str(tmp_path / "none"),
+        *model,
     )
     assert bad.exit_code == 2 and "circuitmap sae train --layers 1" in bad.output
-    neither = runner.invoke(app, ["steer", *model])
+    neither = run_cli("steer", *model)
     assert neither.exit_code == 2 and "steer needs either" in neither.output

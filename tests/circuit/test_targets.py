@@ -2,13 +2,11 @@
 
 import networkx as nx
 import pytest
-from typer.testing import CliRunner
 
 from circuitmap.circuit.prune import target_subgraph
 from circuitmap.circuit.run import run_map
 from circuitmap.config import Target
 from circuitmap.files.export import load_graph
-from circuitmap_cli.main import app
 from tiny import map_config
 
 TWO = [Target(3, 5), Target(2, 7)]
@@ -58,22 +56,18 @@ def test_merged_graph_shares_feature_nodes(two_target_run):
         assert abs(d["weight"]) == max(abs(o["weight"]) for o in owners)
 
 
-def test_cli_takes_targets_from_flags_files_and_find(tiny_map_setup, tmp_path):
+def test_cli_takes_targets_from_flags_files_and_find(run_cli, tiny_map_setup, tmp_path):
     s = tiny_map_setup
     (tmp_path / "targets.txt").write_text("# two targets\n3:5\n\n2:7  # another\n")
     common = [
         *("--model", str(s["model"]), "--dataset", str(s["corpus"]), "--sae-dir", str(s["saes"])),
         *("--steps", "2", "--max-new-tokens", "2", "--n-prompts", "2", "--controls", "0"),
     ]
-    runner = CliRunner()
-    result = runner.invoke(
-        app,
-        [
-            "map",
-            *("--target", "3:5", "--targets-file", str(tmp_path / "targets.txt")),
-            *("--find-layer", "3", "--find-top", "1", "--layers", "1-2"),
-            *("--run-dir", str(tmp_path / "run"), *common),
-        ],
+    result = run_cli(
+        "map",
+        *("--target", "3:5", "--targets-file", str(tmp_path / "targets.txt")),
+        *("--find-layer", "3", "--find-top", "1", "--layers", "1-2"),
+        *("--run-dir", str(tmp_path / "run"), *common),
     )
     assert result.exit_code == 0, result.output
     targets = load_graph(tmp_path / "run" / "graph.json").graph["targets"].split(",")
@@ -91,6 +85,6 @@ def test_cli_takes_targets_from_flags_files_and_find(tiny_map_setup, tmp_path):
         (["--neuron", "5"], "--target-layer and --neuron go together"),
         ([], "map needs a target"),
     ):
-        out = runner.invoke(app, ["map", *bad, "--out", str(tmp_path / "bad"), *common])
+        out = run_cli("map", *bad, "--out", str(tmp_path / "bad"), *common)
         assert out.exit_code == 2 and message in out.output, (bad, out.output)
         assert "Traceback" not in out.output

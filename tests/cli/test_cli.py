@@ -1,12 +1,8 @@
 """The command line on a tiny local model: a full explain run, and one-line errors for bad input."""
 
 import pytest
-from typer.testing import CliRunner
 
 from circuitmap.method.explain import ExplainResult
-from circuitmap_cli.main import app
-
-runner = CliRunner()
 
 
 @pytest.fixture
@@ -16,7 +12,7 @@ def corpus_file(tmp_path, texts):
     return path
 
 
-def _explain(model_dir, corpus, *extra):
+def _explain(run_cli, model_dir, corpus, *extra):
     args = [
         "explain",
         "--model",
@@ -28,12 +24,13 @@ def _explain(model_dir, corpus, *extra):
         "--max-new-tokens",
         "3",
     ]
-    return runner.invoke(app, [*args, *extra])
+    return run_cli(*args, *extra)
 
 
-def test_explain_runs_and_saves_a_reloadable_run(tiny_model_dir, corpus_file, tmp_path):
+def test_explain_runs_and_saves_a_reloadable_run(run_cli, tiny_model_dir, corpus_file, tmp_path):
     out = tmp_path / "runs"
     result = _explain(
+        run_cli,
         tiny_model_dir,
         corpus_file,
         "--target-layer",
@@ -75,13 +72,16 @@ def test_explain_runs_and_saves_a_reloadable_run(tiny_model_dir, corpus_file, tm
         ),
     ],
 )
-def test_bad_layers_and_neurons_are_one_line_errors(tiny_model_dir, corpus_file, args, message):
-    result = _explain(tiny_model_dir, corpus_file, *args)
+def test_bad_layers_and_neurons_are_one_line_errors(
+    run_cli, tiny_model_dir, corpus_file, args, message
+):
+    result = _explain(run_cli, tiny_model_dir, corpus_file, *args)
     _assert_user_error(result, message)
 
 
-def test_unknown_model_path_is_a_one_line_error(corpus_file, tmp_path):
+def test_unknown_model_path_is_a_one_line_error(run_cli, corpus_file, tmp_path):
     result = _explain(
+        run_cli,
         tmp_path / "no-such-model",
         corpus_file,
         "--target-layer",
@@ -94,17 +94,21 @@ def test_unknown_model_path_is_a_one_line_error(corpus_file, tmp_path):
     _assert_user_error(result, "does not exist or is not a folder")
 
 
-def test_empty_dataset_is_a_one_line_error(tiny_model_dir, tmp_path):
+def test_empty_dataset_is_a_one_line_error(run_cli, tiny_model_dir, tmp_path):
     empty = tmp_path / "empty.txt"
     empty.write_text("\n\n")
-    result = _explain(tiny_model_dir, empty, "--target-layer", "3", "--neuron", "1", "--layer", "1")
+    result = _explain(
+        run_cli, tiny_model_dir, empty, "--target-layer", "3", "--neuron", "1", "--layer", "1"
+    )
     _assert_user_error(result, "has no non-empty texts")
 
 
-def test_missing_dataset_column_is_a_one_line_error(tiny_model_dir, tmp_path):
+def test_missing_dataset_column_is_a_one_line_error(run_cli, tiny_model_dir, tmp_path):
     data = tmp_path / "d.jsonl"
     data.write_text('{"body": "a circle"}\n')
-    result = _explain(tiny_model_dir, data, "--target-layer", "3", "--neuron", "1", "--layer", "1")
+    result = _explain(
+        run_cli, tiny_model_dir, data, "--target-layer", "3", "--neuron", "1", "--layer", "1"
+    )
     _assert_user_error(result, "has no column 'text': its columns are body")
 
 
@@ -115,7 +119,9 @@ def _assert_user_error(result, message):
     assert "Traceback" not in result.output
 
 
-def test_every_command_has_help():
+def test_every_command_has_help(
+    run_cli,
+):
     for cmd in ([], ["explain"]):
-        result = runner.invoke(app, [*cmd, "--help"])
+        result = run_cli(*cmd, "--help")
         assert result.exit_code == 0 and "Usage" in result.output

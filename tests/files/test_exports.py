@@ -15,7 +15,7 @@ from circuitmap.circuit.run import run_map
 from circuitmap.files.export import export
 from tiny import map_config
 
-ROOT = Path(__file__).parent.parent
+ROOT = Path(__file__).parents[2]
 VALIDATOR = ROOT.parent / "shared" / "tools" / "validate_export.py"
 
 
