@@ -30,8 +30,9 @@ from circuitmap.circuit.faithfulness import CURVE, Faithfulness, measure
 from circuitmap.circuit.selection import Selection, select_circuit
 from circuitmap.circuit.worker import Worker
 from circuitmap.config import SELECTIONS, MapConfig, ModelConfig, SAESource, Target
+from circuitmap.files.prompt_sets import read_prompt_set
 from circuitmap.model.load import load_model
-from circuitmap.validate.probe import find_neurons, read_prompt_set
+from circuitmap.validate.probe import find_neurons
 
 
 def _mean(values: list[float | None]) -> float | None:

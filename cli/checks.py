@@ -68,14 +68,10 @@ def probe_cmd(
 ) -> None:
     """How the neuron (and chosen SAE features) fire on prompt sets, and the activation
     threshold that separates the first two sets."""
+    from circuitmap.files.prompt_sets import EXAMPLE_SETS, read_prompt_set
     from circuitmap.model.load import load_model
     from circuitmap.sae.store import SAEStore
-    from circuitmap.validate.probe import (
-        EXAMPLE_SETS,
-        feature_maxima,
-        neuron_maxima,
-        read_prompt_set,
-    )
+    from circuitmap.validate.probe import feature_maxima, neuron_maxima
 
     from .report import print_probe
 

@@ -174,7 +174,8 @@ def test_two_targets_share_one_map(run_cli, real_saes, real_map, tmp_path):
 
 
 def test_probe_separates_math_from_licences(run_cli, real_lm):
-    from circuitmap.validate.probe import neuron_maxima, read_prompt_set, separation
+    from circuitmap.files.prompt_sets import read_prompt_set
+    from circuitmap.validate.probe import neuron_maxima, separation
 
     math = neuron_maxima(real_lm, read_prompt_set("math_notation")[1], TARGET_LAYER)[:, NEURON]
     licences = neuron_maxima(real_lm, read_prompt_set("licences")[1], TARGET_LAYER)[:, NEURON]
@@ -185,8 +186,9 @@ def test_probe_separates_math_from_licences(run_cli, real_lm):
 
 
 def test_find_and_steer_and_restarts_run_on_the_real_model(run_cli, real_lm, real_saes):
+    from circuitmap.files.prompt_sets import read_prompt_set
     from circuitmap.model.generate import greedy_decode, prompt_rows
-    from circuitmap.validate.probe import find_neurons, read_prompt_set
+    from circuitmap.validate.probe import find_neurons
     from circuitmap.validate.steer import steer_neuron
 
     best = find_neurons(

@@ -14,13 +14,13 @@ from circuitmap.circuit.prune import merge_graphs, prune
 from circuitmap.config import SAETrainConfig
 from circuitmap.errors import CircuitmapError
 from circuitmap.files.export import FORMATS, GRAPH_FILE, export, load_graph, node_link_json
+from circuitmap.files.prompt_sets import read_prompt_set
 from circuitmap.files.runs import load_map_config, start_map, target_dir
 from circuitmap.files.storage import atomic_write_text, check_run_dir, new_run_dir, writable_dir
 from circuitmap.method.patchscope import check_prompt
 from circuitmap.model.load import load_model, load_tokenizer, model_shape
 from circuitmap.sae.store import check_sae_folders
 from circuitmap.sae.train import missing_own_saes, train_missing_saes
-from circuitmap.validate.probe import read_prompt_set
 
 if TYPE_CHECKING:
     from circuitmap.circuit.driver import Log

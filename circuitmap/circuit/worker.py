@@ -21,10 +21,10 @@ from circuitmap.circuit.prompts import top_prompts
 from circuitmap.circuit.selection import select_circuit
 from circuitmap.circuit.sweep import sweep_target
 from circuitmap.files.corpus import corpus_texts
+from circuitmap.files.prompt_sets import read_prompt_set
 from circuitmap.method.baseline import compute_baseline
 from circuitmap.model.load import cache_root, load_model
 from circuitmap.sae.store import SAEStore
-from circuitmap.validate.probe import read_prompt_set
 
 if TYPE_CHECKING:
     from circuitmap.circuit.attribution import PromptRun

@@ -4,15 +4,13 @@ threshold that separates two sets, and which neurons of a layer separate them be
 from __future__ import annotations
 
 from dataclasses import dataclass
-from importlib.resources import files
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 import torch
 
 from circuitmap.config import Target
-from circuitmap.errors import CircuitmapError, check_range
-from circuitmap.files.storage import read_text_file
+from circuitmap.errors import check_range
+from circuitmap.files.prompt_sets import read_prompt_set
 from circuitmap.model.forward import run_recorded
 from circuitmap.model.load import load_model
 from circuitmap.model.tokens import batches
@@ -22,27 +20,6 @@ if TYPE_CHECKING:
     from circuitmap.config import ModelConfig
     from circuitmap.model.load import LoadedModel
     from circuitmap.sae.store import LayerSAE
-
-EXAMPLE_SETS = ("math_notation", "licences", "definitions", "narrative")
-
-
-def example_set_path(name: str) -> Path:
-    """A prompt set shipped with circuitmap (one of EXAMPLE_SETS)."""
-    return Path(str(files("circuitmap").joinpath("data", f"{name}.txt")))
-
-
-def read_prompt_set(spec: str) -> tuple[str, list[str]]:
-    """(name, prompts) of a file with one prompt a line, or of a shipped set's name."""
-    path = example_set_path(spec) if spec in EXAMPLE_SETS else Path(spec).expanduser()
-    if not path.is_file():
-        raise CircuitmapError(
-            f"prompt set {spec!r} is neither a readable file nor one of {', '.join(EXAMPLE_SETS)}"
-        )
-    lines = read_text_file(path, "prompt set").splitlines()
-    prompts = [line.strip() for line in lines if line.strip()]
-    if not prompts:
-        raise CircuitmapError(f"prompt set {spec!r} is empty")
-    return path.stem, prompts
 
 
 @torch.no_grad()

@@ -9,16 +9,11 @@ from sae_lens import JumpReLUSAE, JumpReLUSAEConfig
 
 from circuitmap.config import Target
 from circuitmap.errors import CircuitmapError
+from circuitmap.files.prompt_sets import EXAMPLE_SETS, read_prompt_set
 from circuitmap.model.generate import greedy_decode, prompt_rows
 from circuitmap.model.hooks import record_mlp_post, record_resid_pre, run_body
 from circuitmap.sae.store import LayerSAE
-from circuitmap.validate.probe import (
-    EXAMPLE_SETS,
-    feature_maxima,
-    find_neurons,
-    read_prompt_set,
-    separation,
-)
+from circuitmap.validate.probe import feature_maxima, find_neurons, separation
 from circuitmap.validate.steer import steer_feature, steer_neuron
 from tiny import tiny_lm
 
