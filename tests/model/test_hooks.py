@@ -52,3 +52,30 @@ def test_truncated_forward_never_runs_later_layers(lm):
     for h in handles:
         h.remove()
     assert ran == [0, 1]
+
+
+def test_recorded_forward_records_what_it_is_asked_and_stops_after_the_deepest(lm):
+    from circuitmap.model.forward import run_recorded
+    from circuitmap.model.hooks import edit_resid_pre
+
+    ids = _ids(lm)
+    with record_resid_pre(lm.model, [1, 2]) as resid, record_mlp_post(lm.model, 2) as mlp:
+        lm.model(input_ids=ids)  # the whole model
+    ran = []
+    handles = [
+        layer.register_forward_pre_hook(lambda m, a, i=i: ran.append(i))
+        for i, layer in enumerate(lm.model.model.layers)
+    ]
+    out = run_recorded(lm.model, ids, resid=[1, 2], mlp=[2])
+    only_resid = run_recorded(lm.model, ids, resid=[1])
+    for h in handles:
+        h.remove()
+    assert ran == [0, 1, 2, 0, 1]  # up to the MLP of layer 2, then up to resid_pre of layer 1
+    assert set(out.resid) == {1, 2} and set(out.mlp) == {2} and set(only_resid.resid) == {1}
+    torch.testing.assert_close(out.resid[1], resid[1])
+    torch.testing.assert_close(out.resid[2], resid[2])
+    torch.testing.assert_close(out.mlp[2], mlp[2])
+    # An edit is entered before the records, so the record at its layer sees the edited state.
+    zero = edit_resid_pre(lm.model, 1, lambda h: torch.zeros_like(h))
+    edited = run_recorded(lm.model, ids, resid=[1], edits=[zero])
+    assert (edited.resid[1] == 0).all()
