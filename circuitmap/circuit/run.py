@@ -13,10 +13,10 @@ from circuitmap.circuit.graph import build_graph
 from circuitmap.circuit.prune import merge_graphs, prune
 from circuitmap.config import SAETrainConfig
 from circuitmap.errors import CircuitmapError
-from circuitmap.files.export import FORMATS, GRAPH_FILE, export, load_graph, node_link_json
+from circuitmap.files.export import FORMATS, GRAPH_FILE, export, node_link_json
 from circuitmap.files.prompt_sets import read_prompt_set
-from circuitmap.files.runs import load_map_config, start_map, target_dir
-from circuitmap.files.storage import atomic_write_text, check_run_dir, new_run_dir, writable_dir
+from circuitmap.files.runs import load_finished_map, load_map_config, start_map, target_dir
+from circuitmap.files.storage import atomic_write_text, new_run_dir, writable_dir
 from circuitmap.method.patchscope import check_prompt
 from circuitmap.model.load import load_model, load_tokenizer, model_shape
 from circuitmap.sae.store import check_sae_folders
@@ -123,17 +123,12 @@ def reexport(
 ) -> tuple[nx.DiGraph, list[Path]]:
     """Export a finished map again (other formats, or other node and edge thresholds; None:
     the run's) without the model."""
-    check_run_dir(run_dir)
-    config = load_map_config(run_dir)  # an explain run is told it is not a map
-    if not (run_dir / GRAPH_FILE).is_file():
-        raise CircuitmapError(
-            f"{str(run_dir)!r} has no {GRAPH_FILE}: finish it with `circuitmap map --resume`"
-        )
+    config, graph = load_finished_map(run_dir)
     if out is not None:
         writable_dir(out, "output folder")
     node, edge = thresholds
     pruned = prune(
-        load_graph(run_dir / GRAPH_FILE),
+        graph,
         config.node_threshold if node is None else node,
         config.edge_threshold if edge is None else edge,
     )

@@ -1,5 +1,5 @@
-"""The run-folder layout of a map: where each target's results go, and the config that makes
-a folder a map run (written first, read back on --resume)."""
+"""The run-folder layout of a map: where each target's results go, the config that makes a
+folder a map run (written first, read back on --resume), and the graph of a finished one."""
 
 from __future__ import annotations
 
@@ -8,9 +8,12 @@ from typing import TYPE_CHECKING
 
 from circuitmap.config import MapConfig, from_dict, to_dict
 from circuitmap.errors import CircuitmapError
+from circuitmap.files.export import GRAPH_FILE, load_graph
 from circuitmap.files.storage import CONFIG_FILE, atomic_write_json, check_run_dir, read_json
 
 if TYPE_CHECKING:
+    import networkx as nx
+
     from circuitmap.config import Target
 
 TARGETS_DIR = "targets"
@@ -37,3 +40,13 @@ def load_map_config(run_dir: Path) -> MapConfig:
         raise CircuitmapError(
             f"{str(run_dir)!r} has a config this version cannot read: {exc}"
         ) from None
+
+
+def load_finished_map(run_dir: Path) -> tuple[MapConfig, nx.DiGraph]:
+    """The config and the full graph (graph.json) of a finished map run, or a one-line error."""
+    config = load_map_config(run_dir)  # an explain run is told it is not a map
+    if not (run_dir / GRAPH_FILE).is_file():
+        raise CircuitmapError(
+            f"{str(run_dir)!r} has no {GRAPH_FILE}: finish it with `circuitmap map --resume`"
+        )
+    return config, load_graph(run_dir / GRAPH_FILE)

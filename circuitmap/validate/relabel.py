@@ -10,10 +10,9 @@ from typing import TYPE_CHECKING
 from circuitmap.circuit.driver import run_baseline
 from circuitmap.circuit.executors import LocalExecutor
 from circuitmap.circuit.prune import prune
-from circuitmap.errors import CircuitmapError
 from circuitmap.files.corpus import corpus_texts
-from circuitmap.files.export import GRAPH_FILE, export, load_graph, node_link_json
-from circuitmap.files.runs import load_map_config
+from circuitmap.files.export import GRAPH_FILE, export, node_link_json
+from circuitmap.files.runs import load_finished_map
 from circuitmap.files.storage import atomic_write_text
 from circuitmap.model.load import cache_root
 from circuitmap.sae.store import SAEStore
@@ -40,13 +39,8 @@ def relabel(
 ) -> tuple[list[LabelRow], list[Path]]:
     """Observational and causal descriptions of every feature of a finished map, side by side;
     writes labels.csv (the corrections table), adds them to graph.json and re-exports."""
-    config = load_map_config(run_dir)
-    if not (run_dir / GRAPH_FILE).is_file():
-        raise CircuitmapError(
-            f"{str(run_dir)!r} has no {GRAPH_FILE}: finish it with `circuitmap map --resume`"
-        )
+    config, graph = load_finished_map(run_dir)
     imported = imported or {}
-    graph = load_graph(run_dir / GRAPH_FILE)
     layers = config.all_layers()
     baseline = run_baseline(config, run_dir, LocalExecutor(config, lm))
     pool = corpus_texts(config.corpus, cache_root(config.model.cache_dir), n=config.prompt_pool)
