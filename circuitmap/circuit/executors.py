@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from circuitmap.circuit.worker import Call, Follow, Worker
 from circuitmap.config import EXECUTORS
-from circuitmap.errors import CircuitmapError
+from circuitmap.errors import CircuitmapError, check_choice
 
 if TYPE_CHECKING:
     from circuitmap.config import MapConfig
@@ -113,8 +113,7 @@ def make_executor(
 ) -> Executor:
     """``local`` (``lm``: a model already loaded here) or ``ray`` (``ray_options``: address,
     workers, gpus_per_worker, cpus_per_worker)."""
+    check_choice("executor", name, EXECUTORS)
     if name == "local":
         return LocalExecutor(config, lm)
-    if name == "ray":
-        return RayExecutor(config, **ray_options)
-    raise CircuitmapError(f"executor {name!r} is not supported: use {' or '.join(EXECUTORS)}")
+    return RayExecutor(config, **ray_options)
