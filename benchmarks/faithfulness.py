@@ -1,7 +1,8 @@
 """How faithful are circuitmap's circuits, by how their features are chosen?
 
     python benchmarks/faithfulness.py [--layers 6,9,12 --per-layer 4] [--mapped-layers 2,5,8]
-        [--sae-dir DIR] [--select attribution]
+        [--sae-dir DIR] [--select attribution] [--precision float32] [--n-prompts 16]
+        [--ig-steps 2]
 
 Targets: the top ``--per-layer`` neurons of `circuitmap find` (definitions vs licences) at each
 target layer. For each target, the map's own units run once (`circuitmap.circuit.worker.Worker`:
@@ -31,6 +32,7 @@ from circuitmap.circuit.selection import Selection, select_circuit
 from circuitmap.circuit.worker import Worker
 from circuitmap.config import SELECTIONS, MapConfig, ModelConfig, SAESource, Target
 from circuitmap.files.prompt_sets import read_prompt_set
+from circuitmap.model.forward import matmul_precision
 from circuitmap.model.load import load_model
 from circuitmap.validate.probe import find_neurons
 
@@ -51,6 +53,9 @@ def main() -> None:
     parser.add_argument("--mapped-layers", default=None, help="upstream layers (default: all)")
     parser.add_argument("--sae-dir", default=None, help="circuitmap SAEs (default: the cache's)")
     parser.add_argument("--select", default=",".join(SELECTIONS), help="selections to measure")
+    parser.add_argument("--precision", default=MapConfig.precision, help="bfloat16 | float32")
+    parser.add_argument("--n-prompts", type=int, default=MapConfig.n_prompts, help="build prompts")
+    parser.add_argument("--ig-steps", type=int, default=MapConfig.ig_steps, help="0: the gradient")
     args = parser.parse_args()
     lm = load_model(ModelConfig())
     _, positive = read_prompt_set("definitions")
@@ -66,6 +71,9 @@ def main() -> None:
             targets=[target],
             layers=[int(x) for x in args.mapped_layers.split(",")] if args.mapped_layers else None,
             sae=SAESource(sae_dir=args.sae_dir),
+            precision=args.precision,
+            n_prompts=args.n_prompts,
+            ig_steps=args.ig_steps,
         )
         worker = Worker(config, lm)
         start = time.perf_counter()
@@ -78,10 +86,11 @@ def main() -> None:
         common = time.perf_counter() - start
         for select in args.select.split(","):
             start = time.perf_counter()
-            chosen = select_circuit(
-                lm, dataclasses.replace(config, select=select), sweep, run, decompositions
-            )
-            result = measure(lm, chosen, heldout, decompositions)
+            with matmul_precision(lm.input_device, config.precision):  # as the map's units
+                chosen = select_circuit(
+                    lm, dataclasses.replace(config, select=select), sweep, run, decompositions
+                )
+                result = measure(lm, chosen, heldout, decompositions)
             rows.setdefault(select, []).append(
                 (result, chosen, common + time.perf_counter() - start)
             )

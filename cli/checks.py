@@ -224,11 +224,16 @@ def restarts_cmd(
 @user_errors
 def faithfulness_cmd(
     run: Annotated[Path, typer.Argument(help="A map run folder.")],
+    curve: Annotated[
+        bool,
+        typer.Option(help="Also completeness and sufficiency at 5, 10, 20, 40 features a layer."),
+    ] = True,
 ) -> None:
     """How well the map's circuit explains its target on held-out prompts: completeness,
     sufficiency, the error nodes' share and the random-feature floor, per layer and with all
-    layers edited at once. Measures what the map has not measured yet (a map made with
-    --no-faithfulness), then adds the figures to its graph and exports."""
+    layers edited at once, and the curve. Measures what the map has not measured yet (a map
+    made with --no-faithfulness, or without the curve), then adds the figures to its graph and
+    exports."""
     import dataclasses
 
     from circuitmap.circuit.run import run_map
@@ -236,7 +241,7 @@ def faithfulness_cmd(
 
     from .report import print_map
 
-    config = dataclasses.replace(load_map_config(run), faithfulness=True)
+    config = dataclasses.replace(load_map_config(run), faithfulness=True, curve=curve)
     graph, _ = run_map(config, run, log=log)
     print_map(graph, config, run)
 

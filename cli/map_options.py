@@ -10,7 +10,15 @@ from typing import Annotated, Any
 
 import typer
 
-from circuitmap.config import Ablation, MapConfig, ModelConfig, SelectMethod, Target, choices
+from circuitmap.config import (
+    Ablation,
+    MapConfig,
+    ModelConfig,
+    Precision,
+    SelectMethod,
+    Target,
+    choices,
+)
 from circuitmap.errors import CircuitmapError
 
 from .options import parse_target, read_targets, with_options
@@ -44,6 +52,14 @@ def map_settings(
             max=1,
         ),
     ] = _MAP.share,
+    ig_steps: Annotated[
+        int,
+        typer.Option(
+            help="--select attribution: points of the path from the reference to the clean "
+            "activations whose gradient is averaged (1: its midpoint; 0: the clean gradient).",
+            min=0,
+        ),
+    ] = _MAP.ig_steps,
     prompts: Annotated[
         str | None,
         typer.Option(
@@ -74,6 +90,20 @@ def map_settings(
     faithfulness: Annotated[
         bool, typer.Option(help="Measure the circuit on the held-out prompts.")
     ] = _MAP.faithfulness,
+    curve: Annotated[
+        bool,
+        typer.Option(
+            help="Also measure completeness and sufficiency at 5, 10, 20, 40 features a layer "
+            "(validate faithfulness does by default)."
+        ),
+    ] = _MAP.curve,
+    precision: Annotated[
+        str,
+        typer.Option(
+            help="Matmul precision of the circuit's batched forwards (attribution, ablations, "
+            "faithfulness); the residual stream and SAEs stay float32: " + _words(Precision) + "."
+        ),
+    ] = _MAP.precision,
     skip_edges: Annotated[
         bool, typer.Option(help="Also measure edges that skip mapped layers.")
     ] = _MAP.skip_edges,

@@ -95,6 +95,25 @@ def _figure(value: float | None) -> str:
     return "   n/a" if value is None else f"{value:6.2f}"
 
 
+def _curve(f: Any) -> str:
+    """The faithfulness curve, one "k: completeness/sufficiency" a cut."""
+    cuts = sorted({int(k) for x in f.layers.values() for k in x.curve})
+
+    def mean(k: int, name: str) -> float | None:
+        values = [x.curve[str(k)][name] for x in f.layers.values() if str(k) in x.curve]
+        values = [v for v in values if v is not None]
+        return sum(values) / len(values) if values else None
+
+    return (
+        ", ".join(
+            f"{k}: {_figure(mean(k, 'completeness')).strip()}/"
+            f"{_figure(mean(k, 'sufficiency')).strip()}"
+            for k in cuts
+        )
+        + " (completeness/sufficiency)"
+    )
+
+
 def print_map(graph: Any, config: Any, run_dir: Path) -> None:
     """The circuit's size, each target's faithfulness on its held-out prompts (per layer and
     joint), and its strongest chain."""
@@ -138,6 +157,8 @@ def print_map(graph: Any, config: Any, run_dir: Path) -> None:
                 f"{_figure(f.mean('random_completeness')):>20} "
                 f"{_figure(f.mean('random_sufficiency')):>11}"
             )
+            if f.has_curve:
+                typer.echo("the ranking cut at k features a layer, mean of layers: " + _curve(f))
             typer.echo(
                 f"all layers edited at once: sufficiency {_figure(f.joint_sufficiency).strip()} "
                 f"(random features: {_figure(f.joint_random_sufficiency).strip()})"

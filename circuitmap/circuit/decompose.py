@@ -23,7 +23,7 @@ import torch
 from sae_lens import SAE
 
 from circuitmap.method.ablation import ablation_forward, feature_directions
-from circuitmap.model.forward import run_recorded
+from circuitmap.model.forward import full_precision, run_recorded
 
 if TYPE_CHECKING:
     from circuitmap.circuit.attribution import PromptRun
@@ -44,10 +44,13 @@ class LayerDecomposition:
 
     @torch.no_grad()
     def encode(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Feature activations (..., d_sae) and error term (..., d_model) of x (..., d_model)."""
+        """Feature activations (..., d_sae) and error term (..., d_model) of x (..., d_model),
+        in float32 even inside :func:`~circuitmap.model.forward.matmul_precision`."""
         x = x.float()
-        f = self.sae.encode(x.to(self.sae.W_enc.device)).to(x.device)
-        return f, x - self.sae.decode(f.to(self.sae.W_enc.device)).to(x.device)
+        device = self.sae.W_enc.device
+        with full_precision(device):
+            f = self.sae.encode(x.to(device)).to(x.device)
+            return f, x - self.sae.decode(f.to(device)).to(x.device)
 
     def remove(
         self, x: torch.Tensor, real: torch.Tensor, removed: torch.Tensor, error: torch.Tensor
@@ -74,7 +77,10 @@ class LayerDecomposition:
     ) -> torch.Tensor:
         """What removing changes, ``removed`` (..., d_sae) and ``error`` (..., 1) broadcast
         against f (..., d_sae) and e (..., d_model): (..., d_model)."""
-        return (self.contributions(f) * removed) @ self.directions + error * (e - self.error_ref)
+        with full_precision(f.device):
+            return (self.contributions(f) * removed) @ self.directions + error * (
+                e - self.error_ref
+            )
 
     def contributions(self, f: torch.Tensor) -> torch.Tensor:
         """(f - r): each feature's activation above its reference, same shape as f."""

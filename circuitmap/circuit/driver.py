@@ -163,7 +163,9 @@ class _Done:
             if (folder / SELECTION_FILE).exists():
                 done.selections[t.id] = Selection.load(folder)
             if (folder / FAITHFULNESS_FILE).exists():
-                done.faithfulness[t.id] = Faithfulness.load(folder)
+                measured = Faithfulness.load(folder)
+                if measured.has_curve or not config.curve:  # else measured again, with it
+                    done.faithfulness[t.id] = measured
             done.effects[t.id] = done_effects(run_dir, t)
         return done
 

@@ -53,7 +53,7 @@ class LayerFaithfulness:
     error_share: float | None
     random_completeness: float | None
     random_sufficiency: float | None
-    curve: dict[str, dict[str, float | None]]  # "k" -> completeness, sufficiency
+    curve: dict[str, dict[str, float | None]]  # "k" -> completeness, sufficiency ({}: not run)
 
 
 @dataclass
@@ -71,6 +71,10 @@ class Faithfulness:
         """The mean of a per-layer figure over the layers where it is defined."""
         values = [v for v in (getattr(f, name) for f in self.layers.values()) if v is not None]
         return sum(values) / len(values) if values else None
+
+    @property
+    def has_curve(self) -> bool:
+        return any(layer.curve for layer in self.layers.values())
 
     def summary(self) -> dict[str, float | None]:
         """The figures a graph carries: per-layer means, and the joint sufficiency."""
@@ -115,11 +119,13 @@ def layer_faithfulness(
     kept: list[int],
     ranked: list[int],
     random: list[int],
+    curve: bool = True,
 ) -> LayerFaithfulness:
-    """The figures of one layer (see the module docstring) in one batched forward."""
+    """The figures of one layer (see the module docstring) in one batched forward; the curve
+    (8 more removals) only with ``curve``."""
     d_sae = dec.directions.shape[0]
     every = list(range(d_sae))
-    curve_ks = [k for k in CURVE if k <= len(ranked)]
+    curve_ks = [k for k in CURVE if k <= len(ranked)] if curve else []
 
     def but(features: list[int]) -> list[int]:
         chosen = set(features)
@@ -229,8 +235,10 @@ def measure(
     run: PromptRun,
     decompositions: dict[int, LayerDecomposition],
     seed: int = 0,
+    curve: bool = True,
 ) -> Faithfulness:
-    """Every figure of the module docstring for ``selection`` on the held-out ``run``."""
+    """Every figure of the module docstring for ``selection`` on the held-out ``run`` (the
+    curve only with ``curve``)."""
     start = time.perf_counter()
     target = selection.target
     layers, randoms = {}, {}
@@ -240,7 +248,7 @@ def measure(
         active = (f * run.real[..., None]).amax((0, 1)) > 0  # (d_sae,)
         randoms[layer] = random_features(active, chosen.ranked, chosen.kept, seed + layer)
         layers[layer] = layer_faithfulness(
-            lm, dec, run, target, chosen.features, chosen.ranked, randoms[layer]
+            lm, dec, run, target, chosen.features, chosen.ranked, randoms[layer], curve
         )
     clean, circuit, rand, nothing = joint_target(
         lm,

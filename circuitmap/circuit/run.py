@@ -20,7 +20,7 @@ from circuitmap.files.storage import atomic_write_text, new_run_dir, writable_di
 from circuitmap.method.patchscope import check_prompt
 from circuitmap.model.load import load_model, load_tokenizer, model_shape
 from circuitmap.sae.store import check_sae_folders
-from circuitmap.sae.train import missing_own_saes, train_missing_saes
+from circuitmap.sae.train import missing_own_saes, other_recipe_saes, train_missing_saes
 
 if TYPE_CHECKING:
     from circuitmap.circuit.driver import Log
@@ -81,10 +81,20 @@ def finish_map(
             f"--layers {','.join(map(str, missing))}`, drop --no-train-saes, or pass "
             "--sae-release/--sae-id or --sae-path"
         )
+    recipe = SAETrainConfig(n_tokens=sae_tokens)
+    other = other_recipe_saes(config, recipe)
+    if other:
+        layers = ",".join(map(str, other))
+        log(
+            f"note: the cached SAEs of layers {layers} were trained with "
+            f"{'; '.join(sorted(set(other.values())))}, not this version's {recipe.architecture}, "
+            f"width {recipe.width}, k {recipe.k} (sparser SAEs gave more faithful circuits): "
+            f"`circuitmap sae train --layers {layers} --force` retrains them"
+        )
     lm = None
     if missing:
         lm = load_model(config.model)
-        train_missing_saes(lm, config, SAETrainConfig(n_tokens=sae_tokens), log=log)
+        train_missing_saes(lm, config, recipe, log=log)
     pool = make_executor(
         executor, config, lm if executor == "local" else None, **(ray_options or {})
     )

@@ -7,6 +7,7 @@ loads the model and SAEs once, on first use, and keeps each target's encoded pro
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -23,6 +24,7 @@ from circuitmap.circuit.sweep import sweep_target
 from circuitmap.files.corpus import corpus_texts
 from circuitmap.files.prompt_sets import read_prompt_set
 from circuitmap.method.baseline import compute_baseline
+from circuitmap.model.forward import matmul_precision
 from circuitmap.model.load import cache_root, load_model
 from circuitmap.sae.store import SAEStore
 
@@ -50,6 +52,18 @@ class Call:
 
 
 Follow = Callable[[Call, Any], list[Call]]  # a finished call and its result -> new calls
+
+
+def _measuring(unit: Callable[..., Any]) -> Callable[..., Any]:
+    """A unit of the circuit's measurements: its forwards run at the map's ``precision``
+    (the Mean Vectors and the sweep, the report's method, run in the model's own dtype)."""
+
+    @functools.wraps(unit)
+    def measured(self: Worker, *args: Any) -> Any:
+        with matmul_precision(self.lm.input_device, self.config.precision):
+            return unit(self, *args)
+
+    return measured
 
 
 class Worker:
@@ -91,6 +105,7 @@ class Worker:
             batch_size=c.corpus.batch_size,
         )
 
+    @_measuring
     def prompts(self, targets: list[Target]) -> dict[str, PromptSplit]:
         """Each target's build, held-out and silent prompts, in one pass over the pool."""
         c = self.config
@@ -110,6 +125,7 @@ class Worker:
         layers = self.config.upstream_layers(target)
         return sweep_target(self.lm, self.config, target, baseline, self.saes(layers))
 
+    @_measuring
     def encoded_prompts(self, target: Target, split: PromptSplit, part: str) -> PromptRun:
         """The ``build`` or ``heldout`` prompts of ``target``, run once with gradients."""
         key = (target.id, part)
@@ -119,6 +135,7 @@ class Worker:
             self._runs[key] = prompt_run(self.lm, prompts, layers, target)
         return self._runs[key]
 
+    @_measuring
     def decompositions(
         self, target: Target, split: PromptSplit, baseline: Baseline
     ) -> dict[int, LayerDecomposition]:
@@ -136,6 +153,7 @@ class Worker:
             }
         return self._decompositions[target.id]
 
+    @_measuring
     def select(self, sweep: TargetSweep, split: PromptSplit, baseline: Baseline) -> Selection:
         t = sweep.target
         run = self.encoded_prompts(t, split, "build")
@@ -143,6 +161,7 @@ class Worker:
             self.lm, self.config, sweep, run, self.decompositions(t, split, baseline)
         )
 
+    @_measuring
     def effects(
         self,
         selection: Selection,
@@ -164,11 +183,11 @@ class Worker:
             self.decompositions(t, split, baseline),
         )
 
+    @_measuring
     def faithfulness(
         self, selection: Selection, split: PromptSplit, baseline: Baseline
     ) -> Faithfulness:
         t = selection.target
         decompositions = self.decompositions(t, split, baseline)
-        return measure(
-            self.lm, selection, self.encoded_prompts(t, split, "heldout"), decompositions
-        )
+        heldout = self.encoded_prompts(t, split, "heldout")
+        return measure(self.lm, selection, heldout, decompositions, curve=self.config.curve)

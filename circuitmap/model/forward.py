@@ -6,7 +6,7 @@ TransformerLens's ``run_with_cache`` and nnsight's ``.save()`` are the models of
 from __future__ import annotations
 
 from collections.abc import Iterable
-from contextlib import AbstractContextManager, ExitStack
+from contextlib import AbstractContextManager, ExitStack, nullcontext
 from dataclasses import dataclass
 
 import torch
@@ -56,3 +56,19 @@ def run_recorded(
         ]
         run_body(model, input_ids, attention_mask)
     return Recorded(resid_records, {k: v for record in mlp_records for k, v in record.items()})
+
+
+def matmul_precision(device: torch.device, precision: str) -> AbstractContextManager:
+    """Run a block's matmuls in ``precision``: ``"bfloat16"`` is ``torch.autocast`` (weights and
+    the residual stream stay in their dtype, each matmul takes bfloat16 inputs and accumulates in
+    float32; about 2.5x faster on CPUs with AMX or AVX512-BF16, and on GPUs), ``"float32"``
+    changes nothing. :func:`full_precision` opts a block back out."""
+    if precision == "float32":
+        return nullcontext()
+    return torch.autocast(device_type=device.type, dtype=torch.bfloat16)
+
+
+def full_precision(device: torch.device) -> AbstractContextManager:
+    """Undo :func:`matmul_precision` inside it (for SAE arithmetic, whose TopK choices and
+    error terms are differences of nearly equal numbers)."""
+    return torch.autocast(device_type=device.type, enabled=False)

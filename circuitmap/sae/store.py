@@ -72,7 +72,7 @@ def _release_layer(layer: int, source: SAESource) -> int:
     return sae_layer
 
 
-def _quality(folder: Path) -> dict[str, Any] | None:
+def read_quality(folder: Path) -> dict[str, Any] | None:
     """An SAE folder's quality.json, or None; a damaged one is an error naming it."""
     path = folder / QUALITY_FILE
     if not path.is_file():
@@ -133,7 +133,7 @@ def load_layer_sae(
             sae = SAE.load_from_disk(str(folder), device="cpu")
         except Exception as exc:
             raise CircuitmapError(f"cannot load SAE from {folder}: {exc}") from exc
-        quality = _quality(folder)
+        quality = read_quality(folder)
         loaded = LayerSAE(sae, layer, str(folder), sae.cfg.metadata.neuronpedia_id, quality)
     if sae.cfg.d_in != d_model:
         raise CircuitmapError(
@@ -193,5 +193,7 @@ def list_own_saes(root: Path) -> list[tuple[int, Path, dict[str, Any] | None]]:
     found = []
     for folder in root.glob("resid_pre_*"):
         if (folder / "cfg.json").is_file() and folder.name.removeprefix("resid_pre_").isdigit():
-            found.append((int(folder.name.removeprefix("resid_pre_")), folder, _quality(folder)))
+            found.append(
+                (int(folder.name.removeprefix("resid_pre_")), folder, read_quality(folder))
+            )
     return sorted(found, key=lambda item: item[0])

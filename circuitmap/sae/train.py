@@ -34,7 +34,7 @@ from circuitmap.model.load import cache_root, model_id_for
 from circuitmap.model.tokens import encode
 from circuitmap.progress import progress
 from circuitmap.sae.activations import collect_activations
-from circuitmap.sae.store import own_sae_dir, own_sae_root, save_own_sae
+from circuitmap.sae.store import own_sae_dir, own_sae_root, read_quality, save_own_sae
 
 if TYPE_CHECKING:
     from circuitmap.config import MapConfig, SAETrainConfig
@@ -223,19 +223,40 @@ def train_layer_saes(
     return results
 
 
-def missing_own_saes(config: MapConfig) -> list[int]:
-    """The layers of a map that read circuitmap's own SAEs (no release or folder given) and
-    have none cached yet."""
+def _own_sae_folders(config: MapConfig) -> dict[int, Path]:
+    """Per layer of a map that reads circuitmap's own SAEs (no release or folder given), the
+    folder its SAE is cached in or would be."""
     if config.sae.release or config.sae.path:
-        return []
+        return {}
     root = own_sae_root(
         cache_root(config.model.cache_dir), model_id_for(config.model.name), config.sae
     )
-    return [
-        layer
-        for layer in config.all_layers()
-        if not (own_sae_dir(root, layer) / "cfg.json").is_file()
-    ]
+    return {layer: own_sae_dir(root, layer) for layer in config.all_layers()}
+
+
+def missing_own_saes(config: MapConfig) -> list[int]:
+    """The layers of a map that read circuitmap's own SAEs and have none cached yet."""
+    folders = _own_sae_folders(config)
+    return [layer for layer, f in folders.items() if not (f / "cfg.json").is_file()]
+
+
+RECIPE_FIELDS = ("architecture", "width", "k")  # what makes an SAE sparser or wider
+
+
+def other_recipe_saes(config: MapConfig, recipe: SAETrainConfig) -> dict[int, str]:
+    """The cached own SAEs of a map trained with another architecture, width or k than
+    ``recipe`` (as their quality.json records it): layer -> how, e.g. ``"k 32"``."""
+    found = {}
+    for layer, folder in _own_sae_folders(config).items():
+        trained = (read_quality(folder) or {}).get("config", {})
+        differ = [
+            f"{name} {trained[name]}"
+            for name in RECIPE_FIELDS
+            if name in trained and trained[name] != getattr(recipe, name)
+        ]
+        if differ:
+            found[layer] = ", ".join(differ)
+    return found
 
 
 def train_missing_saes(

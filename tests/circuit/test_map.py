@@ -260,6 +260,24 @@ def test_validate_faithfulness_measures_a_map_made_without_it(run_cli, tiny_map_
     assert bad.exit_code == 2 and "Traceback" not in bad.output
 
 
+def test_map_leaves_the_curve_to_validate_faithfulness(run_cli, tiny_map_setup, tmp_path):
+    from circuitmap.circuit.faithfulness import Faithfulness
+    from circuitmap.files.runs import target_dir
+
+    config = map_config(tiny_map_setup, layers=[1, 2])
+    run_map(config, tmp_path, log=lambda m: None)
+    folder = target_dir(tmp_path, config.targets[0])
+    before = Faithfulness.load(folder)
+    assert not before.has_curve and before.mean("completeness") is not None
+    result = run_cli("validate", "faithfulness", str(tmp_path))
+    assert result.exit_code == 0, result.output
+    assert "the ranking cut at k features a layer" in result.output
+    after = Faithfulness.load(folder)
+    assert after.has_curve and after.mean("completeness") == pytest.approx(
+        before.mean("completeness")
+    )
+
+
 def test_map_rejects_bad_layers(tiny_map_setup):
     config = map_config(tiny_map_setup, layers=[3])
     with pytest.raises(CircuitmapError, match="upstream layer 3 must be below the target layer 3"):

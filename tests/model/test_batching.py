@@ -138,3 +138,32 @@ def test_removals_over_groups_of_prompts_equal_one_padded_batch(lm, many_texts):
     torch.testing.assert_close(grouped, plain, rtol=1e-4, atol=1e-4)
     torch.testing.assert_close(grouped[0], run.target, rtol=1e-4, atol=1e-4)
     assert len(run.chunks(2)) == 4 and sum(len(i) for i, _ in run.chunks(2)) == n
+
+
+def test_bfloat16_matmuls_keep_sae_arithmetic_exact_and_removals_close(lm, many_texts):
+    """Under the map's default precision the model's matmuls run in bfloat16, the SAE's encode
+    and removal arithmetic stay float32 (bit-identical), and batched removals stay within
+    bfloat16 rounding of float32."""
+    from sae_lens import StandardSAE, StandardSAEConfig
+
+    from circuitmap.circuit.attribution import prompt_run
+    from circuitmap.circuit.decompose import decompose, removal_forward
+    from circuitmap.model.forward import matmul_precision
+
+    target = Target(3, 5)
+    prompts = top_prompts(lm, many_texts, [target], n=4, n_heldout=1, n_silent=4)[target.id]
+    run = prompt_run(lm, prompts.build, [1], target)
+    torch.manual_seed(0)
+    dec = decompose(1, StandardSAE(StandardSAEConfig(d_in=lm.d_model, d_sae=16)), None, "zero")
+    removed = torch.eye(16)[:4]  # four single-feature removals
+    error = torch.zeros(4)
+    x = run.resid[1]
+    exact = dec.encode(x), removal_forward(lm, dec, run, removed, error, target, [])[0]
+    with matmul_precision(lm.input_device, "bfloat16"):
+        assert (x @ x.transpose(-1, -2)).dtype == torch.bfloat16  # the context is on
+        fast = dec.encode(x), removal_forward(lm, dec, run, removed, error, target, [])[0]
+    assert torch.equal(exact[0][0], fast[0][0]) and torch.equal(exact[0][1], fast[0][1])
+    scale = exact[1].abs().max()
+    torch.testing.assert_close(fast[1], exact[1], rtol=0.05, atol=0.02 * scale.item())
+    with matmul_precision(lm.input_device, "float32"):
+        assert (x @ x.transpose(-1, -2)).dtype == torch.float32

@@ -203,3 +203,24 @@ def test_diverged_training_saves_nothing(tiny, many_texts, tmp_path, monkeypatch
     with pytest.raises(CircuitmapError, match="SAE training for layer 1 diverged"):
         train_layer_saes(tiny, many_texts, [1], TINY_TRAIN, tmp_path, log=lambda m: None)
     assert list(tmp_path.iterdir()) == []
+
+
+def test_cached_saes_of_another_recipe_are_named(acts, tmp_path):
+    """A map over cached own SAEs trained with another k (e.g. by an older version) is told
+    which layers and how they differ; SAEs of the map's recipe, and missing ones, are not."""
+    from circuitmap.config import MapConfig, ModelConfig, Target
+    from circuitmap.model.load import cache_root, model_id_for
+    from circuitmap.sae.store import own_sae_dir, own_sae_root
+    from circuitmap.sae.train import missing_own_saes, other_recipe_saes
+
+    config = MapConfig(
+        targets=[Target(3, 5)], layers=[0, 1, 2], model=ModelConfig(cache_dir=str(tmp_path))
+    )
+    root = own_sae_root(cache_root(str(tmp_path)), model_id_for(config.model.name), config.sae)
+    sae = train_sae(acts[1][:3000], TINY_TRAIN)
+    recipe = SAETrainConfig()
+    for layer, k in ((0, recipe.k), (1, 2 * recipe.k)):
+        trained = {"config": {"architecture": "topk", "width": recipe.width, "k": k}}
+        save_own_sae(sae, own_sae_dir(root, layer), trained)
+    assert other_recipe_saes(config, recipe) == {1: f"k {2 * recipe.k}"}
+    assert missing_own_saes(config) == [2]
