@@ -164,5 +164,10 @@ def print_map(graph: Any, config: Any, run_dir: Path) -> None:
                 f"(random features: {_figure(f.joint_random_sufficiency).strip()})"
             )
         own = prune(load_graph(folder / GRAPH_FILE), config.node_threshold, config.edge_threshold)
-        chain = " → ".join(own.nodes[n]["label"] for n in strongest_chain(own, t.id))
-        typer.echo(f"strongest chain: {chain}")
+        chain = strongest_chain(own, t.id)
+        if len(chain) > 1:
+            typer.echo("strongest chain: " + " → ".join(own.nodes[n]["label"] for n in chain))
+        else:
+            typer.echo(
+                "strongest chain: no chain of features passes the thresholds, only error nodes"
+            )

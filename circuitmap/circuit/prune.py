@@ -116,9 +116,13 @@ def _cumulative(values: list[float], threshold: float) -> int:
 def strongest_chain(graph: nx.DiGraph, target: str) -> list[str]:
     """The chain of features into ``target`` through the most layers along supporting edges
     (positive weight), ties broken by the chain's weakest edge: e.g. Feature 302 -> Feature
-    10839 -> Neuron 8526. Meant for a pruned graph, whose edges all passed the threshold."""
+    10839 -> Neuron 8526. Error nodes are not features, so no chain passes through them (what
+    they carry is the error share); ``[target]`` alone when no feature chain reaches it. Meant
+    for a pruned graph, whose edges all passed the threshold."""
     best: dict[str, tuple[int, float, list[str]]] = {}  # node -> (edges, weakest edge, chain)
     for node in nx.topological_sort(graph):
+        if graph.nodes[node].get("kind") == "error":
+            continue
         options = [(0, float("inf"), [node])]
         for u, _, w in graph.in_edges(node, data="weight"):
             if w > 0 and u in best:

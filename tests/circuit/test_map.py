@@ -511,9 +511,18 @@ def test_strongest_chain_prefers_depth_then_the_weakest_link():
         ("L1.F2", "T", 0.3),
         ("L0.F3", "L1.F2", 0.5),
         ("L1.F4", "T", -0.8),
+        ("L0.E", "L1.E", 0.9),  # error nodes: strong, deep, and never part of a feature chain
+        ("L1.E", "L2.E", 0.9),
+        ("L2.E", "T", 0.9),
     ]:
         graph.add_edge(u, v, weight=w)
+    for node in ("L0.E", "L1.E", "L2.E"):
+        graph.nodes[node]["kind"] = "error"
     assert strongest_chain(graph, "T") == ["L0.F3", "L1.F2", "T"]
+    only_errors = nx.DiGraph()
+    only_errors.add_edge("L0.E", "T", weight=0.9)
+    only_errors.nodes["L0.E"]["kind"] = "error"
+    assert strongest_chain(only_errors, "T") == ["T"]
 
 
 def test_run_files_have_the_usual_permissions(full_run):
