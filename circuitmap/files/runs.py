@@ -34,6 +34,7 @@ def load_map_config(run_dir: Path) -> MapConfig:
     data = read_json(check_run_dir(run_dir) / CONFIG_FILE)
     if data.pop("kind", None) != "map":
         raise CircuitmapError(f"{str(run_dir)!r} is not a map run folder")
+    data.setdefault("precision", "float32")  # a run from before the option measured in float32
     try:
         return from_dict(MapConfig, data)
     except (TypeError, ValueError) as exc:

@@ -82,3 +82,18 @@ def test_local_text_folder_loads(tmp_path):
     (tmp_path / "d" / "b.txt").write_text("third")
     dataset = load_corpus(CorpusConfig(dataset=str(tmp_path / "d")), tmp_path)
     assert sorted(dataset["text"]) == ["first paragraph", "second paragraph", "third"]
+
+
+def test_a_run_from_before_the_precision_option_resumes_in_float32(tmp_path):
+    from circuitmap.config import MapConfig, Target
+    from circuitmap.files.runs import load_map_config, start_map
+
+    new, old = tmp_path / "new", tmp_path / "old"
+    for folder in (new, old):
+        folder.mkdir()
+        start_map(MapConfig(targets=[Target(3, 5)]), folder)
+    data = json.loads((old / "config.json").read_text())
+    del data["precision"]  # what a run made before the option saved
+    (old / "config.json").write_text(json.dumps(data))
+    assert load_map_config(new).precision == "bfloat16"
+    assert load_map_config(old).precision == "float32"
