@@ -27,7 +27,7 @@ import argparse
 import dataclasses
 import time
 
-from circuitmap.circuit.faithfulness import CURVE, Faithfulness, measure
+from circuitmap.circuit.faithfulness import CURVE, Faithfulness, defined_mean, measure
 from circuitmap.circuit.selection import Selection, select_circuit
 from circuitmap.circuit.worker import Worker
 from circuitmap.config import SELECTIONS, MapConfig, ModelConfig, SAESource, Target
@@ -35,11 +35,6 @@ from circuitmap.files.prompt_sets import read_prompt_set
 from circuitmap.model.forward import matmul_precision
 from circuitmap.model.load import load_model
 from circuitmap.validate.probe import find_neurons
-
-
-def _mean(values: list[float | None]) -> float | None:
-    kept = [v for v in values if v is not None]
-    return sum(kept) / len(kept) if kept else None
 
 
 def _fmt(value: float | None) -> str:
@@ -122,23 +117,19 @@ def main() -> None:
         ]
 
         def over(name: str, faithful: list[Faithfulness] = faithful) -> str:
-            return _fmt(_mean([f.mean(name) for f in faithful]))
+            return _fmt(defined_mean([f.mean(name) for f in faithful]))
 
+        joint = defined_mean([f.joint_sufficiency for f in faithful])
         print(
             f"| {select} (kept) | {sum(sizes) / len(sizes):.1f} | {over('completeness')} "
-            f"| {over('sufficiency')} | {_fmt(_mean([f.joint_sufficiency for f in faithful]))} "
+            f"| {over('sufficiency')} | {_fmt(joint)} "
             f"| {over('random_completeness')} | {over('random_sufficiency')} "
-            f"| {over('error_share')} | {_fmt(_mean(agreement))} "
+            f"| {over('error_share')} | {_fmt(defined_mean(agreement))} "
             f"| {sum(s for *_, s in results) / len(results):.0f} |"
         )
         for k in CURVE:
             figures = {
-                name: _mean(
-                    [
-                        _mean([x.curve.get(str(k), {}).get(name) for x in f.layers.values()])
-                        for f in faithful
-                    ]
-                )
+                name: defined_mean([f.curve_mean(k, name) for f in faithful])
                 for name in ("completeness", "sufficiency")
             }
             print(

@@ -98,16 +98,10 @@ def _figure(value: float | None) -> str:
 def _curve(f: Any) -> str:
     """The faithfulness curve, one "k: completeness/sufficiency" a cut."""
     cuts = sorted({int(k) for x in f.layers.values() for k in x.curve})
-
-    def mean(k: int, name: str) -> float | None:
-        values = [x.curve[str(k)][name] for x in f.layers.values() if str(k) in x.curve]
-        values = [v for v in values if v is not None]
-        return sum(values) / len(values) if values else None
-
     return (
         ", ".join(
-            f"{k}: {_figure(mean(k, 'completeness')).strip()}/"
-            f"{_figure(mean(k, 'sufficiency')).strip()}"
+            f"{k}: {_figure(f.curve_mean(k, 'completeness')).strip()}/"
+            f"{_figure(f.curve_mean(k, 'sufficiency')).strip()}"
             for k in cuts
         )
         + " (completeness/sufficiency)"

@@ -69,8 +69,14 @@ class Faithfulness:
 
     def mean(self, name: str) -> float | None:
         """The mean of a per-layer figure over the layers where it is defined."""
-        values = [v for v in (getattr(f, name) for f in self.layers.values()) if v is not None]
-        return sum(values) / len(values) if values else None
+        return defined_mean([getattr(f, name) for f in self.layers.values()])
+
+    def curve_mean(self, k: int, name: str) -> float | None:
+        """The mean over layers of the curve's ``name`` (completeness or sufficiency) at ``k``
+        features, where it is measured and defined."""
+        return defined_mean(
+            [x.curve[str(k)][name] for x in self.layers.values() if str(k) in x.curve]
+        )
 
     @property
     def has_curve(self) -> bool:
@@ -95,6 +101,12 @@ class Faithfulness:
         data = read_json(folder / FAITHFULNESS_FILE)
         data["layers"] = {int(k): LayerFaithfulness(**v) for k, v in data["layers"].items()}
         return cls(**data)
+
+
+def defined_mean(values: list[float | None]) -> float | None:
+    """The mean of the values that are defined (not None); None when none is."""
+    defined = [v for v in values if v is not None]
+    return sum(defined) / len(defined) if defined else None
 
 
 def _ratio(numerator: float, denominator: float, scale: float) -> float | None:
