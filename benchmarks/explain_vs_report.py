@@ -59,7 +59,6 @@ def main() -> None:
         lm,
         ids,
         layers=[args.layer],
-        position=-1,
         vectors=ref_x[None],
         target=pair["target"],
     )[0].item()

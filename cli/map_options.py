@@ -60,6 +60,14 @@ def map_settings(
             min=0,
         ),
     ] = _MAP.ig_steps,
+    rounds: Annotated[
+        int,
+        typer.Option(
+            help="--select attribution: rounds in which a layer keeps its features; each later "
+            "round ranks the rest given the features kept so far.",
+            min=1,
+        ),
+    ] = _MAP.rounds,
     prompts: Annotated[
         str | None,
         typer.Option(

@@ -97,6 +97,7 @@ def prompt_run(lm: LoadedModel, prompts: Prompts, layers: list[int], target: Tar
             resid=layers,
             mlp=[target.layer],
             edits=[edit_resid_pre(lm.model, min(layers), leaf)],
+            last_only=True,
         )
         resid = out.resid
         for hidden in resid.values():
@@ -120,20 +121,23 @@ def path_gradient(
     run: PromptRun,
     target: Target,
     steps: int,
+    kept: list[int] | None = None,
 ) -> torch.Tensor:
     """The gradient of the target with respect to resid_pre of ``dec``'s layer (n, seq,
-    d_model), averaged over ``steps`` points (midpoint rule) of the straight path on which every
-    feature of the layer moves from its reference value to its clean activation at every real
-    token, the error term held at its clean value: the integrated-gradients estimate that Marks
-    et al. use where first-order attribution is poor."""
+    d_model), averaged over ``steps`` points (midpoint rule) of the straight path from the
+    stream with every feature but ``kept`` at its reference value at every real token (the
+    error term and ``kept`` at their clean values) to the clean stream: the integrated-gradients
+    estimate that Marks et al. use where first-order attribution is poor."""
+    removed = torch.ones(dec.directions.shape[0])  # (d_sae,)
+    removed[kept or []] = 0.0
     total = torch.zeros_like(run.resid[dec.layer])  # (n, seq, d_model)
     for rows, part in run.chunks():  # groups of similar length: few padding tokens
         clean = part.resid[dec.layer]  # (n_group, seq_group, d_model)
-        f, _ = dec.encode(clean)
-        shift = (dec.contributions(f) @ dec.directions) * part.real[..., None]
+        n = len(clean)
+        start = dec.remove(clean, part.real, removed.expand(n, -1), torch.zeros(n))
         for k in range(steps):
             alpha = (k + 0.5) / steps
-            point = (clean - (1 - alpha) * shift).detach().requires_grad_(True)
+            point = (alpha * clean + (1 - alpha) * start).detach().requires_grad_(True)
             with torch.enable_grad():
                 mlp = run_recorded(
                     lm.model,
@@ -141,6 +145,7 @@ def path_gradient(
                     part.attention_mask,
                     mlp=[target.layer],
                     edits=[start_at(lm.model, dec.layer, point)],
+                    last_only=True,
                 ).mlp
                 mlp[target.layer][:, -1, target.neuron].float().sum().backward()
             total[rows, total.shape[1] - clean.shape[1] :] += point.grad.float().cpu()
@@ -202,3 +207,70 @@ def bootstrap_agreement(
         chosen[select(per_prompt[rows].mean(0), share, cap)] = True
         hits += chosen[index].float()
     return (hits / resamples).tolist()
+
+
+@dataclass
+class Choice:
+    """One layer's features chosen by attribution."""
+
+    ranked: list[int]  # the kept features in the order chosen, then the last round's next best
+    kept: int  # ranked[:kept] is the circuit
+    scores: list[float]  # each ranked feature's attribution, in the round that ranked it
+    agreement: list[float]  # per kept feature: bootstrap agreement within its round
+    error: float  # the error term's attribution (clean gradient), mean over prompts
+
+
+def choose(
+    lm: LoadedModel,
+    dec: LayerDecomposition,
+    run: PromptRun,
+    target: Target,
+    *,
+    rounds: int,
+    ig_steps: int,
+    share: float,
+    cap: int,
+    resamples: int,
+) -> Choice:
+    """Keep up to ``cap`` features of ``dec``'s layer in ``rounds`` rounds of ``cap / rounds``:
+    each round ranks the features not yet kept by attribution with the gradient along the path
+    from the circuit kept so far alone (every other feature at its reference) to the clean
+    stream, and keeps them until they carry ``share`` of the round's positive attribution. The
+    first round is plain attribution; later rounds choose what adds most to the circuit already
+    kept, which is what its sufficiency asks. A round that stops short of its quota ends the
+    choice. With ``ig_steps`` 0 every round uses the clean gradient."""
+    kept: list[int] = []
+    scores: list[float] = []
+    agreement: list[float] = []
+    error = 0.0
+    tail: list[int] = []
+    tail_scores: list[float] = []
+    for r in range(rounds):
+        quota = cap * (r + 1) // rounds - len(kept)
+        grad = path_gradient(lm, dec, run, target, ig_steps, kept) if ig_steps else None
+        per_prompt, error_per_prompt = attribution(dec, run, grad)  # (n, d_sae), (n,)
+        error = error_per_prompt.mean().item()
+        rest = torch.ones(per_prompt.shape[1], dtype=torch.bool)
+        rest[kept] = False
+        candidates = rest.nonzero()[:, 0]  # (m,) features not kept yet
+        round_scores = per_prompt[:, candidates]  # (n, m)
+        mean = round_scores.mean(0)
+        order = mean.argsort(descending=True)[: cap - len(kept)]  # (<= m,) into candidates
+        take = keep_count(mean, share, quota)
+        agreement += bootstrap_agreement(
+            round_scores, order[:take].tolist(), share, quota, resamples
+        )
+        kept += candidates[order[:take]].tolist()
+        scores += mean[order[:take]].tolist()
+        tail = candidates[order[take:]].tolist()
+        tail_scores = mean[order[take:]].tolist()
+        if take < quota:
+            break
+    room = cap - len(kept)
+    return Choice(
+        ranked=kept + tail[:room],
+        kept=len(kept),
+        scores=scores + tail_scores[:room],
+        agreement=agreement,
+        error=error,
+    )

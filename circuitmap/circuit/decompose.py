@@ -76,9 +76,12 @@ class LayerDecomposition:
         self, f: torch.Tensor, e: torch.Tensor, removed: torch.Tensor, error: torch.Tensor
     ) -> torch.Tensor:
         """What removing changes, ``removed`` (..., d_sae) and ``error`` (..., 1) broadcast
-        against f (..., d_sae) and e (..., d_model): (..., d_model)."""
+        against f (..., d_sae) and e (..., d_model): (..., d_model). Only the features some
+        row removes enter the product (a node's removal is one feature of thousands)."""
+        used = removed.reshape(-1, removed.shape[-1]).any(0).nonzero()[:, 0]  # (u,)
+        contributions = f[..., used] - self.feature_ref[used]  # (..., u)
         with full_precision(f.device):
-            return (self.contributions(f) * removed) @ self.directions + error * (
+            return (contributions * removed[..., used]) @ self.directions[used] + error * (
                 e - self.error_ref
             )
 
@@ -141,14 +144,12 @@ def removal_forward(
     resid: dict[int, list[torch.Tensor]] = {m: [] for m in read_layers}
     for index, part in run.chunks():
         n, seq = part.input_ids.shape
-        rows = len(removed) * n
         out = ablation_forward(
             lm,
             part.input_ids.repeat(len(removed), 1),  # (C * n, seq)
             part.attention_mask.repeat(len(removed), 1),
             layer=dec.layer,
             edit=lambda hidden: None,
-            positions=torch.full((rows,), seq - 1),
             target=target,
             read_layers=read_layers,
             start=dec.remove_each(part.resid[dec.layer], part.real, removed, error),

@@ -123,7 +123,6 @@ def _on_vector(
         None,
         layer=dec.layer,
         edit=put_rows,
-        positions=torch.full((len(groups),), last),
         target=target,
         read_layers=[],
     ).target

@@ -216,7 +216,7 @@ def _joint_group(
 ) -> torch.Tensor:
     """:func:`joint_target` on one group of prompts: the target (len(keep), n)."""
     layers = sorted(decompositions)
-    n, seq = run.input_ids.shape
+    n = len(run.input_ids)
     rows = len(keep)
     real = run.real.repeat(rows, 1)  # (rows * n, seq)
     edits = [start_at(lm.model, layers[0], run.resid[layers[0]].repeat(rows, 1, 1))]
@@ -237,8 +237,8 @@ def _joint_group(
 
         edits.append(edit_resid_pre(lm.model, layer, edit))
     ids, attn = run.input_ids.repeat(rows, 1), run.attention_mask.repeat(rows, 1)
-    mlp = run_recorded(lm.model, ids, attn, mlp=[target.layer], edits=edits).mlp
-    return mlp[target.layer][:, seq - 1, target.neuron].float().cpu().view(rows, n)
+    mlp = run_recorded(lm.model, ids, attn, mlp=[target.layer], edits=edits, last_only=True).mlp
+    return mlp[target.layer][:, -1, target.neuron].float().cpu().view(rows, n)
 
 
 def measure(

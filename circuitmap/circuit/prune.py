@@ -101,9 +101,10 @@ def prune(graph: nx.DiGraph, node_threshold: float, edge_threshold: float) -> nx
 
 
 def _cumulative(values: list[float], threshold: float) -> int:
-    """How many of ``values`` (sorted from the largest) reach ``threshold`` of their sum."""
+    """How many of ``values`` (sorted from the largest) reach ``threshold`` of their sum (all of
+    them at 1, zeros included)."""
     total = sum(values)
-    if total <= 0:
+    if total <= 0 or threshold >= 1:
         return len(values)
     running = 0.0
     for count, value in enumerate(values, 1):

@@ -1,9 +1,10 @@
 """Which features of each layer make up a target's circuit.
 
 ``select="attribution"`` (the default) ranks a layer's features by their attribution on the
-build prompts (see :mod:`circuitmap.circuit.attribution`) and keeps them until they carry
-``share`` of the layer's positive attribution, at most ``max_features``; each kept feature's
-agreement is how often a bootstrap resample of the build prompts keeps it too.
+build prompts and keeps them until they carry ``share`` of the layer's positive attribution, at
+most ``max_features``, in ``rounds`` rounds, each ranked given the features already kept (see
+:func:`circuitmap.circuit.attribution.choose`); each kept feature's agreement is how often a
+bootstrap resample of the build prompts keeps it too, within its round.
 ``select="activation"`` is the report's choice: the ``top_k`` features most active on the
 optimised X_l (agreement: random restarts, when the map ran them).
 """
@@ -18,12 +19,7 @@ from typing import TYPE_CHECKING
 
 import torch
 
-from circuitmap.circuit.attribution import (
-    attribution,
-    bootstrap_agreement,
-    keep_count,
-    path_gradient,
-)
+from circuitmap.circuit.attribution import attribution, choose
 from circuitmap.circuit.contexts import Context, feature_contexts
 from circuitmap.config import Target
 from circuitmap.files.storage import atomic_write_json, read_json
@@ -95,31 +91,38 @@ def select_circuit(
     target = sweep.target
     layers = {}
     for layer, dec in sorted(decompositions.items()):
-        grad = None
-        if config.ig_steps and config.select == "attribution":
-            grad = path_gradient(lm, dec, run, target, config.ig_steps)
-        per_prompt, error = attribution(dec, run, grad)  # (n, d_sae), (n,)
-        scores = per_prompt.mean(0)  # (d_sae,)
         on_x = dec.encode(sweep.vectors[layer][None])[0][0]  # (d_sae,)
         if config.select == "attribution":
-            ranked = scores.argsort(descending=True)[: config.max_features].tolist()
-            kept = keep_count(scores, config.share, config.max_features)
-            agreement = bootstrap_agreement(
-                per_prompt, ranked[:kept], config.share, config.max_features, config.resamples
+            choice = choose(
+                lm,
+                dec,
+                run,
+                target,
+                rounds=config.rounds,
+                ig_steps=config.ig_steps,
+                share=config.share,
+                cap=config.max_features,
+                resamples=config.resamples,
             )
-        else:  # the report's top-k by activation on X_l
+            ranked, kept, scores = choice.ranked, choice.kept, choice.scores
+            agreement: list[float | None] = list(choice.agreement)
+            error = choice.error
+        else:  # the report's top-k by activation on X_l, with the clean gradient's attribution
             top = [f.index for f in sweep.layers[layer].features.top]  # the sweep's report
             rest = [f for f in on_x.argsort(descending=True).tolist() if f not in top]
             ranked = (top + rest)[: config.max_features]
             kept = min(len(top), len(ranked))
             restart = sweep.layers[layer].restart_agreement or {}
             agreement = [restart.get(f) for f in ranked[:kept]]
+            per_prompt, error_per_prompt = attribution(dec, run)  # (n, d_sae), (n,)
+            scores = per_prompt.mean(0)[torch.tensor(ranked, dtype=torch.long)].tolist()
+            error = error_per_prompt.mean().item()
         layers[layer] = LayerSelection(
             layer=layer,
             ranked=ranked,
             kept=kept,
-            attribution=(scores[torch.tensor(ranked, dtype=torch.long)] / scale).tolist(),
-            error_attribution=error.mean().item() / scale,
+            attribution=[score / scale for score in scores],
+            error_attribution=error / scale,
             activation=on_x[torch.tensor(ranked, dtype=torch.long)].tolist(),
             contexts=feature_contexts(lm, dec, run, ranked[:kept]),
             agreement=agreement,

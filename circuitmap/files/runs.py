@@ -35,6 +35,7 @@ def load_map_config(run_dir: Path) -> MapConfig:
     if data.pop("kind", None) != "map":
         raise CircuitmapError(f"{str(run_dir)!r} is not a map run folder")
     data.setdefault("precision", "float32")  # a run from before the option measured in float32
+    data.setdefault("rounds", 1)  # and chose its features in one round
     try:
         return from_dict(MapConfig, data)
     except (TypeError, ValueError) as exc:

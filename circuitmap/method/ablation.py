@@ -63,23 +63,27 @@ def ablation_forward(
     *,
     layer: int,
     edit: Callable[[torch.Tensor], torch.Tensor],
-    positions: torch.Tensor,
     target: Target,
     read_layers: list[int],
     start: torch.Tensor | None = None,
 ) -> AblationReadout:
     """One forward of ``input_ids`` (rows, seq) with resid_pre of ``layer`` edited by ``edit``;
-    reads the target neuron at ``positions`` (rows,) and resid_pre of ``read_layers``, and stops
-    at the target layer's MLP. ``start`` (rows, seq, d_model), the clean resid_pre of ``layer``
-    when it is known, skips the layers before it."""
-    rows = torch.arange(input_ids.shape[0])
+    reads the target neuron at the last position (its MLP runs there only) and resid_pre of
+    ``read_layers``, and stops at the target layer's MLP. ``start`` (rows, seq, d_model), the
+    clean resid_pre of ``layer`` when it is known, skips the layers before it."""
     edits = [] if start is None else [start_at(lm.model, layer, start)]
     edits.append(edit_resid_pre(lm.model, layer, edit))
     out = run_recorded(
-        lm.model, input_ids, attention_mask, resid=read_layers, mlp=[target.layer], edits=edits
+        lm.model,
+        input_ids,
+        attention_mask,
+        resid=read_layers,
+        mlp=[target.layer],
+        edits=edits,
+        last_only=True,
     )
     return AblationReadout(
-        target=out.mlp[target.layer][rows, positions, target.neuron].float().cpu(),
+        target=out.mlp[target.layer][:, -1, target.neuron].float().cpu(),
         resid={m: h.float().cpu() for m, h in out.resid.items()},
     )
 

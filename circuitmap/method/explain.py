@@ -137,7 +137,6 @@ def explain(
             lm,
             dummy.to(lm.input_device),
             layers=[layer],
-            position=-1,
             vectors=mean[None],
             target=target,
         )[0].item()

@@ -12,10 +12,12 @@ from typing import TYPE_CHECKING
 
 import torch
 
-from circuitmap.model.forward import run_recorded
+from circuitmap.model.forward import prefix_cache, repeat_cache, run_recorded
 from circuitmap.model.hooks import inject_rows
 
 if TYPE_CHECKING:
+    from transformers import Cache
+
     from circuitmap.config import OptimConfig, Target
     from circuitmap.model.load import LoadedModel
 
@@ -33,15 +35,20 @@ def target_activation(
     input_ids: torch.Tensor,
     *,
     layers: list[int],
-    position: int,
     vectors: torch.Tensor,
     target: Target,
+    prefix: Cache | None = None,
 ) -> torch.Tensor:
-    """(rows,) target activation at ``position`` with ``vectors[r]`` (rows, d_model) injected at
-    resid_pre of ``layers[r]``; differentiable with respect to ``vectors``."""
-    edits = [inject_rows(lm.model, layers, position, vectors)]
-    mlp = run_recorded(lm.model, input_ids, mlp=[target.layer], edits=edits).mlp
-    return mlp[target.layer][:, position, target.neuron]
+    """(rows,) target activation at the last position with ``vectors[r]`` (rows, d_model)
+    injected there at resid_pre of ``layers[r]``; differentiable with respect to ``vectors``.
+    With ``prefix`` (the one-row cache of the tokens before ``input_ids``, see
+    :func:`~circuitmap.model.forward.prefix_cache`), ``input_ids`` continue those tokens."""
+    edits = [inject_rows(lm.model, layers, -1, vectors)]
+    cache = None if prefix is None else repeat_cache(prefix, len(input_ids))
+    out = run_recorded(
+        lm.model, input_ids, mlp=[target.layer], edits=edits, last_only=True, cache=cache
+    )
+    return out.mlp[target.layer][:, -1, target.neuron]
 
 
 def initial_vector(mean: torch.Tensor, config: OptimConfig) -> torch.Tensor:
@@ -79,20 +86,18 @@ def optimise_rows(
 
     Returns (vectors (rows, d_model), trajectories (steps, rows), final activations (rows,)).
     """
-    ids = lm.tokenizer(dummy_prompt, return_tensors="pt")["input_ids"]
-    ids = ids.expand(len(layers), -1).to(lm.input_device)  # (rows, seq)
+    ids = lm.tokenizer(dummy_prompt, return_tensors="pt")["input_ids"].to(lm.input_device)
+    # X changes no earlier token (attention is causal): those run once, and each step runs the
+    # last token of every row against their cached keys and values.
+    prefix = prefix_cache(lm.model, ids[:, :-1], target.layer) if ids.shape[1] > 1 else None
+    last = ids[:, -1:].expand(len(layers), -1)  # (rows, 1)
     xs = [torch.nn.Parameter(row.float().clone()) for row in inits]  # rows x (d_model,)
     optimiser = torch.optim.Adam([{"params": [x], "lr": lr} for x, lr in zip(xs, lrs, strict=True)])
     trajectory = []
 
     def activation() -> torch.Tensor:  # (rows,)
         return target_activation(
-            lm,
-            ids,
-            layers=layers,
-            position=-1,
-            vectors=torch.stack(xs),
-            target=target,
+            lm, last, layers=layers, vectors=torch.stack(xs), target=target, prefix=prefix
         )
 
     for _ in range(steps):

@@ -5,14 +5,22 @@ TransformerLens's ``run_with_cache`` and nnsight's ``.save()`` are the models of
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Iterable
 from contextlib import AbstractContextManager, ExitStack, nullcontext
 from dataclasses import dataclass
 
 import torch
 from torch import nn
+from transformers import Cache, DynamicCache
 
-from circuitmap.model.hooks import record_mlp_post, record_resid_pre, run_body
+from circuitmap.model.hooks import (
+    StopForward,
+    decoder_layers,
+    record_mlp_post,
+    record_resid_pre,
+    run_body,
+)
 
 
 @dataclass
@@ -31,12 +39,16 @@ def run_recorded(
     resid: Iterable[int] = (),
     mlp: Iterable[int] = (),
     edits: Iterable[AbstractContextManager] = (),
+    last_only: bool = False,
+    cache: Cache | None = None,
 ) -> Recorded:
     """Run ``input_ids`` (batch, seq) with ``edits`` (hook context managers such as
     :func:`~circuitmap.model.hooks.edit_resid_pre` or :func:`~circuitmap.model.hooks.start_at`,
     entered first, so a record at an edited layer sees the edited state), recording resid_pre of
     the ``resid`` layers and the MLP post-activation of the ``mlp`` layers; the forward stops
-    after the deepest record (the MLP of layer l runs after resid_pre of l)."""
+    after the deepest record (the MLP of layer l runs after resid_pre of l). ``last_only``: the
+    deepest MLP, where the forward stops, is computed and recorded at the last position only
+    (batch, 1, d_mlp), for a target read there. ``cache``: see :func:`prefix_cache`."""
     resid, mlp = sorted(set(resid)), sorted(set(mlp))
     assert resid or mlp, "a recorded forward records something"
     stop_at_mlp = bool(mlp) and (not resid or mlp[-1] >= resid[-1])
@@ -50,12 +62,42 @@ def run_recorded(
         )
         mlp_records = [
             stack.enter_context(
-                record_mlp_post(model, layer, stop=stop_at_mlp and layer == mlp[-1])
+                record_mlp_post(
+                    model,
+                    layer,
+                    stop=stop_at_mlp and layer == mlp[-1],
+                    last_only=last_only and layer == mlp[-1],
+                )
             )
             for layer in mlp
         ]
-        run_body(model, input_ids, attention_mask)
+        run_body(model, input_ids, attention_mask, cache)
     return Recorded(resid_records, {k: v for record in mlp_records for k, v in record.items()})
+
+
+@torch.no_grad()
+def prefix_cache(model: nn.Module, input_ids: torch.Tensor, layer: int) -> Cache:
+    """The keys and values of ``input_ids`` (1, seq) at every layer up to ``layer``, for forwards
+    that continue the same tokens (edits at a later position cannot change them: attention is
+    causal); :func:`repeat_cache` gives each such forward its own copy."""
+    cache = DynamicCache(config=model.base_model.config)
+    stop = decoder_layers(model)[layer].register_forward_hook(_stop)
+    try:
+        run_body(model, input_ids, cache=cache)
+    finally:
+        stop.remove()
+    return cache
+
+
+def _stop(*_: object) -> None:
+    raise StopForward
+
+
+def repeat_cache(cache: Cache, rows: int) -> Cache:
+    """A copy of a one-row ``cache`` for a batch of ``rows`` (a forward adds to its cache)."""
+    repeated = copy.deepcopy(cache)
+    repeated.batch_repeat_interleave(rows)
+    return repeated
 
 
 def matmul_precision(device: torch.device, precision: str) -> AbstractContextManager:

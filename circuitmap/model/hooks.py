@@ -17,6 +17,7 @@ from typing import Any
 
 import torch
 from torch import nn
+from transformers import Cache
 
 
 class StopForward(Exception):
@@ -181,10 +182,13 @@ def record_resid_pre(
 
 @contextmanager
 def record_mlp_post(
-    model: nn.Module, layer: int, *, stop: bool = False
+    model: nn.Module, layer: int, *, stop: bool = False, last_only: bool = False
 ) -> Iterator[dict[int, torch.Tensor]]:
     """Record the MLP post-activation (batch, seq, d_mlp) of ``layer`` under key ``layer``;
-    ``stop`` ends the forward right there (before down_proj runs)."""
+    ``stop`` ends the forward right there (before down_proj runs). With ``last_only`` (and
+    ``stop``) the MLP runs on the last position alone and the record is (batch, 1, d_mlp): the
+    MLP works token by token, so that position's value, and its gradient, are unchanged."""
+    assert stop or not last_only, "a forward that goes on past the MLP needs every position"
     records: dict[int, torch.Tensor] = {}
 
     def hook(_m: nn.Module, args: tuple) -> None:
@@ -192,11 +196,17 @@ def record_mlp_post(
         if stop:
             raise StopForward
 
-    handle = mlp_down_proj(model, layer).register_forward_pre_hook(hook)
+    def last(_m: nn.Module, args: tuple) -> tuple:
+        return (args[0][:, -1:], *args[1:])  # (batch, 1, d_model)
+
+    handles = [mlp_down_proj(model, layer).register_forward_pre_hook(hook)]
+    if last_only:
+        handles.append(decoder_layers(model)[layer].mlp.register_forward_pre_hook(last))
     try:
         yield records
     finally:
-        handle.remove()
+        for handle in handles:
+            handle.remove()
 
 
 def real_position_ids(attention_mask: torch.Tensor) -> torch.Tensor:
@@ -205,12 +215,17 @@ def real_position_ids(attention_mask: torch.Tensor) -> torch.Tensor:
 
 
 def run_body(
-    model: nn.Module, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None
+    model: nn.Module,
+    input_ids: torch.Tensor,
+    attention_mask: torch.Tensor | None = None,
+    cache: Cache | None = None,
 ) -> None:
     """Run the transformer body (no unembedding) until a hook raises :class:`StopForward`.
 
     With an ``attention_mask`` (left padding), position ids count real tokens only, so a padded
-    text gets the same positions, and the same activations, as the text alone.
+    text gets the same positions, and the same activations, as the text alone. With a ``cache``
+    (keys and values of earlier tokens, see :func:`~circuitmap.model.forward.prefix_cache`),
+    ``input_ids`` continue those tokens and their keys and values are added to it.
     """
     position_ids = None if attention_mask is None else real_position_ids(attention_mask)
     try:
@@ -218,7 +233,8 @@ def run_body(
             input_ids=input_ids,
             attention_mask=attention_mask,
             position_ids=position_ids,
-            use_cache=False,
+            cache=cache,
+            use_cache=cache is not None,
         )
     except StopForward:
         pass

@@ -115,3 +115,45 @@ def test_integrated_gradients_add_up_to_the_effect_of_removing_every_feature(man
     )  # (2, n): clean, every feature removed
     effect = removed[0] - removed[1]
     torch.testing.assert_close(features.sum(1), effect, rtol=0.02, atol=0.02 * effect.abs().max())
+
+
+@pytest.fixture(scope="module")
+def tiny_attribution(many_texts):
+    """A tiny model's build prompts recorded at layer 1, and a dense random SAE there."""
+    from circuitmap.circuit.attribution import prompt_run
+    from circuitmap.circuit.prompts import top_prompts
+    from tiny import tiny_lm
+
+    lm = tiny_lm("gemma3")
+    split = top_prompts(lm, many_texts, [Target(3, 5)], n=7, n_heldout=1, n_silent=8)["L3.N5"]
+    run = prompt_run(lm, split.build, [1], Target(3, 5))
+    dec = decompose(1, _sae(d_model=32, d_sae=48), torch.randn(40, 32) * 5, "silent")
+    return lm, run, dec
+
+
+def test_a_path_from_a_circuit_of_every_feature_stays_at_the_clean_gradient(tiny_attribution):
+    """Every feature kept: the path starts at the clean stream, so its gradient is the clean
+    one; none kept: it is not."""
+    from circuitmap.circuit.attribution import path_gradient
+
+    lm, run, dec = tiny_attribution
+    every = path_gradient(lm, dec, run, Target(3, 5), steps=1, kept=list(range(48)))
+    torch.testing.assert_close(every, run.grads[1], rtol=1e-4, atol=1e-5)
+    none = path_gradient(lm, dec, run, Target(3, 5), steps=1)
+    assert not torch.allclose(none, run.grads[1], rtol=1e-2, atol=1e-3)
+
+
+def test_one_round_is_plain_attribution_and_rounds_share_the_cap(tiny_attribution):
+    from circuitmap.circuit.attribution import attribution, choose, path_gradient
+
+    lm, run, dec = tiny_attribution
+    common = {"ig_steps": 1, "share": 1.0, "cap": 8, "resamples": 10}
+    one = choose(lm, dec, run, Target(3, 5), rounds=1, **common)
+    scores = attribution(dec, run, path_gradient(lm, dec, run, Target(3, 5), 1))[0].mean(0)
+    assert one.ranked == scores.argsort(descending=True)[:8].tolist()
+    assert one.kept == keep_count(scores, 1.0, 8)
+    two = choose(lm, dec, run, Target(3, 5), rounds=2, **common)
+    kept = two.ranked[: two.kept]
+    assert len(set(kept)) == len(kept) <= 8 and len(two.agreement) == two.kept
+    assert kept[:4] == one.ranked[:4]  # the first round is the same ranking, cut at its quota
+    assert all(score > 0 for score in two.scores[: two.kept])  # a round keeps positive ones only

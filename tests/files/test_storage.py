@@ -84,7 +84,7 @@ def test_local_text_folder_loads(tmp_path):
     assert sorted(dataset["text"]) == ["first paragraph", "second paragraph", "third"]
 
 
-def test_a_run_from_before_the_precision_option_resumes_in_float32(tmp_path):
+def test_a_run_from_before_the_precision_and_rounds_options_resumes_as_it_was_made(tmp_path):
     from circuitmap.config import MapConfig, Target
     from circuitmap.files.runs import load_map_config, start_map
 
@@ -93,7 +93,7 @@ def test_a_run_from_before_the_precision_option_resumes_in_float32(tmp_path):
         folder.mkdir()
         start_map(MapConfig(targets=[Target(3, 5)]), folder)
     data = json.loads((old / "config.json").read_text())
-    del data["precision"]  # what a run made before the option saved
+    del data["precision"], data["rounds"]  # what a run made before the options saved
     (old / "config.json").write_text(json.dumps(data))
-    assert load_map_config(new).precision == "bfloat16"
-    assert load_map_config(old).precision == "float32"
+    assert load_map_config(new).precision == "bfloat16" and load_map_config(new).rounds == 2
+    assert load_map_config(old).precision == "float32" and load_map_config(old).rounds == 1

@@ -131,7 +131,6 @@ def test_removals_over_groups_of_prompts_equal_one_padded_batch(lm, many_texts):
             removed.repeat_interleave(n, 0),
             error.repeat_interleave(n, 0),
         ),
-        positions=torch.full((3 * n,), seq - 1),
         target=Target(3, 5),
         read_layers=[],
     ).target.view(3, n)

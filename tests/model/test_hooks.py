@@ -79,3 +79,36 @@ def test_recorded_forward_records_what_it_is_asked_and_stops_after_the_deepest(l
     zero = edit_resid_pre(lm.model, 1, lambda h: torch.zeros_like(h))
     edited = run_recorded(lm.model, ids, resid=[1], edits=[zero])
     assert (edited.resid[1] == 0).all()
+
+
+def test_last_only_forward_gives_the_last_position_and_its_gradient(lm):
+    """The target layer's MLP run at the last position alone gives that position's value and
+    the same gradient with respect to every earlier token's resid_pre."""
+    from circuitmap.model.forward import run_recorded
+    from circuitmap.model.hooks import edit_resid_pre
+
+    ids = _ids(lm)
+    values, grads = [], []
+    for last_only in (False, True):
+        leaf = {}
+
+        def grab(hidden, leaf=leaf):
+            leaf["h"] = hidden.detach().requires_grad_(True)
+            return leaf["h"]
+
+        with torch.enable_grad():
+            out = run_recorded(
+                lm.model,
+                ids,
+                mlp=[2],
+                edits=[edit_resid_pre(lm.model, 1, grab)],
+                last_only=last_only,
+            )
+            value = out.mlp[2][:, -1, 5]
+            value.sum().backward()
+        assert out.mlp[2].shape[1] == (1 if last_only else ids.shape[1])
+        values.append(value.detach())
+        grads.append(leaf["h"].grad)
+    torch.testing.assert_close(values[1], values[0])
+    torch.testing.assert_close(grads[1], grads[0])
+    assert grads[0][0, :-1].abs().sum() > 0  # earlier tokens reach the target through attention
