@@ -14,7 +14,8 @@ gradient at the path's midpoint). Two steps chose more sufficient circuits on he
 than the clean gradient in `benchmarks/faithfulness.py`, and one step was at least as
 sufficient as two on 5 of 6 targets in scratch runs, at half the cost. A layer keeps its
 features by attribution until they carry ``share`` of the layer's positive attribution, at most
-``max_features``; resampling the build prompts (bootstrap) says how stable that choice is.
+``max_features``, in rounds (:func:`choose`); resampling the build prompts (bootstrap) says how
+stable that choice is.
 """
 
 from __future__ import annotations
