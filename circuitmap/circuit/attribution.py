@@ -248,6 +248,8 @@ def choose(
     tail_scores: list[float] = []
     for r in range(rounds):
         quota = cap * (r + 1) // rounds - len(kept)
+        if quota < 1:  # more rounds than features
+            continue
         grad = path_gradient(lm, dec, run, target, ig_steps, kept) if ig_steps else None
         per_prompt, error_per_prompt = attribution(dec, run, grad)  # (n, d_sae), (n,)
         error = error_per_prompt.mean().item()
