@@ -76,12 +76,9 @@ class LayerDecomposition:
         self, f: torch.Tensor, e: torch.Tensor, removed: torch.Tensor, error: torch.Tensor
     ) -> torch.Tensor:
         """What removing changes, ``removed`` (..., d_sae) and ``error`` (..., 1) broadcast
-        against f (..., d_sae) and e (..., d_model): (..., d_model). Only the features some
-        row removes enter the product (a node's removal is one feature of thousands)."""
-        used = removed.reshape(-1, removed.shape[-1]).any(0).nonzero()[:, 0]  # (u,)
-        contributions = f[..., used] - self.feature_ref[used]  # (..., u)
+        against f (..., d_sae) and e (..., d_model): (..., d_model)."""
         with full_precision(f.device):
-            return (contributions * removed[..., used]) @ self.directions[used] + error * (
+            return (self.contributions(f) * removed) @ self.directions + error * (
                 e - self.error_ref
             )
 
