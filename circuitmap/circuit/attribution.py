@@ -30,14 +30,13 @@ from circuitmap.model.hooks import (
     edit_resid_pre,
     start_at,
 )
+from circuitmap.model.tokens import length_splits
 
 if TYPE_CHECKING:
     from circuitmap.circuit.decompose import LayerDecomposition
     from circuitmap.circuit.prompts import Prompts
     from circuitmap.config import Target
     from circuitmap.model.load import LoadedModel
-
-CHUNK = 4  # prompts per batched ablation forward (rows = conditions x CHUNK)
 
 
 @dataclass
@@ -67,18 +66,19 @@ class PromptRun:
             self.target[rows],
         )
 
-    def chunks(self, size: int = CHUNK) -> list[tuple[torch.Tensor, PromptRun]]:
-        """The prompts in groups of ``size`` of similar length (shortest first), each without
-        the padding columns none of its prompts uses, with the group's prompt indices: batched
-        forwards then compute few padding tokens, and a left-padded prompt's activations do
-        not depend on its padding."""
+    def chunks(self, rows: int) -> list[tuple[torch.Tensor, PromptRun]]:
+        """The prompts in groups of similar length (shortest first) for batched forwards of
+        ``rows`` rows per prompt, each group without the padding columns none of its prompts
+        uses, with its prompt indices (a left-padded prompt's activations do not depend on its
+        padding). The groups are the split of the prompts sorted by length that minimises the
+        token-rows the forwards compute, padding included, plus a fixed cost per forward
+        (:func:`~circuitmap.model.tokens.length_splits`)."""
         lengths = self.attention_mask.sum(1).cpu()  # (n,)
         order = lengths.argsort(stable=True)
-        groups = []
-        for start in range(0, len(order), size):
-            rows = order[start : start + size]
-            groups.append((rows, self.subset(rows, int(lengths[rows].max()))))
-        return groups
+        return [
+            (order[i:j], self.subset(order[i:j], int(lengths[order[j - 1]])))
+            for i, j in length_splits(lengths[order].tolist(), rows)
+        ]
 
 
 def prompt_run(lm: LoadedModel, prompts: Prompts, layers: list[int], target: Target) -> PromptRun:
@@ -132,7 +132,7 @@ def path_gradient(
     removed = torch.ones(dec.directions.shape[0])  # (d_sae,)
     removed[kept or []] = 0.0
     total = torch.zeros_like(run.resid[dec.layer])  # (n, seq, d_model)
-    for rows, part in run.chunks():  # groups of similar length: few padding tokens
+    for rows, part in run.chunks(rows=1):  # groups of similar length: few padding tokens
         clean = part.resid[dec.layer]  # (n_group, seq_group, d_model)
         n = len(clean)
         start = dec.remove(clean, part.real, removed.expand(n, -1), torch.zeros(n))

@@ -131,15 +131,15 @@ def removal_forward(
     error: torch.Tensor,
     target: Target,
     read_layers: list[int],
-) -> tuple[torch.Tensor, dict[int, torch.Tensor]]:
+) -> tuple[torch.Tensor, dict[int, list[tuple[PromptRun, torch.Tensor]]]]:
     """Every removal (``removed``: (C, d_sae), ``error``: (C,), see
     :meth:`LayerDecomposition.remove_each`) applied at every real token of ``run``'s prompts,
     in batched forwards over groups of similar length started at ``dec``'s layer: the target at
     each prompt's last token (C, n) and, per layer of ``read_layers``, resid_pre as a list with
-    one (C, n_group, seq_group, d_model) entry per group of ``run.chunks()``."""
+    one (group, (C, n_group, seq_group, d_model)) entry per group of prompts."""
     targets = torch.zeros(len(removed), len(run.input_ids))
-    resid: dict[int, list[torch.Tensor]] = {m: [] for m in read_layers}
-    for index, part in run.chunks():
+    resid: dict[int, list[tuple[PromptRun, torch.Tensor]]] = {m: [] for m in read_layers}
+    for index, part in run.chunks(rows=len(removed)):
         n, seq = part.input_ids.shape
         out = ablation_forward(
             lm,
@@ -153,5 +153,5 @@ def removal_forward(
         )
         targets[:, index] = out.target.view(len(removed), n)
         for m in read_layers:
-            resid[m].append(out.resid[m].view(len(removed), n, seq, -1))
+            resid[m].append((part, out.resid[m].view(len(removed), n, seq, -1)))
     return targets, resid

@@ -175,16 +175,15 @@ def _edges(
     later: LayerDecomposition,
     dest: list[int],
     kept: list[int],
-    run: PromptRun,
-    states: list[torch.Tensor],
+    states: list[tuple[PromptRun, torch.Tensor]],
     clean: float,
 ) -> list[EdgeEffect]:
     """Edges from the kept features and the error node into ``dest`` (and the error node) of
-    the ``later`` layer, from its resid_pre ``states`` (per group of prompts: (C, n_group,
-    seq_group, d_model), row 0 clean, then one row per source)."""
+    the ``later`` layer, from its resid_pre ``states`` (per group of prompts: the group and
+    (C, n_group, seq_group, d_model), row 0 clean, then one row per source)."""
     sources = len(kept) + 1
     lost = []  # per group of prompts: (1 + sources, n_group, dest + 1)
-    for (_, part), group in zip(run.chunks(), states, strict=True):
+    for part, group in states:
         through, through_error = flow(later, group[: sources + 1], part, dest)
         lost.append(torch.cat([through, through_error[..., None]], -1))
     flows = torch.cat(lost, 1)  # (1 + sources, n, dest + 1)
@@ -230,7 +229,7 @@ def layer_effects(
     removed, error = removal_masks(dec.directions.shape[0], groups, errors)
     t_p, resid = removal_forward(
         lm, dec, run, removed, error, target, read
-    )  # (C, n), later layer -> per group (C, n_group, seq_group, d_model)
+    )  # (C, n), later layer -> per group: (group, (C, n_group, seq_group, d_model))
     drops = t_p[0] - t_p[1:]  # (C - 1, n): drop per removal and prompt
     clean_p = t_p[0].mean().item()
     sources = len(kept) + 1  # the kept features and the error node
@@ -249,9 +248,7 @@ def layer_effects(
     }
     edges = []
     for m in read:
-        edges += _edges(
-            decompositions[m], selection.layers[m].features, kept, run, resid[m], clean_p
-        )
+        edges += _edges(decompositions[m], selection.layers[m].features, kept, resid[m], clean_p)
     return LayerEffects(
         layer=layer,
         clean=clean_p,

@@ -202,7 +202,7 @@ def joint_target(
     kept: for each entry of ``keep`` (layer -> features kept; None: keep everything), each
     layer's other features are removed, read from the already edited stream."""
     means = torch.zeros(len(keep))
-    for _, part in run.chunks():
+    for _, part in run.chunks(rows=len(keep)):
         means += _joint_group(lm, decompositions, part, target, keep).sum(1)
     return (means / len(run.input_ids)).tolist()
 

@@ -1,5 +1,6 @@
-"""Texts to batches: left padding, left truncation (keep the last tokens), and the real-token
-mask (neither padding nor BOS) that every reading of activations uses."""
+"""Texts to batches: left padding, left truncation (keep the last tokens), the real-token mask
+(neither padding nor BOS) that every reading of activations uses, and how prompts of unequal
+length are grouped into batched forwards."""
 
 from __future__ import annotations
 
@@ -14,6 +15,12 @@ from transformers.tokenization_utils_base import PreTrainedTokenizerBase
 
 if TYPE_CHECKING:
     from circuitmap.model.load import LoadedModel
+
+# A batched forward's fixed cost, in the token-rows it could compute instead. Scratch timings on
+# 2 CPU cores, Gemma 3 270M, of gradient passes (1 row per prompt), held-out removals (9) and
+# node removals (48): 128 was as fast as 64, faster than 256 and 512, and 10-45% faster than
+# fixed groups of 4 prompts (with 48 rows a prompt, nearly every prompt then runs alone).
+FORWARD_COST = 128
 
 
 @dataclass
@@ -74,3 +81,22 @@ def batches(
     texts = iter(texts)
     while chunk := list(islice(texts, batch_size)):
         yield encode(lm, chunk, max_tokens)
+
+
+def length_splits(lengths: list[int], rows: int) -> list[tuple[int, int]]:
+    """The split of ``lengths`` (ascending) into runs [i, j) that minimises the sum over runs of
+    ``rows * (j - i) * lengths[j - 1] + FORWARD_COST`` (dynamic programming over the end of the
+    last run)."""
+    n = len(lengths)
+    best = [0.0] + [float("inf")] * n  # best[j]: cost of the first j lengths
+    start = [0] * (n + 1)  # start[j]: where the last run of that best split starts
+    for j in range(1, n + 1):
+        for i in range(j):
+            cost = best[i] + rows * (j - i) * lengths[j - 1] + FORWARD_COST
+            if cost < best[j]:
+                best[j], start[j] = cost, i
+    splits = []
+    while n:
+        splits.append((start[n], n))
+        n = start[n]
+    return splits[::-1]

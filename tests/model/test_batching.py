@@ -136,7 +136,35 @@ def test_removals_over_groups_of_prompts_equal_one_padded_batch(lm, many_texts):
     ).target.view(3, n)
     torch.testing.assert_close(grouped, plain, rtol=1e-4, atol=1e-4)
     torch.testing.assert_close(grouped[0], run.target, rtol=1e-4, atol=1e-4)
-    assert len(run.chunks(2)) == 4 and sum(len(i) for i, _ in run.chunks(2)) == n
+    assert sum(len(i) for i, _ in run.chunks(rows=3)) == n
+
+
+def test_prompt_groups_are_the_cheapest_split_by_length():
+    """Grouping prompts for batched forwards: the runs cover the sorted prompts once, in order,
+    and no split into runs costs fewer padded token-rows plus forwards (every split of short
+    lists tried); many rows per prompt keep unequal lengths apart, one row groups them."""
+    import itertools
+    import random
+
+    from circuitmap.model.tokens import FORWARD_COST, length_splits
+
+    def cost(lengths: list[int], rows: int, splits: list[tuple[int, int]]) -> int:
+        return sum(rows * (j - i) * lengths[j - 1] + FORWARD_COST for i, j in splits)
+
+    rng = random.Random(0)
+    for _ in range(40):
+        lengths = sorted(rng.randint(1, 64) for _ in range(rng.randint(1, 7)))
+        rows, n = rng.choice([1, 4, 48]), len(lengths)
+        splits = length_splits(lengths, rows)
+        assert [i for i, _ in splits] == [0] + [j for _, j in splits[:-1]] and splits[-1][1] == n
+        cheapest = min(
+            cost(lengths, rows, list(zip((0, *cuts), (*cuts, n), strict=True)))
+            for r in range(n)
+            for cuts in itertools.combinations(range(1, n), r)
+        )
+        assert cost(lengths, rows, splits) == cheapest
+    assert length_splits([6, 9, 16, 43], rows=48) == [(0, 1), (1, 2), (2, 3), (3, 4)]
+    assert length_splits([4, 6, 6, 9], rows=1) == [(0, 4)]
 
 
 def test_bfloat16_matmuls_keep_sae_arithmetic_exact_and_removals_close(lm, many_texts):
