@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Regenerates the example circuits of the embedded Gemma 3 270M in graphs/ and their screenshots
 # (on 2 CPU cores: about 17 minutes for the SAEs of layers 0-11, cached and skipped if present,
-# then about 6 minutes for both maps and their screenshots):
+# then about 5 minutes for both maps and their screenshots):
 # - gemma-3-270m-L12-N1742: layer 12's math neuron 1742 over all its upstream layers;
 # - gemma-3-270m-L12-math: the top 3 neurons of `circuitmap find --layer 12` (definitions vs
 #   licences) in one merged map.
