@@ -228,13 +228,21 @@ class MapConfig:
     # What "removed" means: "silent" replaces a feature (or the error term) by its mean over
     # tokens of texts where the target is silent; "zero"; "mean" (its mean over the corpus).
     ablation: Ablation = "silent"
-    n_prompts: int = 16  # build prompts where the target fires (choose and weigh the circuit)
-    effect_prompts: int = 8  # the strongest build prompts, on which nodes and edges are measured
+    n_prompts: int = 16  # build prompts where the target fires (choose the circuit)
+    effect_prompts: int = 8  # prompts of a third part, on which nodes and edges are measured
     n_heldout: int = 16  # held-out prompts where the target fires (faithfulness only)
     n_silent: int = 32  # texts where the target is silent (the "removed" reference)
     prompts: str | None = None  # a shipped prompt set or a file; None: the corpus pool
-    prompt_pool: int = 200  # corpus texts ranked to choose the prompts
-    prompt_tokens: int = 64  # last tokens kept of each prompt
+    prompt_pool: int = 300  # corpus texts ranked to choose the prompts
+    prompt_tokens: int = 64  # the longest prompt window, <bos> and the peak included
+    min_context: int = 8  # real tokens a prompt holds before its peak, at least
+    # The whole circuit, chosen jointly over its sites for the target on the build prompts:
+    # ``sites`` (None: the best on the build prompts of the sets of ``n_sites`` mapped layers
+    # evenly spaced back from the last) and at most ``budget`` feature nodes over all of them
+    # (error nodes come on top).
+    sites: list[int] | None = None
+    n_sites: int = 3
+    budget: int = 60
     node_threshold: float = 0.5  # exports keep the nodes carrying this share of influence
     edge_threshold: float = 0.8  # and the edges carrying this share of edge weight
     skip_edges: bool = False  # also feature -> feature edges that skip mapped layers
@@ -263,12 +271,31 @@ class MapConfig:
             check_number(name, getattr(self, name), 0)
         check_number("rounds", self.rounds, 1)
         check_number("prompt_pool", self.prompt_pool, 2)
-        check_number("prompt_tokens", self.prompt_tokens, 2)
+        check_number("prompt_tokens", self.prompt_tokens, 3)
+        check_number("min_context", self.min_context, 1, self.prompt_tokens - 2)
+        check_number("n_sites", self.n_sites, 1)
+        check_number("budget", self.budget, 1)
+        if self.sites is not None and not self.sites:
+            raise CircuitmapError("the circuit's sites are empty: name at least one mapped layer")
 
     def upstream_layers(self, target: Target) -> list[int]:
         """The layers mapped for ``target``: ``layers`` below it, or all of 0..L-1."""
         chosen = range(target.layer) if self.layers is None else self.layers
         return sorted(layer for layer in set(chosen) if layer < target.layer)
+
+    def site_options(self, target: Target) -> list[list[int]]:
+        """The sets of layers where ``target``'s whole circuit may edit the residual stream:
+        ``sites`` (those among its mapped layers), or every set of ``n_sites`` mapped layers
+        evenly spaced back from the last one (one set per spacing)."""
+        layers = self.upstream_layers(target)
+        if self.sites is not None:
+            return [sorted(set(self.sites) & set(layers))]
+        count = min(self.n_sites, len(layers))
+        widest = (len(layers) - 1) // max(count - 1, 1)
+        return [
+            sorted(layers[len(layers) - 1 - k * gap] for k in range(count))
+            for gap in range(1, max(widest, 1) + 1)
+        ]
 
     def all_layers(self) -> list[int]:
         """Every layer some target maps (their Mean Vectors and SAEs are shared)."""

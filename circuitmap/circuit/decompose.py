@@ -42,10 +42,10 @@ class LayerDecomposition:
     feature_ref: torch.Tensor  # (d_sae,): r_i
     error_ref: torch.Tensor  # (d_model,): r_e
 
-    @torch.no_grad()
     def encode(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Feature activations (..., d_sae) and error term (..., d_model) of x (..., d_model),
-        in float32 even inside :func:`~circuitmap.model.forward.matmul_precision`."""
+        in float32 even inside :func:`~circuitmap.model.forward.matmul_precision`;
+        differentiable in x where gradients are enabled."""
         x = x.float()
         device = self.sae.W_enc.device
         with full_precision(device):
@@ -57,7 +57,8 @@ class LayerDecomposition:
     ) -> torch.Tensor:
         """x (rows, seq, d_model) with, in row r, the features weighted by ``removed[r]``
         (rows, d_sae; 1 = removed) and the error term weighted by ``error[r]`` (rows,) replaced
-        by their reference values at the ``real`` (rows, seq) tokens."""
+        by their reference values at the ``real`` (rows, seq) tokens; differentiable in x and
+        in the weights where gradients are enabled (fractional weights interpolate)."""
         f, e = self.encode(x)  # (rows, seq, d_sae), (rows, seq, d_model)
         delta = self._delta(f, e, removed[:, None, :], error[:, None, None])  # (rows, seq, d)
         return (x.float() - real[..., None] * delta).to(x.dtype)
@@ -93,6 +94,7 @@ def decompose(
 ) -> LayerDecomposition:
     """The decomposition of ``layer`` whose reference is the mean over ``reference``
     (tokens, d_model) resid_pre vectors ("silent", "mean") or zero ("zero")."""
+    sae.requires_grad_(False)  # gradients flow to the stream and to removal weights only
     directions = feature_directions(sae, list(range(sae.cfg.d_sae)))  # (d_sae, d_model)
     d_sae, d_model = directions.shape
     decomposition = LayerDecomposition(

@@ -5,7 +5,8 @@ Each kept feature of layer l, and the layer's SAE error term (the error node), i
 of the build prompts, one batched forward for all of them, started from the prompts' recorded
 clean resid_pre at l. The forward measures:
 - the node's **influence**: the target's drop, relative to its clean value (its total effect);
-- **edges** into the next mapped layer m (every later mapped layer with ``skip_edges``): how
+- **edges** into the next mapped layer m (every later mapped layer with ``skip_edges``; from a
+  site of the whole circuit also into its next site, or the target from its last site): how
   much of the target flows through each kept feature j of m (and m's error node), read as the
   change of j's attribution ``sum_t f_j,t (u_j . g_m,t)`` (clean gradient at m), relative to the
   clean target; from the last mapped layer the edge goes to the target itself (its influence);
@@ -215,6 +216,11 @@ def layer_effects(
     later = sorted(m for m in selection.layers if m > layer)
     read = later if config.skip_edges else later[:1]
     to_target = config.skip_edges or not later
+    circuit = selection.circuit
+    if circuit and layer in circuit.sites:  # the whole circuit's edges join its sites
+        next_sites = [m for m in circuit.sites if m > layer]
+        read = sorted(set(read) | set(next_sites[:1]))
+        to_target = to_target or not next_sites
     clean = run.resid[layer]  # (n, seq, d_model)
 
     # Controls: features of activation level like the top kept ones', one per kept feature.

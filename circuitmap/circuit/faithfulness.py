@@ -14,7 +14,9 @@ by the reference (by default the mean over tokens of texts where the target is s
 - error share = (a_clean - a[error term removed]) / D;
 - the same for as many random active features (the floor), for the top-k features at several
   k (the curve), and, jointly over all mapped layers edited at once, the circuit's sufficiency.
-A ratio whose denominator is below 1% of a_clean is undefined (None).
+A ratio whose denominator is below 1% of a_clean is undefined (None). These per-layer figures
+are diagnostics: the headline is the whole circuit's (:mod:`circuitmap.circuit.whole`), which
+edits all of its sites in one forward.
 """
 
 from __future__ import annotations
@@ -28,9 +30,8 @@ from typing import TYPE_CHECKING
 import torch
 
 from circuitmap.circuit.decompose import removal_forward, removal_masks
+from circuitmap.circuit.whole import WholeFaithfulness, masked_target, masks_of, measure_whole
 from circuitmap.files.storage import atomic_write_json, read_json
-from circuitmap.model.forward import run_recorded
-from circuitmap.model.hooks import edit_resid_pre, start_at
 
 if TYPE_CHECKING:
     from circuitmap.circuit.attribution import PromptRun
@@ -66,6 +67,7 @@ class Faithfulness:
     joint_sufficiency: float | None  # every mapped layer edited at once, error terms kept
     joint_random_sufficiency: float | None
     seconds: float
+    whole: WholeFaithfulness | None = None  # the whole circuit (the headline figures)
 
     def mean(self, name: str) -> float | None:
         """The mean of a per-layer figure over the layers where it is defined."""
@@ -82,16 +84,30 @@ class Faithfulness:
     def has_curve(self) -> bool:
         return any(layer.curve for layer in self.layers.values())
 
-    def summary(self) -> dict[str, float | None]:
-        """The figures a graph carries: per-layer means, and the joint sufficiency."""
+    def summary(self) -> dict[str, float | int | None]:
+        """The figures a graph carries: the whole circuit's, per-layer means, and the joint
+        sufficiency of the per-layer circuits."""
         names = ("completeness", "sufficiency", "sufficiency_no_error", "error_share")
-        return {name: self.mean(name) for name in names} | {
-            "random_completeness": self.mean("random_completeness"),
-            "random_sufficiency": self.mean("random_sufficiency"),
-            "joint_sufficiency": self.joint_sufficiency,
-            "joint_random_sufficiency": self.joint_random_sufficiency,
-            "heldout_prompts": self.n_prompts,
+        whole = self.whole
+        circuit = {
+            f"circuit_{name}": getattr(whole, name) if whole else None
+            for name in ("circuit", "no_error", "complement", "random", "area")
         }
+        circuit |= {
+            "circuit_feature_nodes": whole.feature_nodes if whole else None,
+            "circuit_error_nodes": whole.error_nodes if whole else None,
+        }
+        return (
+            circuit
+            | {name: self.mean(name) for name in names}
+            | {
+                "random_completeness": self.mean("random_completeness"),
+                "random_sufficiency": self.mean("random_sufficiency"),
+                "joint_sufficiency": self.joint_sufficiency,
+                "joint_random_sufficiency": self.joint_random_sufficiency,
+                "heldout_prompts": self.n_prompts,
+            }
+        )
 
     def save(self, folder: Path) -> None:
         atomic_write_json(folder / FAITHFULNESS_FILE, dataclasses.asdict(self))
@@ -100,7 +116,8 @@ class Faithfulness:
     def load(cls, folder: Path) -> Faithfulness:
         data = read_json(folder / FAITHFULNESS_FILE)
         data["layers"] = {int(k): LayerFaithfulness(**v) for k, v in data["layers"].items()}
-        return cls(**data)
+        whole = data.pop("whole", None)
+        return cls(**data, whole=WholeFaithfulness(**whole) if whole else None)
 
 
 def defined_mean(values: list[float | None]) -> float | None:
@@ -191,66 +208,17 @@ def layer_faithfulness(
 
 
 @torch.no_grad()
-def joint_target(
-    lm: LoadedModel,
-    decompositions: dict[int, LayerDecomposition],
-    run: PromptRun,
-    target: Target,
-    keep: list[dict[int, list[int] | None]],
-) -> list[float]:
-    """The mean target over the prompts with every mapped layer edited at once, error terms
-    kept: for each entry of ``keep`` (layer -> features kept; None: keep everything), each
-    layer's other features are removed, read from the already edited stream."""
-    means = torch.zeros(len(keep))
-    for _, part in run.chunks(rows=len(keep)):
-        means += _joint_group(lm, decompositions, part, target, keep).sum(1)
-    return (means / len(run.input_ids)).tolist()
-
-
-def _joint_group(
-    lm: LoadedModel,
-    decompositions: dict[int, LayerDecomposition],
-    run: PromptRun,
-    target: Target,
-    keep: list[dict[int, list[int] | None]],
-) -> torch.Tensor:
-    """:func:`joint_target` on one group of prompts: the target (len(keep), n)."""
-    layers = sorted(decompositions)
-    n = len(run.input_ids)
-    rows = len(keep)
-    real = run.real.repeat(rows, 1)  # (rows * n, seq)
-    edits = [start_at(lm.model, layers[0], run.resid[layers[0]].repeat(rows, 1, 1))]
-    for layer in layers:
-        dec = decompositions[layer]
-        removed = torch.ones(rows, dec.directions.shape[0])
-        for row, entry in enumerate(keep):
-            chosen = entry[layer]
-            if chosen is None:
-                removed[row] = 0.0
-            else:
-                removed[row, chosen] = 0.0
-        per_row = removed.repeat_interleave(n, 0)  # (rows * n, d_sae)
-
-        def edit(hidden: torch.Tensor, dec=dec, per_row=per_row) -> torch.Tensor:
-            edited = dec.remove(hidden.cpu(), real, per_row, torch.zeros(len(per_row)))
-            return edited.to(hidden.device, hidden.dtype)
-
-        edits.append(edit_resid_pre(lm.model, layer, edit))
-    ids, attn = run.input_ids.repeat(rows, 1), run.attention_mask.repeat(rows, 1)
-    mlp = run_recorded(lm.model, ids, attn, mlp=[target.layer], edits=edits, last_only=True).mlp
-    return mlp[target.layer][:, -1, target.neuron].float().cpu().view(rows, n)
-
-
 def measure(
     lm: LoadedModel,
     selection: Selection,
     run: PromptRun,
     decompositions: dict[int, LayerDecomposition],
+    budget: int,
     seed: int = 0,
     curve: bool = True,
 ) -> Faithfulness:
     """Every figure of the module docstring for ``selection`` on the held-out ``run`` (the
-    curve only with ``curve``)."""
+    curve only with ``curve``), and the whole circuit's (:func:`measure_whole`)."""
     start = time.perf_counter()
     target = selection.target
     layers, randoms = {}, {}
@@ -262,18 +230,17 @@ def measure(
         layers[layer] = layer_faithfulness(
             lm, dec, run, target, chosen.features, chosen.ranked, randoms[layer], curve
         )
-    clean, circuit, rand, nothing = joint_target(
-        lm,
-        decompositions,
-        run,
-        target,
-        [
-            {layer: None for layer in decompositions},
-            {layer: s.features for layer, s in selection.layers.items()},
-            randoms,
-            {layer: [] for layer in decompositions},
-        ],
-    )
+    errors = {layer: True for layer in decompositions}
+    every: dict[int, list[int] | None] = {layer: None for layer in decompositions}
+    keep = [
+        (every, errors),
+        ({layer: s.features for layer, s in selection.layers.items()}, errors),
+        (dict(randoms), errors),
+        ({layer: [] for layer in decompositions}, errors),
+    ]
+    joint = masked_target(lm, decompositions, run, target, masks_of(decompositions, keep))
+    clean, circuit, rand, nothing = joint.mean(1).tolist()
+    whole = selection.circuit
     return Faithfulness(
         n_prompts=len(run.input_ids),
         clean=clean,
@@ -281,4 +248,7 @@ def measure(
         joint_sufficiency=_ratio(circuit - nothing, clean - nothing, clean),
         joint_random_sufficiency=_ratio(rand - nothing, clean - nothing, clean),
         seconds=time.perf_counter() - start,
+        whole=measure_whole(lm, decompositions, run, target, whole, budget, seed)
+        if whole
+        else None,
     )

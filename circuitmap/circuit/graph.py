@@ -89,6 +89,7 @@ def build_graph(config: MapConfig, target: Target, result: TargetResult) -> nx.D
         index=target.neuron,
         label=f"Neuron {target.neuron} L{target.layer}",
         targets=target.id,
+        in_circuit=True,
     )
     for layer in sorted(result.effects):
         _add_layer_nodes(graph, layer, result, target)
@@ -139,7 +140,12 @@ def _graph_attributes(config: MapConfig, target: Target, result: TargetResult) -
         max_features=config.max_features,
         share=config.share,
         restarts=config.restarts,
+        min_context=config.min_context,
+        budget=config.budget,
     )
+    circuit = result.selection.circuit
+    if circuit is not None:
+        attributes["circuit_sites"] = ",".join(str(site) for site in circuit.sites)
     if result.faithfulness is not None:
         summary = result.faithfulness.summary()
         attributes.update({k: v for k, v in summary.items() if v is not None})
@@ -162,7 +168,13 @@ def _add_layer_nodes(graph: nx.DiGraph, layer: int, result: TargetResult, target
         for name in ("completeness", "sufficiency", "error_share"):
             if getattr(figures, name) is not None:
                 common[f"layer_{name}"] = getattr(figures, name)
+    circuit = result.selection.circuit
+    site = circuit is not None and layer in circuit.sites
     for node in result.effects[layer].nodes:
+        if site and node.feature == ERROR:
+            common["in_circuit"] = circuit.errors[layer]
+        elif circuit is not None:
+            common["in_circuit"] = site and node.feature in circuit.features[layer]
         measured = {
             k: v for k, v in dataclasses.asdict(node).items() if v is not None and k != "feature"
         }

@@ -7,6 +7,10 @@ most ``max_features``, in ``rounds`` rounds, each ranked given the features alre
 bootstrap resample of the build prompts keeps it too, within its round.
 ``select="activation"`` is the report's choice: the ``top_k`` features most active on the
 optimised X_l (agreement: random restarts, when the map ran them).
+
+Either way the target's whole circuit is then chosen jointly over its sites
+(:func:`circuitmap.circuit.whole.choose_whole`), and each site's layer keeps the whole
+circuit's features too, so every node of the circuit is measured and drawn.
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ import torch
 
 from circuitmap.circuit.attribution import attribution, choose
 from circuitmap.circuit.contexts import Context, feature_contexts
+from circuitmap.circuit.whole import WholeCircuit, choose_sites, choose_whole
 from circuitmap.config import Target
 from circuitmap.files.storage import atomic_write_json, read_json
 
@@ -63,6 +68,7 @@ class Selection:
     clean: float  # the mean clean target activation on the build prompts
     layers: dict[int, LayerSelection]
     seconds: float
+    circuit: WholeCircuit | None = None  # the whole circuit over its sites
 
     def save(self, folder: Path) -> None:
         atomic_write_json(folder / SELECTION_FILE, dataclasses.asdict(self))
@@ -74,7 +80,13 @@ class Selection:
         for k, v in data.pop("layers").items():
             v["contexts"] = [[Context(**c) for c in row] for row in v["contexts"]]
             layers[int(k)] = LayerSelection(**v)
-        return cls(target=Target(**data.pop("target")), layers=layers, **data)
+        circuit = data.pop("circuit", None)
+        return cls(
+            target=Target(**data.pop("target")),
+            layers=layers,
+            circuit=WholeCircuit.from_dict(circuit) if circuit else None,
+            **data,
+        )
 
 
 def select_circuit(
@@ -124,7 +136,49 @@ def select_circuit(
             attribution=[score / scale for score in scores],
             error_attribution=error / scale,
             activation=on_x[torch.tensor(ranked, dtype=torch.long)].tolist(),
-            contexts=feature_contexts(lm, dec, run, ranked[:kept]),
+            contexts=[],
             agreement=agreement,
         )
-    return Selection(sweep.target, config.select, clean, layers, time.perf_counter() - start)
+    options = config.site_options(target)
+    sites = choose_sites(lm, decompositions, run, target, options, config.budget)
+    circuit = choose_whole(lm, decompositions, run, target, sites, config.budget)
+    for layer, dec in sorted(decompositions.items()):
+        chosen = layers[layer]
+        _add_features(chosen, circuit.features.get(layer, []), dec, run, sweep, scale)
+        chosen.contexts = feature_contexts(lm, dec, run, chosen.features)
+    return Selection(
+        sweep.target, config.select, clean, layers, time.perf_counter() - start, circuit
+    )
+
+
+def _add_features(
+    chosen: LayerSelection,
+    features: list[int],
+    dec: LayerDecomposition,
+    run: PromptRun,
+    sweep: TargetSweep,
+    scale: float,
+) -> None:
+    """The layer keeps ``features`` too: those it did not keep join its kept ones (clean
+    attribution, activation on X_l, no agreement measured)."""
+    extra = [f for f in features if f not in chosen.features]
+    if not extra:
+        return
+    per_prompt, _ = attribution(dec, run)  # (n, d_sae)
+    on_x = dec.encode(sweep.vectors[dec.layer][None])[0][0]  # (d_sae,)
+    rest = [i for i, f in enumerate(chosen.ranked) if i >= chosen.kept and f not in extra]
+    head = list(range(chosen.kept))
+    chosen.ranked = [chosen.ranked[i] for i in head] + extra + [chosen.ranked[i] for i in rest]
+    index = torch.tensor(extra, dtype=torch.long)
+    chosen.attribution = (
+        [chosen.attribution[i] for i in head]
+        + (per_prompt.mean(0)[index] / scale).tolist()
+        + [chosen.attribution[i] for i in rest]
+    )
+    chosen.activation = (
+        [chosen.activation[i] for i in head]
+        + on_x[index].tolist()
+        + [chosen.activation[i] for i in rest]
+    )
+    chosen.agreement = chosen.agreement[: chosen.kept] + [None] * len(extra)
+    chosen.kept += len(extra)

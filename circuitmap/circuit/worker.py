@@ -12,8 +12,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-import torch
-
 from circuitmap.circuit.attribution import prompt_run
 from circuitmap.circuit.decompose import decompose, token_vectors
 from circuitmap.circuit.effects import layer_effects
@@ -115,10 +113,12 @@ class Worker:
             pool,
             targets,
             n=c.n_prompts,
+            n_effect=c.effect_prompts,
             n_heldout=c.n_heldout,
             n_silent=c.n_silent,
             prompt_set=read_prompt_set(c.prompts) if c.prompts else None,
             max_tokens=c.prompt_tokens,
+            min_context=c.min_context,
         )
 
     def sweep(self, target: Target, baseline: Baseline) -> TargetSweep:
@@ -127,7 +127,8 @@ class Worker:
 
     @_measuring
     def encoded_prompts(self, target: Target, split: PromptSplit, part: str) -> PromptRun:
-        """The ``build`` or ``heldout`` prompts of ``target``, run once with gradients."""
+        """The ``build``, ``effect`` or ``heldout`` prompts of ``target``, run once with
+        gradients."""
         key = (target.id, part)
         if key not in self._runs:
             layers = self.config.upstream_layers(target)
@@ -171,15 +172,13 @@ class Worker:
         baseline: Baseline,
     ) -> LayerEffects:
         t = selection.target
-        build = self.encoded_prompts(t, split, "build")  # prompts by activation, strongest first
-        strongest = build.subset(torch.arange(min(self.config.effect_prompts, len(build.target))))
         return layer_effects(
             self.lm,
             self.config,
             selection,
             sweep,
             layer,
-            strongest,
+            self.encoded_prompts(t, split, "effect"),
             self.decompositions(t, split, baseline),
         )
 
@@ -190,4 +189,6 @@ class Worker:
         t = selection.target
         decompositions = self.decompositions(t, split, baseline)
         heldout = self.encoded_prompts(t, split, "heldout")
-        return measure(self.lm, selection, heldout, decompositions, curve=self.config.curve)
+        return measure(
+            self.lm, selection, heldout, decompositions, self.config.budget, curve=self.config.curve
+        )

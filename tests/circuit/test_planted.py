@@ -19,6 +19,14 @@ from circuitmap.circuit.decompose import decompose, token_vectors
 from circuitmap.circuit.faithfulness import layer_faithfulness
 from circuitmap.circuit.prompts import top_prompts
 from circuitmap.circuit.run import run_map
+from circuitmap.circuit.selection import Selection
+from circuitmap.circuit.whole import (
+    WholeCircuit,
+    choose_whole,
+    masked_target,
+    masks_of,
+    measure_whole,
+)
 from circuitmap.config import (
     CorpusConfig,
     MapConfig,
@@ -91,9 +99,9 @@ def planted(tmp_path_factory):
     others = [w for w in WORDS if w not in ("circle", "license")]
     texts = []
     for i in range(120):
-        words = [rng.choice(others) for _ in range(8)] + ["license"] * 3
-        if i % 3 == 0:  # a third of the texts fire the neuron
-            words.insert(rng.randrange(9), "circle")
+        words = [rng.choice(others) for _ in range(16)] + ["license"] * 3
+        if i % 2 == 0:  # half of the texts fire the neuron, after 8 tokens of context
+            words.insert(rng.randrange(8, 17), "circle")
         texts.append(" ".join(words + ["license"]))  # the Mean Vector is mostly D
     (root / "corpus.txt").write_text("\n\n".join(texts))
 
@@ -147,8 +155,10 @@ def test_attribution_recovers_the_planted_pair_and_activation_does_not(planted, 
     assert all(c.endswith("[[circle]]") for c in graph.nodes["L1.F0"]["contexts"].split(" | "))
 
     run_map(config(select="activation"), tmp_path / "act", log=lambda m: None)
-    report = load_graph(tmp_path / "act" / "graph.json")
-    assert A not in _kept(report, 1) and B not in _kept(report, 2)
+    report = Selection.load(tmp_path / "act" / "targets" / TARGET.id).layers
+    assert report[1].ranked[0] != A and report[2].ranked[0] != B  # the report's top 1 of X
+    # The whole circuit is chosen for the target whatever the per-layer choice: A -> B.
+    assert load_graph(tmp_path / "act" / "graph.json").nodes["L1.F0"]["in_circuit"]
 
 
 def test_faithfulness_is_one_with_every_feature_and_zero_with_none(planted):
@@ -156,6 +166,7 @@ def test_faithfulness_is_one_with_every_feature_and_zero_with_none(planted):
     lm = load_model(ModelConfig(name=str(root / "model")))
     texts = (root / "corpus.txt").read_text().split("\n\n")
     split = top_prompts(lm, texts, [TARGET], n=8, n_heldout=8, n_silent=16)[TARGET.id]
+    assert len(split.heldout.texts) == 8 and min(split.heldout.activations) > 0
     run = prompt_run(lm, split.heldout, [1, 2], TARGET)
     sae = StandardSAE.load_from_disk(str(own_sae_dir(root / "saes", 1)))
     dec = decompose(1, sae, token_vectors(lm, split.silent, [1])[1], "silent")
@@ -167,3 +178,65 @@ def test_faithfulness_is_one_with_every_feature_and_zero_with_none(planted):
     assert none.completeness == pytest.approx(0, abs=1e-4)
     assert none.sufficiency == pytest.approx(0, abs=1e-4)
     assert whole.error_share == pytest.approx(0, abs=1e-4)
+
+
+def _decompositions(root, lm, split):
+    reference = token_vectors(lm, split.silent, [1, 2])
+    return {
+        layer: decompose(
+            layer,
+            StandardSAE.load_from_disk(str(own_sae_dir(root / "saes", layer))),
+            reference[layer],
+            "silent",
+        )
+        for layer in (1, 2)
+    }
+
+
+def test_the_whole_circuit_is_the_planted_path_and_reproduces_the_target(planted):
+    """Chosen jointly over sites 1 and 2 with a budget of two features, the circuit is A -> B;
+    every node kept reproduces the target (F 1), none kept gives F 0, and so does the
+    complement of the planted path."""
+    root, _ = planted
+    lm = load_model(ModelConfig(name=str(root / "model")))
+    texts = (root / "corpus.txt").read_text().split("\n\n")
+    split = top_prompts(lm, texts, [TARGET], n=8, n_heldout=8, n_silent=16)[TARGET.id]
+    decs = _decompositions(root, lm, split)
+    build = prompt_run(lm, split.build, [1, 2], TARGET)
+    heldout = prompt_run(lm, split.heldout, [1, 2], TARGET)
+    circuit = choose_whole(lm, decs, build, TARGET, [1, 2], budget=2, steps=4)
+    assert circuit.features == {1: [A], 2: [B]}
+    measured = measure_whole(lm, decs, heldout, TARGET, circuit, budget=2)
+    # Above 1 where the other features' silent means shrink the RMSNorm's scale.
+    assert 0.9 < measured.circuit < 1.2
+    assert measured.no_error == pytest.approx(measured.circuit, abs=1e-4)  # exact SAEs
+    assert abs(measured.complement) < 0.05 and abs(measured.random) < 0.05
+    every = list(range(2 * D_MODEL))
+    zeros = [0.0] * len(every)
+    whole = WholeCircuit([1, 2], {1: every, 2: every}, {1: True, 2: True}, {1: zeros, 2: zeros}, 0)
+    assert measure_whole(lm, decs, heldout, TARGET, whole, 2).circuit == pytest.approx(1)
+    empty = WholeCircuit([1, 2], {1: [], 2: []}, {1: False, 2: False}, {1: [], 2: []}, 0)
+    assert measure_whole(lm, decs, heldout, TARGET, empty, 2).circuit == pytest.approx(0)
+
+
+def test_a_circuit_that_explains_one_layer_alone_scores_nothing_whole(planted):
+    """A circuit whose layer-2 part (B) explains layer 2 alone and whose layer-1 part is the
+    distractor D: the per-layer figures (each layer edited alone, the others clean) give it
+    1 and 0, half credit on average; edited at once it reproduces nothing."""
+    root, _ = planted
+    lm = load_model(ModelConfig(name=str(root / "model")))
+    texts = (root / "corpus.txt").read_text().split("\n\n")
+    split = top_prompts(lm, texts, [TARGET], n=8, n_heldout=8, n_silent=16)[TARGET.id]
+    decs = _decompositions(root, lm, split)
+    heldout = prompt_run(lm, split.heldout, [1, 2], TARGET)
+    keep = [
+        ({1: None, 2: [B]}, {1: True, 2: False}),  # layer 2 alone keeps B: sufficient
+        ({1: [D], 2: None}, {1: False, 2: True}),  # layer 1 alone keeps D
+        ({1: [D], 2: [B]}, {1: False, 2: False}),  # both at once
+        ({1: [], 2: []}, {1: False, 2: False}),
+        ({1: None, 2: None}, {1: True, 2: True}),
+    ]
+    m = masked_target(lm, decs, heldout, TARGET, masks_of(decs, keep)).mean(1)
+    layer2, layer1, joint, empty, clean = ((m - m[3]) / (m[4] - m[3])).tolist()
+    assert layer2 > 0.9 and abs(layer1) < 0.1
+    assert abs(joint) < 0.1

@@ -72,32 +72,76 @@ def test_batched_patchscope_of_several_layers_equals_separate_decodes(lm):
         assert together[j] == alone
 
 
-def test_prompts_are_cut_at_the_targets_peak(lm, many_texts):
+def test_prompts_are_windows_that_end_at_the_targets_peak(lm, many_texts):
     targets = [Target(3, 5), Target(2, 7)]
-    sizes = dict(n=4, n_heldout=3, n_silent=5, max_tokens=24)
+    sizes = dict(n=4, n_effect=2, n_heldout=3, n_silent=5, max_tokens=10, min_context=4)
     chosen = top_prompts(lm, many_texts, targets, **sizes)
     for t in targets:
         split = chosen[t.id]
-        # Build and held-out prompts come from disjoint halves of the pool; silent texts from
-        # the build half, and the target is weaker on them than on any build prompt.
+        # Build, effect and held-out prompts come from the pool's texts at positions 0, 1 and
+        # 2 modulo 3; silent texts from the build part, where it fires least.
         index = {text: i for i, text in enumerate(many_texts)}
-        assert all(index[text] % 2 == 0 for text in split.build.texts + split.silent.texts)
-        assert all(index[text] % 2 == 1 for text in split.heldout.texts)
-        assert len(split.heldout.texts) == 3 and len(split.silent.texts) == 5
-        assert max(split.silent.activations) <= min(split.build.activations)
-        prompts = split.build
-        batch = prompts.batch(lm)
-        ids, attn = batch.input_ids, batch.attention_mask
-        acts = _mlp(lm, ids, attn, layer=t.layer)[..., t.neuron]  # (n, seq)
-        # The last column is each prompt's peak, with the activation found in the full text.
-        torch.testing.assert_close(
-            acts[:, -1], torch.tensor(prompts.activations), rtol=1e-4, atol=1e-4
-        )
-        peaks = acts.masked_fill(~real_token_mask(lm, ids, attn), float("-inf")).max(-1).values
-        torch.testing.assert_close(peaks, acts[:, -1])
-        assert prompts.activations == sorted(prompts.activations, reverse=True)
+        for part, prompts in enumerate((split.build, split.effect, split.heldout)):
+            assert all(index[text] % 3 == part for text in prompts.texts)
+        assert all(index[text] % 3 == 0 for text in split.silent.texts)
+        assert [len(p.texts) for p in (split.build, split.effect, split.heldout)] == [4, 2, 3]
+        assert len(split.silent.texts) == 5
+        assert max(split.silent.activations) < max(split.build.activations)
+        for prompts in (split.build, split.effect, split.heldout):
+            batch = prompts.batch(lm)
+            acts = _mlp(lm, batch.input_ids, batch.attention_mask, layer=t.layer)[..., t.neuron]
+            # The stored activation is the window's own, at its last token.
+            torch.testing.assert_close(
+                acts[:, -1], torch.tensor(prompts.activations), rtol=1e-4, atol=1e-4
+            )
+            assert prompts.activations == sorted(prompts.activations, reverse=True)
+            for ids, text, offset, peak in zip(
+                prompts.token_ids, prompts.texts, prompts.offsets, prompts.peaks, strict=True
+            ):
+                whole = lm.tokenizer(text)["input_ids"]
+                assert ids == [whole[0]] + whole[offset : peak + 1]  # <bos>, then the window
+                assert len(ids) <= 10 and peak - 1 >= 4  # 4 real tokens before the peak
         # One pass for both targets chooses what a pass for this target alone chooses.
         assert top_prompts(lm, many_texts, [t], **sizes)[t.id] == split
+
+
+def test_prompts_need_context_and_never_repeat_a_window(lm):
+    """A pool built to break both rules: short texts, the same text many times, texts that
+    differ only before the window. Every prompt has the context asked for, and no window (or
+    near-identical one) is used twice, within a part or across parts."""
+    import random
+
+    from tiny import WORDS
+
+    rng = random.Random(1)
+    body = [" ".join(rng.choice(WORDS) for _ in range(9)) for _ in range(12)]
+    pool = []
+    for i in range(90):
+        if i % 5 == 0:
+            pool.append(rng.choice(WORDS))  # one token: no context at all
+        elif i % 5 == 1:
+            pool.append(body[0])  # the same text again and again
+        else:  # a varying start, then one of a few shared endings
+            pool.append(" ".join(rng.choice(WORDS) for _ in range(6)) + " " + rng.choice(body))
+    target = Target(3, 5)
+    split = top_prompts(
+        lm,
+        pool,
+        [target],
+        n=8,
+        n_effect=8,
+        n_heldout=8,
+        n_silent=4,
+        max_tokens=12,
+        min_context=6,
+    )[target.id]
+    windows = [
+        tuple(ids) for part in (split.build, split.effect, split.heldout) for ids in part.token_ids
+    ]
+    assert windows and all(len(w) - 2 >= 6 for w in windows)  # <bos>, context, the peak
+    tails = [w[-16:] for w in windows]
+    assert len(set(tails)) == len(tails)
+    assert not set(split.build.texts) & set(split.heldout.texts)
 
 
 def test_removals_over_groups_of_prompts_equal_one_padded_batch(lm, many_texts):

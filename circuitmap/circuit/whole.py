@@ -1,0 +1,395 @@
+"""The whole circuit: nodes at several sites chosen together, and how much of the target they
+reproduce on their own when every site is edited in one forward.
+
+After Marks et al., *Sparse Feature Circuits* (2024), ``ablation.py``: the nodes of a site are
+its SAE features and its error term (the error node). A circuit C keeps some nodes of each site;
+every other node is removed (replaced by its reference value, see
+:mod:`circuitmap.circuit.decompose`) at every real token, in one forward that starts at the
+first site, where each later site reads the already edited stream. With m(.) the target's mean
+over prompts at their last token,
+
+    F(C) = (m(C) - m(empty)) / (m(M) - m(empty))
+
+where M keeps every node (the clean model) and the empty circuit removes every node at every
+site. F(M minus C) (C removed, the rest kept) says what is left without the circuit. A ratio
+whose denominator is below 1% of |m(M)| is undefined (None); a ratio above 1 is stored as it
+is.
+
+The circuit is learned for that objective on the build prompts, after the learned masks of
+"Scaling sparse feature circuit finding to Gemma 9B" (a follow-up of Marks et al.): every
+candidate node has a logit, and each of ``MASK_STEPS`` Adam steps runs the circuit of the
+``budget`` features of highest logit over all sites (and the error nodes of positive logit) in
+one forward and backward, with straight-through gradients (the sigmoid's) for the logits, on
+the loss mean over prompts of ((m_p(C) - m_p(M)) / (m(M) - m(empty)))^2. The circuit kept is
+the one of lowest loss seen. Candidates are each site's ``CANDIDATES`` active features of
+highest attribution, which start ranked by it, so the first step is the attribution circuit
+with the budget shared equally; error nodes start kept and do not count against the budget.
+The sites, unless given, are the set of evenly spaced layers whose attribution circuit does
+best on the build prompts (:func:`choose_sites`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import time
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import torch
+
+from circuitmap.circuit.attribution import attribution
+from circuitmap.model.forward import run_recorded
+from circuitmap.model.hooks import edit_resid_pre, start_at
+
+if TYPE_CHECKING:
+    from circuitmap.circuit.attribution import PromptRun
+    from circuitmap.circuit.decompose import LayerDecomposition
+    from circuitmap.config import Target
+    from circuitmap.model.load import LoadedModel
+
+MASK_STEPS = 24  # forward-and-backward passes that learn the circuit
+MASK_LR = 0.1  # Adam's step on the nodes' logits
+CANDIDATES = 256  # features per site that may join the circuit: the best by attribution
+CURVE = (5, 10, 20, 40)  # feature nodes of the whole-circuit curve (and the budget itself)
+
+Masks = dict[int, torch.Tensor]  # site -> (rows, d_sae + 1) kept weights; the last: error node
+
+
+@dataclass
+class WholeCircuit:
+    """A target's circuit over its sites: each site's kept features, best first, and whether
+    its error node is kept; ``scores``: each kept feature's learned logit (same order; higher:
+    more wanted by the circuit)."""
+
+    sites: list[int]
+    features: dict[int, list[int]]
+    errors: dict[int, bool]
+    scores: dict[int, list[float]]
+    seconds: float
+
+    @property
+    def feature_nodes(self) -> int:
+        return sum(len(f) for f in self.features.values())
+
+    @property
+    def error_nodes(self) -> int:
+        return sum(self.errors.values())
+
+    def ranked(self) -> list[tuple[int, int]]:
+        """Every kept feature as (site, feature), by score, best first."""
+        pairs = [
+            (score, site, f)
+            for site in self.sites
+            for f, score in zip(self.features[site], self.scores[site], strict=True)
+        ]
+        return [(site, f) for _, site, f in sorted(pairs, key=lambda p: -p[0])]
+
+    def top(self, k: int) -> dict[int, list[int]]:
+        """The ``k`` best features of the circuit, by site."""
+        chosen: dict[int, list[int]] = {site: [] for site in self.sites}
+        for site, f in self.ranked()[:k]:
+            chosen[site].append(f)
+        return chosen
+
+    @classmethod
+    def from_dict(cls, data: dict) -> WholeCircuit:
+        keyed = {k: {int(s): v for s, v in data[k].items()} for k in ("features", "errors")}
+        scores = {int(s): v for s, v in data["scores"].items()}
+        return cls(data["sites"], keyed["features"], keyed["errors"], scores, data["seconds"])
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+def masks_of(
+    decompositions: dict[int, LayerDecomposition],
+    keep: list[tuple[dict[int, list[int] | None], dict[int, bool]]],
+) -> Masks:
+    """Kept-weight masks, one row per entry of ``keep``: (features kept per site, None: every
+    feature; error node kept per site)."""
+    masks = {}
+    for site, dec in decompositions.items():
+        d_sae = dec.directions.shape[0]
+        rows = torch.zeros(len(keep), d_sae + 1)
+        for row, (features, errors) in enumerate(keep):
+            chosen = features[site]
+            if chosen is None:
+                rows[row, :d_sae] = 1.0
+            else:
+                rows[row, chosen] = 1.0
+            rows[row, d_sae] = float(errors[site])
+        masks[site] = rows
+    return masks
+
+
+def masked_target(
+    lm: LoadedModel,
+    decompositions: dict[int, LayerDecomposition],
+    run: PromptRun,
+    target: Target,
+    masks: Masks,
+) -> torch.Tensor:
+    """The target at each prompt's last token (rows, n) with every site of ``masks`` edited at
+    once, row r keeping its nodes by ``masks[site][r]`` (see :data:`Masks`), one forward per
+    group of prompts of similar length started at the first site; differentiable in the masks
+    where gradients are enabled."""
+    rows = len(next(iter(masks.values())))
+    out = torch.zeros(rows, len(run.input_ids))
+    parts = []
+    for index, part in run.chunks(rows=rows):
+        parts.append((index, _group(lm, decompositions, part, target, masks)))
+    if not torch.is_grad_enabled():
+        for index, values in parts:
+            out[:, index] = values
+        return out
+    columns = torch.cat([index for index, _ in parts])
+    values = torch.cat([v for _, v in parts], 1)  # (rows, n) in the groups' order
+    return values[:, columns.argsort()]
+
+
+def _group(
+    lm: LoadedModel,
+    decompositions: dict[int, LayerDecomposition],
+    run: PromptRun,
+    target: Target,
+    masks: Masks,
+) -> torch.Tensor:
+    """:func:`masked_target` on one group of prompts: (rows, n)."""
+    sites = sorted(masks)
+    n = len(run.input_ids)
+    rows = len(masks[sites[0]])
+    real = run.real.repeat(rows, 1)  # (rows * n, seq)
+    edits = [start_at(lm.model, sites[0], run.resid[sites[0]].repeat(rows, 1, 1))]
+    for site in sites:
+        dec = decompositions[site]
+        kept = masks[site].repeat_interleave(n, 0)  # (rows * n, d_sae + 1)
+
+        def edit(hidden: torch.Tensor, dec=dec, kept=kept) -> torch.Tensor:
+            edited = dec.remove(hidden.cpu(), real, 1 - kept[:, :-1], 1 - kept[:, -1])
+            return edited.to(hidden.device, hidden.dtype)
+
+        edits.append(edit_resid_pre(lm.model, site, edit))
+    ids, attn = run.input_ids.repeat(rows, 1), run.attention_mask.repeat(rows, 1)
+    mlp = run_recorded(lm.model, ids, attn, mlp=[target.layer], edits=edits, last_only=True).mlp
+    return mlp[target.layer][:, -1, target.neuron].float().cpu().view(rows, n)
+
+
+def _active(dec: LayerDecomposition, run: PromptRun) -> torch.Tensor:
+    """(d_sae,) bool: the features of ``dec``'s layer active at some real token of ``run``."""
+    f, _ = dec.encode(run.resid[dec.layer])  # (n, seq, d_sae)
+    return (f * run.real[..., None]).amax((0, 1)) > 0
+
+
+def _hard(logits: dict[int, torch.Tensor], budget: int) -> dict[int, torch.Tensor]:
+    """Binary kept weights (n_candidates + 1,) per site: the ``budget`` candidate features of
+    highest logit over all sites, and each error node whose logit is positive."""
+    pooled = torch.cat([v[:-1] for v in logits.values()])
+    top = pooled.topk(min(budget, len(pooled))).indices
+    chosen = torch.zeros(len(pooled))
+    chosen[top] = 1.0
+    hard, offset = {}, 0
+    for site, v in logits.items():
+        n = len(v) - 1
+        hard[site] = torch.cat([chosen[offset : offset + n], (v[-1:] > 0).float()])
+        offset += n
+    return hard
+
+
+@torch.no_grad()
+def choose_sites(
+    lm: LoadedModel,
+    decompositions: dict[int, LayerDecomposition],
+    run: PromptRun,
+    target: Target,
+    options: list[list[int]],
+    budget: int,
+) -> list[int]:
+    """The set of sites among ``options`` whose circuit of each site's best features by
+    attribution (``budget`` shared equally, error nodes kept) reproduces the target best on the
+    build prompts ``run``: one forward, a row per option (a layer outside an option is left
+    as it is)."""
+    if len(options) == 1:
+        return options[0]
+    union = sorted({site for option in options for site in option})
+    decs = {site: decompositions[site] for site in union}
+    best = {}
+    for site, dec in decs.items():
+        scores = attribution(dec, run)[0].mean(0)  # (d_sae,)
+        best[site] = scores.argsort(descending=True).tolist()
+    keep = [_nothing(union)]
+    for option in options:
+        share = budget // len(option)
+        features = {site: best[site][:share] if site in option else None for site in union}
+        keep.append((features, {site: True for site in union}))
+    m = masked_target(lm, decs, run, target, masks_of(decs, keep)).mean(1)  # (1 + options,)
+    return options[int(m[1:].argmax())]
+
+
+def choose_whole(
+    lm: LoadedModel,
+    decompositions: dict[int, LayerDecomposition],
+    run: PromptRun,
+    target: Target,
+    sites: list[int],
+    budget: int,
+    steps: int = MASK_STEPS,
+) -> WholeCircuit:
+    """The circuit over ``sites`` with at most ``budget`` feature nodes, learned on the build
+    prompts ``run`` (see the module docstring)."""
+    start = time.perf_counter()
+    decs = {site: decompositions[site] for site in sites}
+    clean = run.target  # (n,)
+    with torch.no_grad():
+        empty = masked_target(lm, decs, run, target, masks_of(decs, [_nothing(sites)]))[0]
+    span = max(abs((clean - empty).mean().item()), 1e-6)
+    candidates, logits = {}, {}
+    for site, dec in decs.items():
+        scores = attribution(dec, run)[0].mean(0)  # (d_sae,)
+        active = _active(dec, run)
+        order = scores.masked_fill(~active, -math.inf).argsort(descending=True)
+        count = min(CANDIDATES, int(active.sum()))
+        candidates[site] = order[:count]
+        rank = torch.linspace(1.0, -1.0, count)  # the site's best first
+        logits[site] = torch.cat([rank, torch.ones(1)]).requires_grad_(True)
+    optimiser = torch.optim.Adam(list(logits.values()), lr=MASK_LR)
+    best: tuple[float, dict[int, torch.Tensor]] = (math.inf, {})
+    for _ in range(steps):
+        hard = _hard({site: v.detach() for site, v in logits.items()}, budget)
+        masks = {}
+        for site, dec in decs.items():
+            soft = torch.sigmoid(logits[site])
+            kept = hard[site] + soft - soft.detach()  # straight-through: hard forward
+            full = torch.zeros(dec.directions.shape[0] + 1)
+            index = torch.cat([candidates[site], torch.tensor([len(full) - 1])])
+            masks[site] = full.index_put((index,), kept)[None]
+        with torch.enable_grad():
+            values = masked_target(lm, decs, run, target, masks)[0]  # (n,)
+            loss = (((values - clean) / span) ** 2).mean()
+            optimiser.zero_grad()
+            loss.backward()
+        if loss.item() < best[0]:
+            best = (loss.item(), hard)
+        optimiser.step()
+    features, site_scores, errors = {}, {}, {}
+    for site in sites:
+        chosen = best[1][site][:-1].nonzero()[:, 0]
+        order = logits[site].detach()[chosen].argsort(descending=True)
+        features[site] = candidates[site][chosen[order]].tolist()
+        site_scores[site] = logits[site].detach()[chosen[order]].tolist()
+        errors[site] = bool(best[1][site][-1])
+    return WholeCircuit(sites, features, errors, site_scores, time.perf_counter() - start)
+
+
+def _nothing(sites: list[int]) -> tuple[dict[int, list[int] | None], dict[int, bool]]:
+    """The empty circuit: every feature and error node removed at every site."""
+    return {site: [] for site in sites}, {site: False for site in sites}
+
+
+@dataclass
+class WholeFaithfulness:
+    """The whole circuit measured on held-out prompts (see the module docstring): F of the
+    circuit, of the circuit without its error nodes, of its complement, of random circuits with
+    as many features per site (error nodes removed), the curve of F over the circuit's best k
+    features (its error nodes kept) and the curve's area (trapezoid over k / budget, from the
+    error nodes alone at 0)."""
+
+    sites: list[int]
+    feature_nodes: int
+    error_nodes: int
+    clean: float  # m(M)
+    empty: float  # m(empty)
+    circuit: float | None  # F(C)
+    no_error: float | None  # F(C without its error nodes)
+    complement: float | None  # F(M minus C)
+    random: float | None  # F(random features, as many per site)
+    curve: dict[str, float | None]  # k -> F(the best k features and C's error nodes)
+    area: float | None
+
+
+def random_circuit(
+    circuit: WholeCircuit,
+    decompositions: dict[int, LayerDecomposition],
+    run: PromptRun,
+    seed: int,
+) -> dict[int, list[int]]:
+    """As many random active features per site as the circuit keeps, none of the circuit's."""
+    chosen = {}
+    gen = torch.Generator().manual_seed(seed)
+    for site in circuit.sites:
+        pool = _active(decompositions[site], run)
+        pool[circuit.features[site]] = False
+        options = pool.nonzero()[:, 0]
+        pick = torch.randperm(len(options), generator=gen)[: len(circuit.features[site])]
+        chosen[site] = options[pick].tolist()
+    return chosen
+
+
+@torch.no_grad()
+def measure_whole(
+    lm: LoadedModel,
+    decompositions: dict[int, LayerDecomposition],
+    run: PromptRun,
+    target: Target,
+    circuit: WholeCircuit,
+    budget: int,
+    seed: int = 0,
+) -> WholeFaithfulness:
+    """Every figure of :class:`WholeFaithfulness` on ``run`` in one batched forward."""
+    sites = circuit.sites
+    decs = {site: decompositions[site] for site in sites}
+    every: dict[int, list[int] | None] = {site: None for site in sites}
+    none: dict[int, list[int] | None] = {site: [] for site in sites}
+    all_errors = {site: True for site in sites}
+    no_errors = {site: False for site in sites}
+    complement: dict[int, list[int] | None] = {}
+    for site in sites:
+        d_sae = decs[site].directions.shape[0]
+        inside = set(circuit.features[site])
+        complement[site] = [f for f in range(d_sae) if f not in inside]
+    not_errors = {site: not kept for site, kept in circuit.errors.items()}
+    ks = [k for k in CURVE if k < circuit.feature_nodes]
+    conditions = {
+        "M": (every, all_errors),
+        "empty": (none, no_errors),
+        "C": (dict(circuit.features), circuit.errors),
+        "no_error": (dict(circuit.features), no_errors),
+        "complement": (complement, not_errors),
+        "random": (dict(random_circuit(circuit, decs, run, seed)), no_errors),
+        "errors_only": (none, circuit.errors),
+    } | {f"top{k}": (dict(circuit.top(k)), circuit.errors) for k in ks}
+    names = list(conditions)
+    m = masked_target(lm, decs, run, target, masks_of(decs, list(conditions.values())))
+    a = dict(zip(names, m.mean(1).tolist(), strict=True))
+    clean, empty = a["M"], a["empty"]
+
+    def f(name: str) -> float | None:
+        span = clean - empty
+        return (a[name] - empty) / span if abs(span) > 0.01 * abs(clean) else None
+
+    points = [(0.0, f("errors_only"))] + [(k / budget, f(f"top{k}")) for k in ks]
+    points.append((circuit.feature_nodes / budget, f("C")))
+    return WholeFaithfulness(
+        sites=sites,
+        feature_nodes=circuit.feature_nodes,
+        error_nodes=circuit.error_nodes,
+        clean=clean,
+        empty=empty,
+        circuit=f("C"),
+        no_error=f("no_error"),
+        complement=f("complement"),
+        random=f("random"),
+        curve={str(k): f(f"top{k}") for k in ks} | {str(circuit.feature_nodes): f("C")},
+        area=_area(points),
+    )
+
+
+def _area(points: list[tuple[float, float | None]]) -> float | None:
+    """The trapezoid area under (x, y) points over [0, last x], or None where a y is
+    undefined or the points span nothing."""
+    if any(y is None for _, y in points) or points[-1][0] <= 0:
+        return None
+    area = sum(
+        (x1 - x0) * (y0 + y1) / 2 for (x0, y0), (x1, y1) in zip(points, points[1:], strict=False)
+    )
+    return area / points[-1][0]
