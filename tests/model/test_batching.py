@@ -14,7 +14,7 @@ from circuitmap.model.hooks import (
     run_body,
     start_at,
 )
-from circuitmap.model.tokens import encode, real_token_mask
+from circuitmap.model.tokens import encode
 
 LONG = " ".join(["a circle is the set of all points x in the plane"] * 3)  # > sliding window 16
 
