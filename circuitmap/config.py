@@ -12,6 +12,7 @@ from circuitmap.errors import (
     CircuitmapError,
     check_literals,
     check_number,
+    check_share,
     fill_layer,
 )
 
@@ -252,9 +253,7 @@ class MapConfig:
         """Choices and ranges checked when the config is built (and when it is read back)."""
         check_literals(self)
         for name in ("share", "node_threshold", "edge_threshold"):
-            value = getattr(self, name)
-            if not (isinstance(value, int | float) and 0 < value <= 1):
-                raise CircuitmapError(f"{name} {value} is outside (0, 1]")
+            check_share(name, getattr(self, name))
         names = ("max_features", "top_k", "n_prompts", "effect_prompts", "n_heldout", "n_silent")
         for name in names:
             if getattr(self, name) < 1:

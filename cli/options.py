@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import inspect
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -193,11 +194,17 @@ def check_feature(index: int, d_sae: int) -> None:
     check_range("feature", index, 0, d_sae - 1)
 
 
-def parse_floats(spec: str) -> list[float]:
+def parse_floats(spec: str, option: str) -> list[float]:
+    """The finite numbers of a comma-separated list, or a one-line error naming ``option``."""
     try:
-        return [float(v) for v in spec.split(",") if v.strip()]
+        values = [float(v) for v in spec.split(",") if v.strip()]
     except ValueError:
-        raise CircuitmapError(f"{spec!r} is not a comma-separated list of numbers") from None
+        raise CircuitmapError(
+            f"{option} {spec!r} is not a comma-separated list of numbers"
+        ) from None
+    if not values or not all(math.isfinite(v) for v in values):
+        raise CircuitmapError(f"{option} {spec!r} is not valid: use finite numbers, e.g. 0,1,2")
+    return values
 
 
 @dataclass

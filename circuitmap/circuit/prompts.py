@@ -59,6 +59,8 @@ class PromptSplit:
         return cls(**parts, source=data["source"])
 
 
+MAP_PROMPTS = 2  # a prompt set gives a map its build (even lines) and held-out (odd lines) prompts
+
 Peak = tuple[float, int, list[int], list[int]]  # activation, text index, cut ids, all ids
 
 
