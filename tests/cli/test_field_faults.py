@@ -257,3 +257,90 @@ def test_degenerate_values_are_refused(tiny_map_setup, mapped, tmp_path, monkeyp
         assert "loading" not in err and not out
     assert (_snapshot(tmp_path), _snapshot(mapped)) == before
     assert not (tmp_path / "run").exists()
+
+
+# 6. Node ids that collide, 7. one type per attribute
+
+
+def _export_ids(run: Path) -> dict[str, list]:
+    """Each export's node ids (and the Neuronpedia file's other ids) as lists."""
+    import csv
+    import xml.etree.ElementTree as ET
+
+    def xml_ids(name: str) -> list[str]:
+        root = ET.parse(run / name).getroot()
+        return [e.get("id") for e in root.iter() if e.tag.rsplit("}", 1)[-1] == "node"]
+
+    data = json.loads((run / "circuit_neuronpedia.json").read_text())
+    with open(run / "circuit_nodes.csv", newline="") as rows:
+        csv_ids = [row["id"] for row in csv.DictReader(rows)]
+    return {
+        "graphml": xml_ids("circuit.graphml"),
+        "gexf": xml_ids("circuit.gexf"),
+        "json": [n["id"] for n in json.loads((run / "circuit.json").read_text())["nodes"]],
+        "csv": csv_ids,
+        "node_id": [n["node_id"] for n in data["nodes"]],
+        "jsNodeId": [n["jsNodeId"] for n in data["nodes"]],
+        "feature": [
+            n["feature"] for n in data["nodes"] if n["feature_type"] != "mlp reconstruction error"
+        ],
+        "pinnedIds": data["qParams"]["pinnedIds"],
+    }
+
+
+def test_every_export_of_a_multi_target_map_has_unique_ids(
+    tiny_map_setup, mapped, tmp_path, monkeypatch, capsys
+):
+    """Target neuron 12 of layer 2 next to SAE feature 12 of layer 2 (a feature of L3.N5)."""
+    graph = json.loads((mapped / "graph.json").read_text())
+    feature = next(n["index"] for n in graph["nodes"] if n["kind"] == "feature" and n["layer"] == 2)
+    run = tmp_path / "run"
+    args = ["map", "--target", "3:5", "--target", f"2:{feature}", "--layers", "1,2"]
+    args += [*_model(tiny_map_setup), "--sae-dir", tiny_map_setup["saes"], "--run-dir", run]
+    args += ["--n-prompts", "4", "--steps", "5", "--max-new-tokens", "3", "--controls", "0"]
+    code, _, err = run_main(monkeypatch, capsys, *args)
+    assert code == 0, err
+    code, _, err = run_main(monkeypatch, capsys, "export", run, "--node-threshold", "1")
+    assert code == 0, err
+    nodes = {n["id"] for n in json.loads((run / "circuit.json").read_text())["nodes"]}
+    assert {f"L2.N{feature}", f"L2.F{feature}"} <= nodes  # the two that used to collide
+    ids = _export_ids(run)
+    for name, found in ids.items():
+        assert len(found) == len(set(found)), name
+    assert len(ids["pinnedIds"]) == 2 and set(ids["pinnedIds"]) <= set(ids["node_id"])
+    assert (
+        len({len(found) for name, found in ids.items() if name not in ("feature", "pinnedIds")})
+        == 1
+    )
+
+
+def test_an_attribute_of_mixed_types_exports_as_one_type(mapped, tmp_path, monkeypatch, capsys):
+    import networkx as nx
+
+    run = tmp_path / "run"
+    shutil.copytree(mapped, run)
+    graph = json.loads((run / "graph.json").read_text())
+    graph["nodes"][0]["note"] = 3
+    graph["nodes"][1]["note"] = "a user's label"
+    graph["nodes"][2]["note"] = True
+    (run / "graph.json").write_text(json.dumps(graph))
+    code, _, err = run_main(monkeypatch, capsys, "export", run, "--format", "gexf,graphml")
+    assert code == 0, err
+    for read in (nx.read_gexf, nx.read_graphml):
+        loaded = read(run / f"circuit.{read.__name__.removeprefix('read_')}")
+        notes = {n: d["note"] for n, d in loaded.nodes(data=True) if "note" in d}
+        assert sorted(notes.values()) == ["3", "True", "a user's label"]
+    keys = (run / "circuit.graphml").read_text().count('attr.name="note"')
+    assert keys == 1
+
+
+@pytest.mark.parametrize(
+    "example", sorted((Path(__file__).parents[2] / "graphs").glob("*/config.json"))
+)
+def test_committed_examples_have_unique_ids_and_whole_characters(example):
+    run = example.parent
+    for name, found in _export_ids(run).items():
+        assert len(found) == len(set(found)), (run.name, name)
+    for path in run.rglob("*"):
+        if path.suffix in (".json", ".csv", ".html", ".gexf", ".graphml"):
+            assert "\ufffd" not in path.read_text(encoding="utf-8"), path
