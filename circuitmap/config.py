@@ -111,15 +111,20 @@ class OptimConfig:
 
 @dataclass
 class PatchscopeConfig:
-    """Contrastive Patchscope decode: logits = L_signal + alpha * (L_signal - L_noise)."""
+    """Contrastive Patchscope decode: logits = L_signal + alpha * (L_signal - L_noise), chosen
+    among the tokens the signal run finds plausible (Li et al. 2023's adaptive plausibility
+    constraint: p_signal >= ``plausibility`` * max p_signal; 0 lifts it). Control, image and
+    unused tokens (the tokenizer's special tokens but EOS) are never chosen."""
 
     prompt: str = "A detailed description of x is that"
     inject_token: str = " x"
     alpha: float = 1.5
     max_new_tokens: int = 20
+    plausibility: float = 0.1
 
     def __post_init__(self) -> None:
         check_number("alpha", self.alpha, -math.inf)
+        check_number("plausibility", self.plausibility, 0, 1)
         check_number("max_new_tokens", self.max_new_tokens, 1, MAX_NEW_TOKENS)
         if not self.inject_token:
             raise CircuitmapError("the inject token is empty: use a token of the prompt, e.g. ' x'")

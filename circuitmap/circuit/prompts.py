@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 import torch
 
 from circuitmap.model.forward import run_recorded
+from circuitmap.model.text import token_texts
 from circuitmap.model.tokens import batches, pad_token_ids
 
 if TYPE_CHECKING:
@@ -28,7 +29,7 @@ class Prompts:
     texts: list[str]
     token_ids: list[list[int]]  # each prompt's tokens up to and including the target's peak
     activations: list[float]  # the target's activation at that peak
-    tokens: list[list[str]] = field(default_factory=list)  # each token id decoded alone
+    tokens: list[list[str]] = field(default_factory=list)  # each token's text (model.text)
 
     def batch(self, lm: LoadedModel) -> Batch:
         """The prompts as one left-padded batch (n, seq): each peak is column -1."""
@@ -127,5 +128,5 @@ def top_prompts(
             source=name,
         )
         for part in (split[t.id].build, split[t.id].heldout, split[t.id].silent):
-            part.tokens = [[lm.tokenizer.decode([i]) for i in ids] for ids in part.token_ids]
+            part.tokens = [token_texts(lm.tokenizer, ids) for ids in part.token_ids]
     return split
