@@ -34,7 +34,7 @@ from typing import TYPE_CHECKING, Any
 
 from circuitmap.circuit.effects import LayerEffects
 from circuitmap.circuit.faithfulness import FAITHFULNESS_FILE, Faithfulness
-from circuitmap.circuit.prompts import PromptSplit
+from circuitmap.circuit.prompts import PromptSplit, check_fires
 from circuitmap.circuit.selection import SELECTION_FILE, Selection
 from circuitmap.circuit.sweep import TargetSweep
 from circuitmap.circuit.worker import Call, Worker
@@ -112,7 +112,8 @@ def run_baseline(config: MapConfig, run_dir: Path, executor: Executor) -> Baseli
 
 
 def _prompts(config: MapConfig, run_dir: Path, executor: Executor) -> dict[str, PromptSplit]:
-    """Each target's prompts, chosen once (for all targets still lacking them) and kept."""
+    """Each target's prompts, chosen once (for all targets still lacking them) and kept; a
+    target that does not fire on them stops the map (a one-line error)."""
     chosen = {}
     for t in config.targets:
         path = target_dir(run_dir, t) / "prompts.json"
@@ -124,6 +125,8 @@ def _prompts(config: MapConfig, run_dir: Path, executor: Executor) -> dict[str, 
         for t in missing:
             chosen[t.id] = found[t.id]
             atomic_write_json(target_dir(run_dir, t) / "prompts.json", found[t.id].to_dict())
+    for t in config.targets:
+        check_fires(t, chosen[t.id], config.effect_prompts)
     return chosen
 
 

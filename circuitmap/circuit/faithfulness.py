@@ -14,7 +14,8 @@ by the reference (by default the mean over tokens of texts where the target is s
 - error share = (a_clean - a[error term removed]) / D;
 - the same for as many random active features (the floor), for the top-k features at several
   k (the curve), and, jointly over all mapped layers edited at once, the circuit's sufficiency.
-A ratio whose denominator is below 1% of a_clean is undefined (None).
+A ratio is undefined (None) unless a_clean is above 0 and its denominator above 1% of a_clean
+(a denominator near zero or of the wrong sign gives no share).
 """
 
 from __future__ import annotations
@@ -110,7 +111,9 @@ def defined_mean(values: list[float | None]) -> float | None:
 
 
 def _ratio(numerator: float, denominator: float, scale: float) -> float | None:
-    return numerator / denominator if abs(denominator) > 0.01 * abs(scale) else None
+    """``numerator / denominator``, or None unless ``scale`` (a_clean) > 0 and the denominator
+    > 1% of it."""
+    return numerator / denominator if scale > 0 and denominator > 0.01 * scale else None
 
 
 def random_features(active: torch.Tensor, exclude: list[int], count: int, seed: int) -> list[int]:

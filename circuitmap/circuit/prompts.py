@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 
 import torch
 
+from circuitmap.errors import CircuitmapError
 from circuitmap.model.forward import run_recorded
 from circuitmap.model.text import token_texts
 from circuitmap.model.tokens import batches, pad_token_ids
@@ -96,6 +97,22 @@ def _chosen(texts: list[str], peaks: list[Peak], n: int, *, lowest: bool = False
         token_ids=[whole if lowest else cut for _, _, cut, whole in ranked],
         activations=[value for value, *_ in ranked],
     )
+
+
+def check_fires(target: Target, split: PromptSplit, effect_prompts: int) -> None:
+    """A one-line error unless ``target`` fires on its build prompts: their largest activation,
+    and the mean over the ``effect_prompts`` strongest (what its effects are shares of), are
+    above 0."""
+    acts = sorted(split.build.activations, reverse=True)
+    strongest = acts[:effect_prompts]
+    if not acts or acts[0] <= 0 or sum(strongest) <= 0:
+        largest = f"{acts[0] + 0.0:.4g}" if acts else "none"
+        raise CircuitmapError(
+            f"target {target.id} does not fire on its prompts ({split.source}): its largest "
+            f"activation there is {largest}, and a circuit of a silent target has no share to "
+            "measure; choose a target that fires (`circuitmap find`) or prompts where it does "
+            "(--prompts)"
+        )
 
 
 def top_prompts(

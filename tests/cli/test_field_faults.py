@@ -344,3 +344,48 @@ def test_committed_examples_have_unique_ids_and_whole_characters(example):
     for path in run.rglob("*"):
         if path.suffix in (".json", ".csv", ".html", ".gexf", ".graphml"):
             assert "\ufffd" not in path.read_text(encoding="utf-8"), path
+
+
+# 3. A target that never fires
+
+
+@pytest.fixture(scope="module")
+def silent_model(tmp_path_factory):
+    """The tiny model with neuron 5 of layer 3 silenced (activation 0 on every token)."""
+    from tiny import tiny_lm
+
+    lm = tiny_lm("gemma3")
+    with torch.no_grad():
+        lm.model.model.layers[3].mlp.up_proj.weight[5] = 0
+    folder = tmp_path_factory.mktemp("silent-model")
+    lm.model.save_pretrained(folder)
+    lm.tokenizer.save_pretrained(folder)
+    return folder
+
+
+def test_a_target_that_never_fires_stops_the_map_in_one_line(
+    tiny_map_setup, silent_model, tmp_path, monkeypatch, capsys
+):
+    run = tmp_path / "run"
+    model = ["--model", silent_model, "--dataset", tiny_map_setup["corpus"]]
+    args = ["map", "--target-layer", "3", "--neuron", "5", "--layers", "2", *model]
+    args += ["--sae-dir", tiny_map_setup["saes"], "--run-dir", run, "--n-prompts", "4"]
+    code, out, err = run_main(monkeypatch, capsys, *args)
+    line = _one_error(code, err, "target L3.N5 does not fire on its prompts (corpus)")
+    assert "its largest activation there is 0" in line and not out
+    assert not (run / "graph.json").exists() and not list(run.rglob("sweep.json"))
+    args = ["steer", *model, "--target-layer", "3", "--neuron", "5", "--clamp", "5"]
+    code, _, err = run_main(monkeypatch, capsys, *args)
+    _one_error(code, err, "neuron L3.N5 does not fire on the corpus (its largest activation is 0)")
+
+
+def test_ratios_of_a_zero_or_wrong_sign_denominator_are_undefined():
+    from circuitmap.circuit.effects import _relative
+    from circuitmap.circuit.faithfulness import _ratio
+
+    assert _ratio(1.0, 2.0, 4.0) == 0.5
+    assert _ratio(-1.0, -2.0, 4.0) is None  # removing everything raised the target
+    assert _ratio(-0.3, -0.6, -0.61) is None  # a target below zero has no share to lose
+    assert _ratio(1.0, 0.0, 4.0) is None
+    assert _relative(0.5, 2.0) == 0.25
+    assert _relative(0.5, 0.0) is None and _relative(0.5, -1.0) is None
