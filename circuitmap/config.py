@@ -8,13 +8,7 @@ import typing
 from dataclasses import dataclass, field
 from typing import Any, Literal, TypeVar
 
-from circuitmap.errors import (
-    CircuitmapError,
-    check_literals,
-    check_number,
-    check_share,
-    fill_layer,
-)
+from circuitmap.errors import CircuitmapError, check_literals, check_number, check_share, fill_layer
 
 T = TypeVar("T")
 
@@ -111,10 +105,8 @@ class OptimConfig:
 
 @dataclass
 class PatchscopeConfig:
-    """Contrastive Patchscope decode: logits = L_signal + alpha * (L_signal - L_noise), chosen
-    among the tokens the signal run finds plausible (Li et al. 2023's adaptive plausibility
-    constraint: p_signal >= ``plausibility`` * max p_signal; 0 lifts it). Control, image and
-    unused tokens (the tokenizer's special tokens but EOS) are never chosen."""
+    """Contrastive Patchscope decode: logits = L_signal + alpha * (L_signal - L_noise) among the
+    tokens with p_signal >= ``plausibility`` * max p_signal (Li et al. 2023; 0: all tokens)."""
 
     prompt: str = "A detailed description of x is that"
     inject_token: str = " x"

@@ -17,6 +17,7 @@ whether from this process or from a Ray worker.
 Run folder::
 
     config.json                      the MapConfig (the source of truth on --resume)
+    made_with.json, .lock            the config the parts were made with; the writer's lock
     baseline.safetensors/.json       Mean Vectors and norm ranges of every mapped layer
     targets/L{L}.N{n}/prompts.json   build, held-out and silent prompts (texts, tokens, peaks)
     targets/L{L}.N{n}/sweep.*        X_l, trajectories, decodes, features of every layer
@@ -40,9 +41,8 @@ from circuitmap.circuit.sweep import TargetSweep
 from circuitmap.circuit.worker import Call, Worker
 from circuitmap.config import Target
 from circuitmap.errors import CircuitmapError
-from circuitmap.files.runs import LAYERS_DIR, start_map, target_dir
+from circuitmap.files.runs import BASELINE_FILE, LAYERS_DIR, open_map, target_dir
 from circuitmap.files.storage import (
-    CONFIG_FILE,
     atomic_save_tensors,
     atomic_write_json,
     read_json,
@@ -78,7 +78,7 @@ def done_effects(run_dir: Path, target: Target) -> dict[int, LayerEffects]:
 
 def load_baseline(run_dir: Path, layers: list[int]) -> Baseline | None:
     """The run's saved Mean Vectors, or None before they are computed."""
-    path = run_dir / "baseline.safetensors"
+    path = run_dir / BASELINE_FILE
     if not path.exists():
         return None
     tensors, info = read_tensors(path), read_json(run_dir / "baseline.json")
@@ -93,7 +93,7 @@ def load_baseline(run_dir: Path, layers: list[int]) -> Baseline | None:
 
 def save_baseline(run_dir: Path, base: Baseline) -> None:
     atomic_save_tensors(
-        run_dir / "baseline.safetensors",
+        run_dir / BASELINE_FILE,
         {f"mean_{k}": v for k, v in base.means.items()}
         | {f"vectors_{k}": v for k, v in base.vectors.items()},
     )
@@ -268,8 +268,7 @@ def map_circuit(
 ) -> dict[str, TargetResult]:
     """Map every unit not yet done in ``run_dir``; returns every target's results by id."""
     check_targets(config, model_shape(config.model))
-    if not (run_dir / CONFIG_FILE).exists():
-        start_map(config, run_dir)
+    open_map(config, run_dir)
     done = _Done.read(config, run_dir)
     if done.sweeps:
         finished = sum(map(len, done.effects.values()))

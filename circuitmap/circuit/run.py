@@ -15,6 +15,7 @@ from circuitmap.circuit.prune import merge_graphs, prune
 from circuitmap.config import SAETrainConfig
 from circuitmap.errors import CircuitmapError, check_share
 from circuitmap.files.export import FORMATS, GRAPH_FILE, export, node_link_json
+from circuitmap.files.lock import run_lock
 from circuitmap.files.prompt_sets import read_prompt_set
 from circuitmap.files.runs import load_finished_map, load_map_config, start_map, target_dir
 from circuitmap.files.storage import atomic_write_text, new_run_dir, writable_dir
@@ -134,17 +135,19 @@ def run_map(
     log: Log = print,
 ) -> tuple[nx.DiGraph, list[Path]]:
     """Map (or finish mapping) ``run_dir`` on ``executor`` (default: this process); writes each
-    target's full graph, graph.json (all targets merged, unpruned) and the pruned exports.
+    target's full graph, graph.json (all targets merged, unpruned) and the pruned exports,
+    holding the folder's lock (a folder another process maps is a one-line error).
     Returns the pruned merged graph and the files written."""
-    results = map_circuit(config, run_dir, executor or LocalExecutor(config), log)
-    graphs = []
-    for t in config.targets:
-        graphs.append(build_graph(config, t, results[t.id]))
-        atomic_write_text(target_dir(run_dir, t) / GRAPH_FILE, node_link_json(graphs[-1]))
-    graph = merge_graphs(graphs)
-    atomic_write_text(run_dir / GRAPH_FILE, node_link_json(graph))
-    pruned = prune(graph, config.node_threshold, config.edge_threshold)
-    return pruned, [run_dir / GRAPH_FILE, *export(pruned, run_dir)]
+    with run_lock(run_dir):
+        results = map_circuit(config, run_dir, executor or LocalExecutor(config), log)
+        graphs = []
+        for t in config.targets:
+            graphs.append(build_graph(config, t, results[t.id]))
+            atomic_write_text(target_dir(run_dir, t) / GRAPH_FILE, node_link_json(graphs[-1]))
+        graph = merge_graphs(graphs)
+        atomic_write_text(run_dir / GRAPH_FILE, node_link_json(graph))
+        pruned = prune(graph, config.node_threshold, config.edge_threshold)
+        return pruned, [run_dir / GRAPH_FILE, *export(pruned, run_dir)]
 
 
 def reexport(

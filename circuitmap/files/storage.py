@@ -35,10 +35,11 @@ def write_error(path: Path, exc: OSError) -> CircuitmapError:
     return CircuitmapError(f"cannot write {path}: {reason}: {advice}")
 
 
-def _atomic(path: Path, write: Any) -> None:
+def _atomic(path: Path, write: Any, new: bool = False) -> None:
     """Call ``write(tmp_path)`` then rename over ``path``, so readers never see a partial file
     and a failed write leaves the earlier file intact; a full disk or a folder that cannot be
-    written is a one-line error naming ``path``."""
+    written is a one-line error naming ``path``. With ``new``, an existing ``path`` is kept
+    and FileExistsError raised (two writers: only one creates it)."""
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
@@ -48,7 +49,14 @@ def _atomic(path: Path, write: Any) -> None:
     try:
         write(Path(tmp))
         os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes it private; give it the usual mode
-        os.replace(tmp, path)
+        if new:
+            os.link(tmp, path)  # fails if path exists, atomically
+            os.unlink(tmp)
+        else:
+            os.replace(tmp, path)
+    except FileExistsError:
+        Path(tmp).unlink(missing_ok=True)
+        raise
     except OSError as exc:
         Path(tmp).unlink(missing_ok=True)
         raise write_error(path, exc) from None
@@ -61,13 +69,14 @@ def atomic_write_text(path: Path, text: str) -> None:
     _atomic(path, lambda tmp: tmp.write_text(text, encoding="utf-8"))
 
 
-def atomic_write_json(path: Path, data: Any) -> None:
-    """Write ``data`` as standard JSON: a NaN or infinity is refused, never written."""
+def atomic_write_json(path: Path, data: Any, new: bool = False) -> None:
+    """Write ``data`` as standard JSON: a NaN or infinity is refused, never written. With
+    ``new``, a file already at ``path`` raises FileExistsError and is kept."""
     try:
         text = json.dumps(data, indent=2, ensure_ascii=False, allow_nan=False)
     except ValueError as exc:
         raise CircuitmapError(f"refusing to write {path}: {exc}") from None
-    atomic_write_text(path, text + "\n")
+    _atomic(path, lambda tmp: tmp.write_text(text + "\n", encoding="utf-8"), new)
 
 
 def _no_constant(name: str) -> None:

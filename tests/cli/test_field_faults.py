@@ -389,3 +389,68 @@ def test_ratios_of_a_zero_or_wrong_sign_denominator_are_undefined():
     assert _ratio(1.0, 0.0, 4.0) is None
     assert _relative(0.5, 2.0) == 0.25
     assert _relative(0.5, 0.0) is None and _relative(0.5, -1.0) is None
+
+
+# 10. Two writers, one run folder
+
+
+def test_a_second_writer_of_a_run_folder_refuses(mapped, tmp_path, monkeypatch, capsys):
+    """Another process holds the folder (as a map does while it writes it): map --resume and
+    validate faithfulness refuse in one line and change nothing."""
+    import subprocess
+    import sys
+
+    run = tmp_path / "run"
+    shutil.copytree(mapped, run)
+    (run / "graph.json").unlink()
+    holder = "import sys; from pathlib import Path; from circuitmap.files.lock import run_lock\n"
+    holder += "with run_lock(Path(sys.argv[1])):\n    print('held', flush=True); sys.stdin.read()"
+    other = subprocess.Popen(
+        [sys.executable, "-c", holder, str(run)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+        env={**__import__("os").environ, "PYTHONPATH": ":".join(sys.path)},
+    )
+    try:
+        assert other.stdout.readline().strip() == "held"
+        before = _snapshot(run)
+        for args in (["map", "--resume", run], ["validate", "faithfulness", run]):
+            code, _, err = run_main(monkeypatch, capsys, *args)
+            line = _one_error(code, err, "is being written by another circuitmap process")
+            assert f"(pid {other.pid})" in line
+        assert _snapshot(run) == before
+    finally:
+        other.communicate("")
+    code, _, err = run_main(monkeypatch, capsys, "map", "--resume", run)  # released: it finishes
+    assert code == 0, err
+    assert (run / "graph.json").is_file()
+
+
+def test_two_new_maps_of_one_folder_cannot_both_start(tiny_map_setup, tmp_path):
+    from circuitmap.files.runs import start_map
+    from tiny import map_config
+
+    config = map_config(tiny_map_setup, layers=[2])
+    start_map(config, tmp_path)
+    with pytest.raises(CircuitmapError, match="already holds a map: use --resume"):
+        start_map(config, tmp_path)
+
+
+def test_resume_refuses_a_config_edited_after_parts_were_made(
+    mapped, tmp_path, monkeypatch, capsys
+):
+    run = tmp_path / "run"
+    shutil.copytree(mapped, run)
+    (run / "graph.json").unlink()
+    config = json.loads((run / "config.json").read_text())
+    config["ablation"], config["max_features"] = "zero", 3
+    config["optim"]["lr"] = 0.5
+    config["node_threshold"] = 0.7  # exports only: allowed
+    (run / "config.json").write_text(json.dumps(config))
+    before = _snapshot(run)
+    code, _, err = run_main(monkeypatch, capsys, "map", "--resume", run)
+    line = _one_error(code, err, "was mapped with another config than its config.json holds now")
+    assert "ablation 'silent' -> 'zero'" in line and "max_features 40 -> 3" in line
+    assert "optim.lr 0.05 -> 0.5" in line and "node_threshold" not in line
+    assert _snapshot(run) == before
