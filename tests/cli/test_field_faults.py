@@ -22,17 +22,7 @@ def _model(setup) -> list[str]:
 
 
 def _explain(setup, *extra) -> list[str]:
-    return [
-        "explain",
-        "--target-layer",
-        "3",
-        "--neuron",
-        "5",
-        "--layer",
-        "1",
-        *_model(setup),
-        *extra,
-    ]
+    return ["explain", *"--target-layer 3 --neuron 5 --layer 1".split(), *_model(setup), *extra]
 
 
 def _map(setup, *extra) -> list[str]:

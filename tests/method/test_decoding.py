@@ -2,7 +2,7 @@
 token, per snippet and per decode is made of whole characters (never U+FFFD)."""
 
 import torch
-from tokenizers import AddedToken, Tokenizer, decoders, models, processors
+from tokenizers import AddedToken, Tokenizer, decoders, models
 from transformers import PreTrainedTokenizerFast
 
 from circuitmap.config import PatchscopeConfig, Target
@@ -10,7 +10,7 @@ from circuitmap.method.patchscope import contrastive_logits, patchscope
 from circuitmap.model.generate import greedy_decode, prompt_rows
 from circuitmap.model.load import LoadedModel
 from circuitmap.model.text import token_texts, window_text
-from tiny import tiny_lm, tiny_tokenizer
+from tiny import SPECIAL, tiny_lm, tiny_tokenizer, wrap_tokenizer
 
 SPLIT = "ab 𓀀ꙮ c"  # two characters that only byte tokens spell
 
@@ -18,22 +18,11 @@ SPLIT = "ab 𓀀ꙮ c"  # two characters that only byte tokens spell
 def byte_tokenizer() -> PreTrainedTokenizerFast:
     """Single letters and a space, every byte as a ``<0xNN>`` token (sentencepiece's byte
     fallback, as Gemma's tokenizer has it)."""
-    specials = ["<pad>", "<eos>", "<bos>", "<unk>"]
     letters = list("abcdefghijklmnopqrstuvwxyz ")
-    vocab = {t: i for i, t in enumerate(specials + letters + [f"<0x{b:02X}>" for b in range(256)])}
+    vocab = {t: i for i, t in enumerate(SPECIAL + letters + [f"<0x{b:02X}>" for b in range(256)])}
     tok = Tokenizer(models.BPE(vocab, [], unk_token="<unk>", byte_fallback=True))
     tok.decoder = decoders.Sequence([decoders.ByteFallback(), decoders.Fuse()])
-    tok.post_processor = processors.TemplateProcessing(
-        single="<bos> $A", special_tokens=[("<bos>", vocab["<bos>"])]
-    )
-    return PreTrainedTokenizerFast(
-        tokenizer_object=tok,
-        pad_token="<pad>",
-        eos_token="<eos>",
-        bos_token="<bos>",
-        unk_token="<unk>",
-        padding_side="left",
-    )
+    return wrap_tokenizer(tok, vocab)
 
 
 def _ids(tok, text: str) -> list[int]:
