@@ -18,6 +18,7 @@ from circuitmap.config import OptimConfig, PatchscopeConfig, Target
 from circuitmap.method.ablation import ablate, control_features, feature_directions
 from circuitmap.method.optimise import initial_vector, step_size
 from circuitmap.method.patchscope import contrastive_logits, inject_position
+from circuitmap.model.generate import control_tokens
 from circuitmap.model.hooks import (
     edit_resid_pre,
     inject_resid_pre,
@@ -82,11 +83,17 @@ def reference_patchscope(
             return _step_logits(lm, prompt, None)
 
     (sig_logits, sig_cache), (noise_logits, noise_cache) = prefill(signal), prefill(noise)
+    blocked = control_tokens(lm.tokenizer, sig_logits.shape[-1])
+
+    def allowed(logits: torch.Tensor) -> torch.Tensor:
+        return logits.masked_fill(blocked, float("-inf"))
+
     contrastive: list[int] = []
     for _ in range(config.max_new_tokens):
-        contrastive.append(
-            contrastive_logits(sig_logits, noise_logits, config.alpha).argmax().item()
+        scores = contrastive_logits(
+            allowed(sig_logits), allowed(noise_logits), config.alpha, config.plausibility
         )
+        contrastive.append(scores.argmax().item())
         if contrastive[-1] == eos:
             break
         nxt = torch.tensor([[contrastive[-1]]], device=lm.input_device)
@@ -96,7 +103,7 @@ def reference_patchscope(
     logits, cache = prefill(signal)
     plain: list[int] = []
     for _ in range(config.max_new_tokens):
-        plain.append(logits.argmax().item())
+        plain.append(allowed(logits).argmax().item())
         if plain[-1] == eos:
             break
         logits, cache = _step_logits(lm, torch.tensor([[plain[-1]]], device=lm.input_device), cache)

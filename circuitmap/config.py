@@ -8,12 +8,7 @@ import typing
 from dataclasses import dataclass, field
 from typing import Any, Literal, TypeVar
 
-from circuitmap.errors import (
-    CircuitmapError,
-    check_literals,
-    check_number,
-    fill_layer,
-)
+from circuitmap.errors import CircuitmapError, check_literals, check_number, check_share, fill_layer
 
 T = TypeVar("T")
 
@@ -110,15 +105,18 @@ class OptimConfig:
 
 @dataclass
 class PatchscopeConfig:
-    """Contrastive Patchscope decode: logits = L_signal + alpha * (L_signal - L_noise)."""
+    """Contrastive Patchscope decode: logits = L_signal + alpha * (L_signal - L_noise) among the
+    tokens with p_signal >= ``plausibility`` * max p_signal (Li et al. 2023; 0: all tokens)."""
 
     prompt: str = "A detailed description of x is that"
     inject_token: str = " x"
     alpha: float = 1.5
     max_new_tokens: int = 20
+    plausibility: float = 0.1
 
     def __post_init__(self) -> None:
         check_number("alpha", self.alpha, -math.inf)
+        check_number("plausibility", self.plausibility, 0, 1)
         check_number("max_new_tokens", self.max_new_tokens, 1, MAX_NEW_TOKENS)
         if not self.inject_token:
             raise CircuitmapError("the inject token is empty: use a token of the prompt, e.g. ' x'")
@@ -260,9 +258,7 @@ class MapConfig:
         """Choices and ranges checked when the config is built (and when it is read back)."""
         check_literals(self)
         for name in ("share", "node_threshold", "edge_threshold"):
-            value = getattr(self, name)
-            if not (isinstance(value, int | float) and 0 < value <= 1):
-                raise CircuitmapError(f"{name} {value} is outside (0, 1]")
+            check_share(name, getattr(self, name))
         names = ("max_features", "top_k", "n_prompts", "effect_prompts", "n_heldout", "n_silent")
         for name in names:
             if getattr(self, name) < 1:

@@ -28,6 +28,12 @@ def check_number(name: str, value: float, low: float, high: float = math.inf) ->
         )
 
 
+def check_share(name: str, value: float) -> None:
+    """A one-line error unless ``value`` is a share in (0, 1]."""
+    if not (isinstance(value, int | float) and 0 < value <= 1):
+        raise CircuitmapError(f"{name} {value} is outside (0, 1]: use a share above 0, at most 1")
+
+
 def check_choice(name: str, value: str, allowed: tuple[str, ...]) -> None:
     """A one-line error unless ``value`` is one of ``allowed``."""
     if value not in allowed:

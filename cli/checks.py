@@ -36,13 +36,16 @@ def explain_cmd(
     contrastive Patchscope. Without an SAE for the layer the SAE step is skipped with a note."""
     from circuitmap.config import ExplainConfig
     from circuitmap.files.storage import writable_dir
-    from circuitmap.method.explain import explain, save_explain
+    from circuitmap.method.explain import check_explain, explain, save_explain
+    from circuitmap.model.load import load_model
 
     from .report import print_explain
 
     config = ExplainConfig(target_layer=target_layer, neuron=neuron, layer=layer, **vars(method))
+    check_explain(config)
     writable_dir(out, "output folder")  # before the work, so a finished run is never lost
-    result = explain(config, log=log)
+    log(f"loading model {config.model.name} ...")
+    result = explain(config, load_model(config.model), log=log)
     print_explain(result, save_explain(result, out))
 
 
@@ -154,18 +157,19 @@ def steer_cmd(
         raise CircuitmapError(
             "steer needs either --layer and --feature, or --target-layer and --neuron"
         )
+    values = (
+        o.parse_floats(strengths, "--strengths") if by_feature else o.parse_floats(clamp, "--clamp")
+    )
     lm = load_model(model_config)
     texts = corpus_texts(CorpusConfig(dataset=dataset), cache_root(model_config.cache_dir))
     if by_feature:
         layer_sae = SAEStore.for_model(lm, sae, model_config.cache_dir).layer(layer)
         o.check_feature(feature, layer_sae.sae.cfg.d_sae)
-        rows = feature_steering(
-            lm, layer_sae, feature, prompt, o.parse_floats(strengths), texts, max_new_tokens
-        )
+        rows = feature_steering(lm, layer_sae, feature, prompt, values, texts, max_new_tokens)
     else:
         target = Target(target_layer, neuron)
         lm.check_target(target, [])
-        rows = neuron_clamping(lm, target, prompt, o.parse_floats(clamp), texts, max_new_tokens)
+        rows = neuron_clamping(lm, target, prompt, values, texts, max_new_tokens)
     typer.echo(f"prompt: {prompt!r}")
     for label, text in rows:
         typer.echo(f"{label:>40}: {text!r}")

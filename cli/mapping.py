@@ -62,7 +62,7 @@ def map_cmd(
 
     check_choice("executor", executor, EXECUTORS)
     if resume is not None:
-        config, run_dir = resume_map(resume), resume
+        config, run_dir = resume_map(resume, train_saes), resume
     else:
         chosen = targets.resolve(method.model)
         config = MapConfig(
@@ -71,7 +71,7 @@ def map_cmd(
             **vars(method),
             **settings,
         )
-        run_dir = new_map(config, out, run_dir)
+        run_dir = new_map(config, out, run_dir, train_saes)
     typer.echo(f"mapping into {run_dir} (resume with --resume {run_dir})", err=True)
     graph, files = finish_map(
         config,

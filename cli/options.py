@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import inspect
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -159,6 +160,13 @@ NormConstraint = Annotated[
 Prompt = Annotated[str, typer.Option(help="Patchscope prompt.")]
 InjectToken = Annotated[str, typer.Option(help="Prompt token that receives X.")]
 Alpha = Annotated[float, typer.Option(help="Contrast strength.")]
+Plausibility = Annotated[
+    float,
+    typer.Option(
+        help="Contrastive decoding chooses among tokens the signal run gives at least this "
+        "share of its top probability (0..1; 0: any token)."
+    ),
+]
 MaxNewTokens = Annotated[int, typer.Option(help="Tokens to decode.", min=1)]
 TopK = Annotated[int, typer.Option(help="SAE features per layer.", min=1)]
 Out = Annotated[Path, typer.Option(help="Folder that receives the run folder.")]
@@ -173,10 +181,14 @@ def optim_config(
 
 
 def patchscope_config(
-    prompt: str, inject_token: str, alpha: float, max_new_tokens: int
+    prompt: str, inject_token: str, alpha: float, plausibility: float, max_new_tokens: int
 ) -> PatchscopeConfig:
     return PatchscopeConfig(
-        prompt=prompt, inject_token=inject_token, alpha=alpha, max_new_tokens=max_new_tokens
+        prompt=prompt,
+        inject_token=inject_token,
+        alpha=alpha,
+        plausibility=plausibility,
+        max_new_tokens=max_new_tokens,
     )
 
 
@@ -193,11 +205,17 @@ def check_feature(index: int, d_sae: int) -> None:
     check_range("feature", index, 0, d_sae - 1)
 
 
-def parse_floats(spec: str) -> list[float]:
+def parse_floats(spec: str, option: str) -> list[float]:
+    """The finite numbers of a comma-separated list, or a one-line error naming ``option``."""
     try:
-        return [float(v) for v in spec.split(",") if v.strip()]
+        values = [float(v) for v in spec.split(",") if v.strip()]
     except ValueError:
-        raise CircuitmapError(f"{spec!r} is not a comma-separated list of numbers") from None
+        raise CircuitmapError(
+            f"{option} {spec!r} is not a comma-separated list of numbers"
+        ) from None
+    if not values or not all(math.isfinite(v) for v in values):
+        raise CircuitmapError(f"{option} {spec!r} is not valid: use finite numbers, e.g. 0,1,2")
+    return values
 
 
 @dataclass
@@ -231,6 +249,7 @@ def method_options(
     prompt: Prompt = PatchscopeConfig.prompt,
     inject_token: InjectToken = PatchscopeConfig.inject_token,
     alpha: Alpha = PatchscopeConfig.alpha,
+    plausibility: Plausibility = PatchscopeConfig.plausibility,
     max_new_tokens: MaxNewTokens = PatchscopeConfig.max_new_tokens,
     sae_release: SaeRelease = None,
     sae_id: SaeId = None,
@@ -243,7 +262,7 @@ def method_options(
         model=model_options(model, device, dtype, cache_dir),
         corpus=corpus_config(dataset, split, text_column, n_texts, max_tokens),
         optim=optim_config(lr, lr_units, steps, seed, init, norm_constraint),
-        patchscope=patchscope_config(prompt, inject_token, alpha, max_new_tokens),
+        patchscope=patchscope_config(prompt, inject_token, alpha, plausibility, max_new_tokens),
         sae=sae_options(sae_release, sae_id, sae_path, sae_hook, sae_dir),
         top_k=top_k,
     )

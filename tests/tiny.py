@@ -43,6 +43,12 @@ def tiny_tokenizer() -> PreTrainedTokenizerFast:
     vocab = {tok: i for i, tok in enumerate(SPECIAL + WORDS)}
     tok = Tokenizer(models.WordLevel(vocab, unk_token="<unk>"))
     tok.pre_tokenizer = pre_tokenizers.Whitespace()
+    return wrap_tokenizer(tok, vocab)
+
+
+def wrap_tokenizer(tok: Tokenizer, vocab: dict[str, int]) -> PreTrainedTokenizerFast:
+    """``tok`` (its ``vocab`` starting with SPECIAL) as a left-padding transformers tokenizer
+    that puts <bos> first."""
     tok.post_processor = processors.TemplateProcessing(
         single="<bos> $A", pair="<bos> $A $B", special_tokens=[("<bos>", vocab["<bos>"])]
     )

@@ -9,6 +9,8 @@ from typing import TYPE_CHECKING
 
 import torch
 
+from circuitmap.model.text import token_texts, window_text
+
 if TYPE_CHECKING:
     from circuitmap.circuit.attribution import PromptRun
     from circuitmap.circuit.decompose import LayerDecomposition
@@ -50,12 +52,9 @@ def feature_contexts(
             pos = where[prompt, j].item()
             row = ids[prompt][run.attention_mask[prompt].cpu().bool()]  # real ids of the prompt
             pos -= len(ids[prompt]) - len(row)  # index into the unpadded prompt
-            before = lm.tokenizer.decode(row[max(0, pos - CONTEXT_TOKENS) : pos])
-            found.append(
-                Context(
-                    _one_line(before), _one_line(lm.tokenizer.decode(row[pos : pos + 1])), value
-                )
-            )
+            before = window_text(lm.tokenizer, row, pos - CONTEXT_TOKENS, pos)
+            token = token_texts(lm.tokenizer, row[: pos + 1])[pos]
+            found.append(Context(_one_line(before), _one_line(token), value))
         out.append(found)
     return out
 

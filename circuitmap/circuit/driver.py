@@ -17,6 +17,7 @@ whether from this process or from a Ray worker.
 Run folder::
 
     config.json                      the MapConfig (the source of truth on --resume)
+    made_with.json, .lock            the config the parts were made with; the writer's lock
     baseline.safetensors/.json       Mean Vectors and norm ranges of every mapped layer
     targets/L{L}.N{n}/prompts.json   build, held-out and silent prompts (texts, tokens, peaks)
     targets/L{L}.N{n}/sweep.*        X_l, trajectories, decodes, features of every layer
@@ -34,15 +35,14 @@ from typing import TYPE_CHECKING, Any
 
 from circuitmap.circuit.effects import LayerEffects
 from circuitmap.circuit.faithfulness import FAITHFULNESS_FILE, Faithfulness
-from circuitmap.circuit.prompts import PromptSplit
+from circuitmap.circuit.prompts import PromptSplit, check_fires
 from circuitmap.circuit.selection import SELECTION_FILE, Selection
 from circuitmap.circuit.sweep import TargetSweep
 from circuitmap.circuit.worker import Call, Worker
 from circuitmap.config import Target
 from circuitmap.errors import CircuitmapError
-from circuitmap.files.runs import LAYERS_DIR, start_map, target_dir
+from circuitmap.files.runs import BASELINE_FILE, LAYERS_DIR, open_map, target_dir
 from circuitmap.files.storage import (
-    CONFIG_FILE,
     atomic_save_tensors,
     atomic_write_json,
     read_json,
@@ -78,7 +78,7 @@ def done_effects(run_dir: Path, target: Target) -> dict[int, LayerEffects]:
 
 def load_baseline(run_dir: Path, layers: list[int]) -> Baseline | None:
     """The run's saved Mean Vectors, or None before they are computed."""
-    path = run_dir / "baseline.safetensors"
+    path = run_dir / BASELINE_FILE
     if not path.exists():
         return None
     tensors, info = read_tensors(path), read_json(run_dir / "baseline.json")
@@ -93,7 +93,7 @@ def load_baseline(run_dir: Path, layers: list[int]) -> Baseline | None:
 
 def save_baseline(run_dir: Path, base: Baseline) -> None:
     atomic_save_tensors(
-        run_dir / "baseline.safetensors",
+        run_dir / BASELINE_FILE,
         {f"mean_{k}": v for k, v in base.means.items()}
         | {f"vectors_{k}": v for k, v in base.vectors.items()},
     )
@@ -112,7 +112,8 @@ def run_baseline(config: MapConfig, run_dir: Path, executor: Executor) -> Baseli
 
 
 def _prompts(config: MapConfig, run_dir: Path, executor: Executor) -> dict[str, PromptSplit]:
-    """Each target's prompts, chosen once (for all targets still lacking them) and kept."""
+    """Each target's prompts, chosen once (for all targets still lacking them) and kept; a
+    target that does not fire on them stops the map (a one-line error)."""
     chosen = {}
     for t in config.targets:
         path = target_dir(run_dir, t) / "prompts.json"
@@ -124,6 +125,8 @@ def _prompts(config: MapConfig, run_dir: Path, executor: Executor) -> dict[str, 
         for t in missing:
             chosen[t.id] = found[t.id]
             atomic_write_json(target_dir(run_dir, t) / "prompts.json", found[t.id].to_dict())
+    for t in config.targets:
+        check_fires(t, chosen[t.id])
     return chosen
 
 
@@ -265,8 +268,7 @@ def map_circuit(
 ) -> dict[str, TargetResult]:
     """Map every unit not yet done in ``run_dir``; returns every target's results by id."""
     check_targets(config, model_shape(config.model))
-    if not (run_dir / CONFIG_FILE).exists():
-        start_map(config, run_dir)
+    open_map(config, run_dir)
     done = _Done.read(config, run_dir)
     if done.sweeps:
         finished = sum(map(len, done.effects.values()))

@@ -48,7 +48,7 @@ class NodeEffect:
     effect: float  # mean drop of the target over the build prompts
     influence: float  # that drop / the clean target
     vector_effect: float  # the target's drop on the optimised X_l
-    vector_relative: float  # / the target on X_l
+    vector_relative: float | None  # / the target on X_l (None: X_l does not make it fire)
     control_mean: float | None = None  # controls' mean drop on the prompts
     p_value: float | None = None  # paired sign-flip test against the controls, over prompts
     effect_size: float | None = None  # in control standard deviations
@@ -90,8 +90,9 @@ class LayerEffects:
         return cls(**data)
 
 
-def _relative(effect: float, scale: float) -> float:
-    return effect / scale if scale > 0 else 0.0
+def _relative(effect: float, scale: float) -> float | None:
+    """``effect / scale``; None (not a share of anything) unless the target fires, scale > 0."""
+    return effect / scale if scale > 0 else None
 
 
 @torch.no_grad()

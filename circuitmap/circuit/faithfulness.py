@@ -14,9 +14,10 @@ by the reference (by default the mean over tokens of texts where the target is s
 - error share = (a_clean - a[error term removed]) / D;
 - the same for as many random active features (the floor), for the top-k features at several
   k (the curve), and, jointly over all mapped layers edited at once, the circuit's sufficiency.
-A ratio whose denominator is below 1% of a_clean is undefined (None). These per-layer figures
-are diagnostics: the headline is the whole circuit's (:mod:`circuitmap.circuit.whole`), which
-edits all of its sites in one forward.
+A ratio is undefined (None) unless a_clean is above 0 and its denominator above 1% of a_clean
+(a denominator near zero or of the wrong sign gives no share). These per-layer figures are
+diagnostics: the headline is the whole circuit's (:mod:`circuitmap.circuit.whole`), which edits
+all of its sites in one forward.
 """
 
 from __future__ import annotations
@@ -30,7 +31,13 @@ from typing import TYPE_CHECKING
 import torch
 
 from circuitmap.circuit.decompose import removal_forward, removal_masks
-from circuitmap.circuit.whole import WholeFaithfulness, masked_target, masks_of, measure_whole
+from circuitmap.circuit.whole import (
+    WholeFaithfulness,
+    masked_target,
+    masks_of,
+    measure_whole,
+    ratio,
+)
 from circuitmap.files.storage import atomic_write_json, read_json
 
 if TYPE_CHECKING:
@@ -126,10 +133,6 @@ def defined_mean(values: list[float | None]) -> float | None:
     return sum(defined) / len(defined) if defined else None
 
 
-def _ratio(numerator: float, denominator: float, scale: float) -> float | None:
-    return numerator / denominator if abs(denominator) > 0.01 * abs(scale) else None
-
-
 def random_features(active: torch.Tensor, exclude: list[int], count: int, seed: int) -> list[int]:
     """``count`` random features among the ``active`` (d_sae,) bool ones, not in ``exclude``."""
     pool = active.clone()
@@ -183,17 +186,17 @@ def layer_faithfulness(
     d_kept_error = c - a["all"]
 
     def completeness(name: str) -> float | None:
-        return _ratio(c - a[name], d_all, c)
+        return ratio(c - a[name], d_all, c)
 
     def sufficiency(name: str) -> float | None:
-        return _ratio(a[name] - a["all"], d_kept_error, c)
+        return ratio(a[name] - a["all"], d_kept_error, c)
 
     return LayerFaithfulness(
         layer=dec.layer,
         features=len(kept),
         completeness=completeness("C"),
         sufficiency=sufficiency("but_C"),
-        sufficiency_no_error=_ratio(a["but_C_err"] - a["all_err"], d_all, c),
+        sufficiency_no_error=ratio(a["but_C_err"] - a["all_err"], d_all, c),
         error_share=completeness("err"),
         random_completeness=completeness("R"),
         random_sufficiency=sufficiency("but_R"),
@@ -245,8 +248,8 @@ def measure(
         n_prompts=len(run.input_ids),
         clean=clean,
         layers=layers,
-        joint_sufficiency=_ratio(circuit - nothing, clean - nothing, clean),
-        joint_random_sufficiency=_ratio(rand - nothing, clean - nothing, clean),
+        joint_sufficiency=ratio(circuit - nothing, clean - nothing, clean),
+        joint_random_sufficiency=ratio(rand - nothing, clean - nothing, clean),
         seconds=time.perf_counter() - start,
         whole=measure_whole(lm, decompositions, run, target, whole, budget, seed)
         if whole

@@ -23,7 +23,9 @@ from typing import TYPE_CHECKING
 
 import torch
 
+from circuitmap.errors import CircuitmapError
 from circuitmap.model.forward import run_recorded
+from circuitmap.model.text import token_texts
 from circuitmap.model.tokens import pad_token_ids
 
 if TYPE_CHECKING:
@@ -32,6 +34,7 @@ if TYPE_CHECKING:
     from circuitmap.model.tokens import Batch
 
 PARTS = ("build", "effect", "heldout")  # the pool's texts at positions 0, 1, 2 modulo 3
+MAP_PROMPTS = len(PARTS)  # a prompt set gives a map at least one text for each part
 NEAR_TOKENS = 16  # windows ending in the same this many tokens are near-identical
 NEAR_JACCARD = 0.9  # and so are windows whose token sets overlap this much
 POSITION_EFFECT = 0.5  # the share of top texts peaking before min_context that is reported
@@ -44,7 +47,7 @@ class Prompts:
     texts: list[str]  # the whole text each window was cut from
     token_ids: list[list[int]]  # the window: <bos>, then the text's tokens offset..peak
     activations: list[float]  # the target's activation at the window's last token
-    tokens: list[list[str]] = field(default_factory=list)  # each token id decoded alone
+    tokens: list[list[str]] = field(default_factory=list)  # each token's text (model.text)
     offsets: list[int] = field(default_factory=list)  # the window's first text token
     peaks: list[int] = field(default_factory=list)  # the peak's position in its text's tokens
 
@@ -207,6 +210,26 @@ def _silent(texts: list[str], peaks: list[_Peak | None], n: int, window: int) ->
     )
 
 
+def check_fires(target: Target, split: PromptSplit) -> None:
+    """A one-line error unless every part of ``split`` holds a prompt and ``target`` fires on
+    its build prompts and, on average, on its effect prompts (what its effects are shares of)."""
+    for name in PARTS:
+        if not getattr(split, name).token_ids:
+            raise CircuitmapError(
+                f"target {target.id} has no {name} prompt ({split.source}): no text of that part "
+                "holds a window with the context asked for; use a larger --prompt-pool, a "
+                "smaller --min-context or more prompts"
+            )
+    acts = sorted(split.build.activations, reverse=True)
+    if acts[0] <= 0 or sum(split.effect.activations) <= 0:
+        raise CircuitmapError(
+            f"target {target.id} does not fire on its prompts ({split.source}): its largest "
+            f"activation there is {acts[0] + 0.0:.4g}, and a circuit of a silent target has no "
+            "share to measure; choose a target that fires (`circuitmap find`) or prompts where "
+            "it does (--prompts)"
+        )
+
+
 def top_prompts(
     lm: LoadedModel,
     pool: list[str],
@@ -253,5 +276,5 @@ def top_prompts(
             early_peaks=sum(p.early for p in strongest) / len(strongest) if strongest else None,
         )
         for part in (*parts.values(), split[t.id].silent):
-            part.tokens = [[lm.tokenizer.decode([i]) for i in ids] for ids in part.token_ids]
+            part.tokens = [token_texts(lm.tokenizer, ids) for ids in part.token_ids]
     return split

@@ -10,15 +10,23 @@ import networkx as nx
 from circuitmap.circuit.driver import check_targets, map_circuit
 from circuitmap.circuit.executors import LocalExecutor, make_executor
 from circuitmap.circuit.graph import build_graph
+from circuitmap.circuit.prompts import MAP_PROMPTS
 from circuitmap.circuit.prune import merge_graphs, prune
 from circuitmap.config import SAETrainConfig
-from circuitmap.errors import CircuitmapError
+from circuitmap.errors import CircuitmapError, check_share
 from circuitmap.files.export import FORMATS, GRAPH_FILE, export, node_link_json
+from circuitmap.files.lock import run_lock
 from circuitmap.files.prompt_sets import read_prompt_set
 from circuitmap.files.runs import load_finished_map, load_map_config, start_map, target_dir
 from circuitmap.files.storage import atomic_write_text, new_run_dir, writable_dir
 from circuitmap.method.patchscope import check_prompt
-from circuitmap.model.load import load_model, load_tokenizer, model_shape
+from circuitmap.model.load import (
+    cache_root,
+    load_model,
+    load_tokenizer,
+    model_id_for,
+    model_shape,
+)
 from circuitmap.sae.store import check_sae_folders
 from circuitmap.sae.train import missing_own_saes, other_recipe_saes, train_missing_saes
 
@@ -28,24 +36,46 @@ if TYPE_CHECKING:
     from circuitmap.config import MapConfig
 
 
-def check_map(config: MapConfig) -> None:
+def check_own_saes(config: MapConfig, train_saes: bool) -> list[int]:
+    """The layers whose own SAEs the map must train; with ``train_saes`` off, a one-line error
+    if there is any."""
+    missing = missing_own_saes(config)
+    if missing and not train_saes:
+        raise CircuitmapError(
+            f"no SAE for resid_pre layers {missing}: make them with `circuitmap sae train "
+            f"--layers {','.join(map(str, missing))}`, drop --no-train-saes, or pass "
+            "--sae-release/--sae-id or --sae-path"
+        )
+    return missing
+
+
+def check_map(config: MapConfig, train_saes: bool = True) -> None:
     """Everything a map needs, checked before any work (one-line errors): targets and layers in
-    the model, the Patchscope prompt, the SAE folders, the prompt set."""
+    the model, the Patchscope prompt, the SAE folders (and, with ``train_saes`` off, that no own
+    SAE is missing), the prompt set."""
     check_targets(config, model_shape(config.model))
     check_prompt(load_tokenizer(config.model), config.patchscope)
-    check_sae_folders(config.sae, config.all_layers())
-    if config.prompts:
-        read_prompt_set(config.prompts)  # readable, and not empty
+    check_sae_folders(
+        config.sae,
+        config.all_layers(),
+        cache_root(config.model.cache_dir),
+        model_id_for(config.model.name),
+    )
+    check_own_saes(config, train_saes)
+    if config.prompts:  # readable, and enough for a build and a held-out half
+        read_prompt_set(config.prompts, at_least=MAP_PROMPTS)
 
 
-def new_map(config: MapConfig, out: Path, run_dir: Path | None = None) -> Path:
+def new_map(
+    config: MapConfig, out: Path, run_dir: Path | None = None, train_saes: bool = True
+) -> Path:
     """Check a new map, then create its run folder (``run_dir``, or a new one under ``out``) and
     write its config: from then on :func:`resume_map` can finish whatever fails."""
     if run_dir is not None and run_dir.is_dir() and any(run_dir.iterdir()):
         raise CircuitmapError(
             f"run folder {str(run_dir)!r} is not empty: use --resume to finish it"
         )
-    check_map(config)
+    check_map(config, train_saes)
     if run_dir is None:
         name = "map-" + "-".join(t.id for t in config.targets[:3])
         run_dir = new_run_dir(writable_dir(out, "output folder"), name)
@@ -54,10 +84,10 @@ def new_map(config: MapConfig, out: Path, run_dir: Path | None = None) -> Path:
     return run_dir
 
 
-def resume_map(run_dir: Path) -> MapConfig:
+def resume_map(run_dir: Path, train_saes: bool = True) -> MapConfig:
     """The config of an interrupted map, checked like a new one."""
     config = load_map_config(run_dir)
-    check_map(config)
+    check_map(config, train_saes)
     writable_dir(run_dir, "run folder")
     return config
 
@@ -74,13 +104,7 @@ def finish_map(
 ) -> tuple[nx.DiGraph, list[Path]]:
     """Train the own SAEs the map lacks (``sae_tokens`` a layer; with ``train_saes`` off, a
     one-line error instead), then :func:`run_map` on a ``local`` or ``ray`` executor."""
-    missing = missing_own_saes(config)
-    if missing and not train_saes:
-        raise CircuitmapError(
-            f"no SAE for resid_pre layers {missing}: make them with `circuitmap sae train "
-            f"--layers {','.join(map(str, missing))}`, drop --no-train-saes, or pass "
-            "--sae-release/--sae-id or --sae-path"
-        )
+    missing = check_own_saes(config, train_saes)
     recipe = SAETrainConfig(n_tokens=sae_tokens)
     other = other_recipe_saes(config, recipe)
     if other:
@@ -111,17 +135,19 @@ def run_map(
     log: Log = print,
 ) -> tuple[nx.DiGraph, list[Path]]:
     """Map (or finish mapping) ``run_dir`` on ``executor`` (default: this process); writes each
-    target's full graph, graph.json (all targets merged, unpruned) and the pruned exports.
+    target's full graph, graph.json (all targets merged, unpruned) and the pruned exports,
+    holding the folder's lock (a folder another process maps is a one-line error).
     Returns the pruned merged graph and the files written."""
-    results = map_circuit(config, run_dir, executor or LocalExecutor(config), log)
-    graphs = []
-    for t in config.targets:
-        graphs.append(build_graph(config, t, results[t.id]))
-        atomic_write_text(target_dir(run_dir, t) / GRAPH_FILE, node_link_json(graphs[-1]))
-    graph = merge_graphs(graphs)
-    atomic_write_text(run_dir / GRAPH_FILE, node_link_json(graph))
-    pruned = prune(graph, config.node_threshold, config.edge_threshold)
-    return pruned, [run_dir / GRAPH_FILE, *export(pruned, run_dir)]
+    with run_lock(run_dir):
+        results = map_circuit(config, run_dir, executor or LocalExecutor(config), log)
+        graphs = []
+        for t in config.targets:
+            graphs.append(build_graph(config, t, results[t.id]))
+            atomic_write_text(target_dir(run_dir, t) / GRAPH_FILE, node_link_json(graphs[-1]))
+        graph = merge_graphs(graphs)
+        atomic_write_text(run_dir / GRAPH_FILE, node_link_json(graph))
+        pruned = prune(graph, config.node_threshold, config.edge_threshold)
+        return pruned, [run_dir / GRAPH_FILE, *export(pruned, run_dir)]
 
 
 def reexport(
@@ -132,7 +158,10 @@ def reexport(
     scan: str | None = None,
 ) -> tuple[nx.DiGraph, list[Path]]:
     """Export a finished map again (other formats, or other node and edge thresholds; None:
-    the run's) without the model."""
+    the run's) without the model. A threshold outside (0, 1] is a one-line error."""
+    for name, value in zip(("node threshold", "edge threshold"), thresholds, strict=True):
+        if value is not None:
+            check_share(name, value)
     config, graph = load_finished_map(run_dir)
     if out is not None:
         writable_dir(out, "output folder")

@@ -12,8 +12,8 @@ over prompts at their last token,
 
 where M keeps every node (the clean model) and the empty circuit removes every node at every
 site. F(M minus C) (C removed, the rest kept) says what is left without the circuit. A ratio
-whose denominator is below 1% of |m(M)| is undefined (None); a ratio above 1 is stored as it
-is.
+is undefined (None) unless m(M) is above 0 and its denominator above 1% of m(M) (see
+:func:`ratio`); a ratio above 1 is stored as it is.
 
 The circuit is learned for that objective on the build prompts, after the learned masks of
 "Scaling sparse feature circuit finding to Gemma 9B" (a follow-up of Marks et al.): every
@@ -100,6 +100,12 @@ class WholeCircuit:
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
+
+
+def ratio(numerator: float, denominator: float, scale: float) -> float | None:
+    """``numerator / denominator``, or None unless ``scale`` (the clean target) > 0 and the
+    denominator > 1% of it: a denominator near zero or of the wrong sign gives no share."""
+    return numerator / denominator if scale > 0 and denominator > 0.01 * scale else None
 
 
 def masks_of(
@@ -364,8 +370,7 @@ def measure_whole(
     clean, empty = a["M"], a["empty"]
 
     def f(name: str) -> float | None:
-        span = clean - empty
-        return (a[name] - empty) / span if abs(span) > 0.01 * abs(clean) else None
+        return ratio(a[name] - empty, clean - empty, clean)
 
     points = [(0.0, f("errors_only"))] + [(k / budget, f(f"top{k}")) for k in ks]
     points.append((circuit.feature_nodes / budget, f("C")))

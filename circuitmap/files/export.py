@@ -33,11 +33,18 @@ def load_graph(path: Path) -> nx.DiGraph:
         raise CircuitmapError(f"cannot read graph {path}: not a node-link graph ({exc})") from None
 
 
+def _kind(value: Any) -> str:
+    """The GraphML/GEXF type a scalar attribute value is written as."""
+    if isinstance(value, bool):
+        return "boolean"
+    return "int" if isinstance(value, int) else "float" if isinstance(value, float) else "string"
+
+
 def _flat(graph: nx.DiGraph) -> nx.DiGraph:
     """A copy that GraphML/GEXF readers accept: missing values (None, NaN, inf) are left off
-    rather than written as "" or "nan", lists and dicts become JSON text, and an attribute that
-    holds both ints and floats across nodes (or edges) is written as float throughout, so each
-    attribute has one type."""
+    rather than written as "" or "nan", lists and dicts become JSON text, and each attribute has
+    one type across nodes (or edges): float where ints and floats mix, string where any other
+    kinds mix (a number on one node and a text on another)."""
     flat = graph.copy()
     groups = [
         [flat.graph],
@@ -51,11 +58,16 @@ def _flat(graph: nx.DiGraph) -> nx.DiGraph:
                     del attrs[key]
                 elif isinstance(value, list | dict | tuple):  # GraphML/GEXF hold scalars only
                     attrs[key] = json.dumps(value, ensure_ascii=False, default=str)
-        floats = {k for attrs in group for k, v in attrs.items() if isinstance(v, float)}
+        kinds: dict[str, set[str]] = {}
         for attrs in group:
-            for key in floats & attrs.keys():
-                if isinstance(attrs[key], int) and not isinstance(attrs[key], bool):
-                    attrs[key] = float(attrs[key])
+            for key, value in attrs.items():
+                kinds.setdefault(key, set()).add(_kind(value))
+        for attrs in group:
+            for key, value in attrs.items():
+                if kinds[key] == {"int", "float"}:
+                    attrs[key] = float(value)
+                elif len(kinds[key]) > 1:
+                    attrs[key] = str(value)
     return flat
 
 
@@ -86,10 +98,17 @@ def _cantor(x: int, y: int) -> int:
     return (x + y) * (x + y + 1) // 2 + y
 
 
+# Neuronpedia ids number a layer's MLP neurons after every SAE feature index (SAE widths stay
+# far below 2^24), so a neuron and the feature of the same layer and index never share an id.
+NEURON_OFFSET = 1 << 24
+
+
 def neuronpedia_json(graph: nx.DiGraph, slug: str, scan: str | None = None) -> dict[str, Any]:
     """The circuit-tracer / Neuronpedia graph format (``schema_version`` 1): every node is
     placed at the strongest build prompt's last token (where the target peaks and is read),
-    although it aggregates every token of the build prompts; ``scan`` defaults to the model's."""
+    although it aggregates every token of the build prompts; ``scan`` defaults to the model's.
+    Node ids (``node_id``, ``jsNodeId``, the Cantor-paired ``feature``) are unique across node
+    kinds; error nodes share ``feature`` -1 as circuit-tracer's do."""
     g = graph.graph
     tokens = json.loads(g.get("prompt_tokens", "[]"))
     if len(tokens) < 2:  # the viewers need two tokens at least
@@ -102,8 +121,9 @@ def neuronpedia_json(graph: nx.DiGraph, slug: str, scan: str | None = None) -> d
             ids[node] = f"err_{layer}_{ctx}"
             feature, kind = -1, "mlp reconstruction error"
         else:
-            ids[node] = f"{layer}_{index}_{ctx}"
-            feature = _cantor(layer, index)
+            number = index + NEURON_OFFSET if d["kind"] == "neuron" else index
+            ids[node] = f"{layer}_{number}_{ctx}"
+            feature = _cantor(layer, number)
             kind = "mlp neuron" if d["kind"] == "neuron" else "sae feature"
         nodes.append(
             {

@@ -17,8 +17,9 @@ def example_set_path(name: str) -> Path:
     return Path(str(files("circuitmap").joinpath("data", f"{name}.txt")))
 
 
-def read_prompt_set(spec: str) -> tuple[str, list[str]]:
-    """(name, prompts) of a file with one prompt a line, or of a shipped set's name."""
+def read_prompt_set(spec: str, at_least: int = 1) -> tuple[str, list[str]]:
+    """(name, prompts) of a file with one prompt a line, or of a shipped set's name; a set of
+    fewer than ``at_least`` prompts is a one-line error."""
     path = example_set_path(spec) if spec in EXAMPLE_SETS else Path(spec).expanduser()
     if not path.is_file():
         raise CircuitmapError(
@@ -28,4 +29,8 @@ def read_prompt_set(spec: str) -> tuple[str, list[str]]:
     prompts = [line.strip() for line in lines if line.strip()]
     if not prompts:
         raise CircuitmapError(f"prompt set {spec!r} is empty")
+    if len(prompts) < at_least:
+        raise CircuitmapError(
+            f"prompt set {spec!r} has {len(prompts)} prompt(s): at least {at_least} are needed"
+        )
     return path.stem, prompts

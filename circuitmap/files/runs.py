@@ -4,7 +4,7 @@ folder a map run (written first, read back on --resume), and the graph of a fini
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from circuitmap.config import MapConfig, from_dict, to_dict
 from circuitmap.errors import CircuitmapError
@@ -18,6 +18,10 @@ if TYPE_CHECKING:
 
 TARGETS_DIR = "targets"
 LAYERS_DIR = "layers"
+BASELINE_FILE = "baseline.safetensors"  # the first part a map finishes
+MADE_WITH_FILE = "made_with.json"  # the config its finished parts were made with
+# Fields that change only what is measured next or exported, never a finished part.
+RESULT_ONLY_FIELDS = {"faithfulness", "curve", "node_threshold", "edge_threshold"}
 
 
 def target_dir(run_dir: Path, target: Target) -> Path:
@@ -25,8 +29,55 @@ def target_dir(run_dir: Path, target: Target) -> Path:
 
 
 def start_map(config: MapConfig, run_dir: Path) -> None:
-    """Write the config of a new map run (the source of truth when it resumes)."""
-    atomic_write_json(run_dir / CONFIG_FILE, {"kind": "map", **to_dict(config)})
+    """Write the config of a new map run (the source of truth when it resumes); a folder that
+    already has one (another map started it) is a one-line error."""
+    try:
+        atomic_write_json(run_dir / CONFIG_FILE, {"kind": "map", **to_dict(config)}, new=True)
+    except FileExistsError:
+        raise CircuitmapError(
+            f"run folder {str(run_dir)!r} already holds a map: use --resume to finish it"
+        ) from None
+
+
+def open_map(config: MapConfig, run_dir: Path) -> None:
+    """Start ``run_dir`` as a map of ``config`` unless it is one, and check that its finished
+    parts were made with ``config`` (:func:`check_made_with`)."""
+    if not (run_dir / CONFIG_FILE).exists():
+        start_map(config, run_dir)
+    check_made_with(config, run_dir)
+
+
+def _flat(data: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """``{"optim": {"lr": 1}}`` -> ``{"optim.lr": 1}``."""
+    flat = {}
+    for key, value in data.items():
+        if isinstance(value, dict):
+            flat |= _flat(value, f"{prefix}{key}.")
+        else:
+            flat[f"{prefix}{key}"] = value
+    return flat
+
+
+def check_made_with(config: MapConfig, run_dir: Path) -> None:
+    """Once a map has finished parts (its Mean Vectors and what follows), ``made_with.json``
+    records the config they were made with; a config that differs from it in a field that
+    shapes them is a one-line error naming the fields. Before any part, it is (re)written."""
+    path, current = run_dir / MADE_WITH_FILE, to_dict(config)
+    if not path.is_file() or not (run_dir / BASELINE_FILE).is_file():
+        atomic_write_json(path, current)
+        return
+    recorded, now = _flat(read_json(path)), _flat(current)
+    differ = sorted(
+        key
+        for key in recorded.keys() & now.keys()
+        if recorded[key] != now[key] and key not in RESULT_ONLY_FIELDS
+    )
+    if differ:
+        changes = "; ".join(f"{k} {recorded[k]!r} -> {now[k]!r}" for k in differ)
+        raise CircuitmapError(
+            f"{str(run_dir)!r} was mapped with another config than its config.json holds now "
+            f"({changes}): put those fields back, or map into a new folder"
+        )
 
 
 def load_map_config(run_dir: Path) -> MapConfig:

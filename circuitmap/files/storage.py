@@ -3,6 +3,7 @@ formats that other tools read, with the run's config beside it."""
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import tempfile
@@ -23,15 +24,42 @@ _UMASK = os.umask(0o022)  # read the process umask (and put it back)
 os.umask(_UMASK)
 
 
-def _atomic(path: Path, write: Any) -> None:
-    """Call ``write(tmp_path)`` then rename over ``path``, so readers never see a partial file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+def write_error(path: Path, exc: OSError) -> CircuitmapError:
+    """The one-line error for a file the system refused to write: what it said, and what to do
+    (free space; choose a writable folder)."""
+    reason = exc.strerror or str(exc) or type(exc).__name__
+    if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        advice = "free space on that disk (earlier files are intact) and run the command again"
+    else:
+        advice = "choose a folder you can write (e.g. with --out), or make this one writable"
+    return CircuitmapError(f"cannot write {path}: {reason}: {advice}")
+
+
+def _atomic(path: Path, write: Any, new: bool = False) -> None:
+    """Call ``write(tmp_path)`` then rename over ``path``, so readers never see a partial file
+    and a failed write leaves the earlier file intact; a full disk or a folder that cannot be
+    written is a one-line error naming ``path``. With ``new``, an existing ``path`` is kept
+    and FileExistsError raised (two writers: only one creates it)."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    except OSError as exc:
+        raise write_error(path, exc) from None
     os.close(fd)
     try:
         write(Path(tmp))
         os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes it private; give it the usual mode
-        os.replace(tmp, path)
+        if new:
+            os.link(tmp, path)  # fails if path exists, atomically
+            os.unlink(tmp)
+        else:
+            os.replace(tmp, path)
+    except FileExistsError:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    except OSError as exc:
+        Path(tmp).unlink(missing_ok=True)
+        raise write_error(path, exc) from None
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
@@ -41,13 +69,14 @@ def atomic_write_text(path: Path, text: str) -> None:
     _atomic(path, lambda tmp: tmp.write_text(text, encoding="utf-8"))
 
 
-def atomic_write_json(path: Path, data: Any) -> None:
-    """Write ``data`` as standard JSON: a NaN or infinity is refused, never written."""
+def atomic_write_json(path: Path, data: Any, new: bool = False) -> None:
+    """Write ``data`` as standard JSON: a NaN or infinity is refused, never written. With
+    ``new``, a file already at ``path`` raises FileExistsError and is kept."""
     try:
         text = json.dumps(data, indent=2, ensure_ascii=False, allow_nan=False)
     except ValueError as exc:
         raise CircuitmapError(f"refusing to write {path}: {exc}") from None
-    atomic_write_text(path, text + "\n")
+    _atomic(path, lambda tmp: tmp.write_text(text + "\n", encoding="utf-8"), new)
 
 
 def _no_constant(name: str) -> None:
@@ -55,7 +84,14 @@ def _no_constant(name: str) -> None:
 
 
 def atomic_save_tensors(path: Path, tensors: dict[str, torch.Tensor]) -> None:
+    """Write ``tensors`` as safetensors: a tensor holding NaN or infinity is refused (a one-line
+    error naming it), never written."""
     cpu = {k: v.detach().to("cpu").contiguous() for k, v in tensors.items()}
+    for name, tensor in cpu.items():
+        if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()):
+            raise CircuitmapError(
+                f"refusing to write {path}: tensor {name!r} holds NaN or infinite values"
+            )
     _atomic(path, lambda tmp: save_file(cpu, str(tmp)))
 
 
@@ -107,7 +143,10 @@ def new_run_dir(root: Path, name: str) -> Path:
     path, i = base, 1
     while path.exists():
         path, i = Path(f"{base}-{i}"), i + 1
-    path.mkdir(parents=True)
+    try:
+        path.mkdir(parents=True)
+    except OSError as exc:
+        raise write_error(path, exc) from None
     return path
 
 

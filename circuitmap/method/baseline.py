@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING
 
 import torch
 
+from circuitmap.errors import CircuitmapError
 from circuitmap.model.forward import run_recorded
 from circuitmap.model.tokens import batches
 
@@ -40,7 +41,8 @@ def compute_baseline(
     for all ``layers`` in one pass per batch that stops at the deepest layer needed.
 
     ``target`` = (layer, neuron) also records that neuron's largest activation on the corpus;
-    every layer in ``layers`` must then be below the target layer.
+    every layer in ``layers`` must then be below the target layer. Activations that overflow the
+    model's dtype (NaN or infinity) are a one-line CircuitmapError naming the layer and dtype.
     """
     lasts: dict[int, list[torch.Tensor]] = {layer: [] for layer in layers}
     target_max = float("-inf") if target else None
@@ -60,6 +62,13 @@ def compute_baseline(
             acts = out.mlp[target.layer][..., target.neuron].float()  # (batch, seq)
             target_max = max(target_max, acts[batch.real].max().item())
     vectors = {layer: torch.cat(v) for layer, v in lasts.items()}
+    for layer, v in vectors.items():
+        if not bool(torch.isfinite(v).all()):
+            raise CircuitmapError(
+                f"resid_pre of layer {layer} holds NaN or infinite values in "
+                f"{str(lm.model.dtype).removeprefix('torch.')}: the model's activations overflow "
+                "that dtype; use --dtype float32"
+            )
     norms = {layer: v.norm(dim=-1) for layer, v in vectors.items()}
     return Baseline(
         means={layer: v.double().mean(0).float() for layer, v in vectors.items()},

@@ -34,6 +34,7 @@ from circuitmap.model.load import (
     check_target,
     load_model,
     load_tokenizer,
+    model_id_for,
     model_shape,
 )
 from circuitmap.sae.features import FeatureReport, feature_report
@@ -99,7 +100,7 @@ def explain(
     seconds = {}
     start = time.perf_counter()
     if lm is None:
-        lm = _checked_model(config, log)
+        lm = load_checked_model(config, log)
         seconds["load_model"] = time.perf_counter() - start
     layer, target_layer, neuron = config.layer, config.target_layer, config.neuron
     target = config.target
@@ -172,11 +173,22 @@ def explain(
     )
 
 
-def _checked_model(config: ExplainConfig, log: Log) -> LoadedModel:
-    """The model, loaded after the target, the prompt and the SAE folder pass their checks."""
+def check_explain(config: ExplainConfig) -> None:
+    """Everything ``config`` needs before the model loads (one-line errors): the target and
+    layer in the model, the dtype for its family, the Patchscope prompt, the SAE folder."""
     check_target(model_shape(config.model), config.target, [config.layer])
     check_prompt(load_tokenizer(config.model), config.patchscope)
-    check_sae_folders(config.sae, [config.layer])
+    check_sae_folders(
+        config.sae,
+        [config.layer],
+        cache_root(config.model.cache_dir),
+        model_id_for(config.model.name),
+    )
+
+
+def load_checked_model(config: ExplainConfig, log: Log = print) -> LoadedModel:
+    """The model, loaded after :func:`check_explain` passes."""
+    check_explain(config)
     log(f"loading model {config.model.name} ...")
     return load_model(config.model)
 

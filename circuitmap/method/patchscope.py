@@ -4,14 +4,16 @@ The prompt (default "A detailed description of x is that") runs as a batch of th
 resid_pre of the upstream layer at the injection token replaced during the prefill only:
 row 0 by the signal (optimised X), row 1 by the noise (Mean Vector), row 2 by the signal again.
 Rows 0 and 1 decode one shared continuation greedily from
-``logits = L_signal + alpha * (L_signal - L_noise)``; row 2 decodes greedily from its own logits
-(the plain, non-contrastive decode) for comparison. The KV cache carries all three rows. Several
-(layer, signal, noise) jobs, e.g. every upstream layer of a map, decode together as groups of
-three rows of one batch.
+``logits = L_signal + alpha * (L_signal - L_noise)`` among the tokens the signal finds plausible
+(p_signal >= plausibility * max p_signal, Li et al. 2023); row 2 decodes greedily from its own
+logits (the plain, non-contrastive decode) for comparison. Neither ever emits a control token.
+The KV cache carries all three rows. Several (layer, signal, noise) jobs, e.g. every upstream
+layer of a map, decode together as groups of three rows of one batch.
 """
 
 from __future__ import annotations
 
+import math
 from contextlib import ExitStack
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -35,9 +37,16 @@ class PatchscopeResult:
     inject_position: int
 
 
-def contrastive_logits(signal: torch.Tensor, noise: torch.Tensor, alpha: float) -> torch.Tensor:
-    """L_signal + alpha * (L_signal - L_noise), elementwise on (..., vocab) logits."""
-    return signal + alpha * (signal - noise)
+def contrastive_logits(
+    signal: torch.Tensor, noise: torch.Tensor, alpha: float, plausibility: float = 0.0
+) -> torch.Tensor:
+    """L_signal + alpha * (L_signal - L_noise) on (..., vocab) logits, and -inf for tokens the
+    signal run finds implausible (p_signal < ``plausibility`` * max p_signal) or has ruled out
+    (logit -inf)."""
+    log_p = signal.log_softmax(-1)
+    floor = log_p.max(-1, keepdim=True).values + math.log(plausibility) if plausibility else None
+    keep = torch.isfinite(signal) if floor is None else torch.isfinite(signal) & (log_p >= floor)
+    return torch.where(keep, signal + alpha * (signal - noise), float("-inf"))
 
 
 def inject_position(tokenizer: PreTrainedTokenizerBase, input_ids: list[int], token: str) -> int:
@@ -78,7 +87,10 @@ def patchscope_rows(
 
     def choose(logits: torch.Tensor) -> torch.Tensor:  # (3 * jobs, vocab) -> (3 * jobs,)
         grouped = logits.view(jobs, 3, -1)
-        shared = contrastive_logits(grouped[:, 0], grouped[:, 1], config.alpha).argmax(-1)
+        contrast = contrastive_logits(
+            grouped[:, 0], grouped[:, 1], config.alpha, config.plausibility
+        )
+        shared = contrast.argmax(-1)
         return torch.stack([shared, shared, grouped[:, 2].argmax(-1)], 1).flatten()
 
     rows = [layer for layer in layers for _ in range(3)]

@@ -8,9 +8,10 @@ import shutil
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import torch
+from safetensors import SafetensorError
 from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer, PreTrainedModel
 from transformers.tokenization_utils_base import PreTrainedTokenizerBase
 
@@ -155,13 +156,44 @@ def _load_error(config: ModelConfig, exc: Exception) -> CircuitmapError:
     return CircuitmapError(f"cannot load model {config.name!r}: {first_line}")
 
 
-def model_shape(config: ModelConfig) -> tuple[int, int]:
-    """(decoder layers, MLP width) from the model's config alone, without its weights: how a
-    driver that hands the model to remote workers checks targets."""
+def _damaged(config: ModelConfig, source: str | Path, exc: Exception) -> CircuitmapError:
+    """A weights file that cannot be read (truncated, overwritten): name the folder and how to
+    get a good copy."""
+    first_line = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+    fix = (
+        f"delete {str(source)!r} and run again: it is rebuilt from the embedded model"
+        if config.name == EMBEDDED_MODEL
+        else f"download or save the model into {str(source)!r} again"
+    )
+    return CircuitmapError(f"the weights in {str(source)!r} are damaged ({first_line}): {fix}")
+
+
+# Model families whose residual stream outgrows float16's range (65 504): Gemma's reaches ~10^4
+# and overflows to infinity and NaN within a few layers.
+NO_FLOAT16 = ("gemma",)
+
+
+def _text_config(config: ModelConfig, source: str | Path) -> Any:
+    """The model's (text) config, with its dtype checked against the family: a one-line error
+    before any weights load."""
     try:
-        text = AutoConfig.from_pretrained(_source(config)).get_text_config()
+        text = AutoConfig.from_pretrained(source).get_text_config()
     except (OSError, ValueError) as exc:
         raise _load_error(config, exc) from exc
+    family = str(getattr(text, "model_type", ""))
+    if config.dtype == "float16" and family.startswith(NO_FLOAT16):
+        raise CircuitmapError(
+            f"dtype float16 cannot run {family} models: their activations overflow float16 "
+            "(NaN from the first layers on); use --dtype float32 or bfloat16"
+        )
+    return text
+
+
+def model_shape(config: ModelConfig) -> tuple[int, int]:
+    """(decoder layers, MLP width) from the model's config alone, without its weights: how a
+    driver that hands the model to remote workers checks targets. A dtype the model's family
+    cannot run in is a one-line error."""
+    text = _text_config(config, _source(config))
     return text.num_hidden_layers, text.intermediate_size
 
 
@@ -177,10 +209,13 @@ def load_model(config: ModelConfig) -> LoadedModel:
     """Load the model named by ``config``, frozen and in eval mode."""
     dtype = _resolve_dtype(config.dtype)
     source = _source(config)
+    _text_config(config, source)
     device_map = "auto" if config.device == "auto" else None
     try:
         tokenizer = AutoTokenizer.from_pretrained(source)
         model = AutoModelForCausalLM.from_pretrained(source, dtype=dtype, device_map=device_map)
+    except SafetensorError as exc:
+        raise _damaged(config, source, exc) from exc
     except (OSError, ValueError) as exc:
         raise _load_error(config, exc) from exc
     if device_map is None:

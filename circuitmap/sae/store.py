@@ -18,9 +18,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from sae_lens import SAE
+from sae_lens.constants import SAE_CFG_FILENAME, SAE_WEIGHTS_FILENAME
 
 from circuitmap.errors import CircuitmapError, fill_layer
-from circuitmap.files.storage import atomic_write_json, read_json
+from circuitmap.files.storage import atomic_write_json, read_json, write_error
 from circuitmap.model.load import cache_root
 
 if TYPE_CHECKING:
@@ -89,17 +90,71 @@ def _path_folder(source: SAESource, layer: int) -> Path:
     return Path(fill_layer(source.path, _release_layer(layer, source), "--sae-path")).expanduser()
 
 
-def check_sae_folders(source: SAESource, layers: list[int]) -> None:
-    """With ``--sae-path``, a one-line error unless every layer's folder holds an SAE (before
-    any work; a release is checked when it loads)."""
-    if source.path and not source.release:
-        for layer in layers:
-            folder = _path_folder(source, layer)
-            if not (folder / "cfg.json").is_file():
+def recorded_hook(cfg: dict[str, Any]) -> str | None:
+    """The hook an SAE's ``cfg.json`` says it was trained on (sae-lens 6 keeps it in
+    ``metadata``, earlier releases at the top level), or None."""
+    metadata = cfg.get("metadata")
+    hook = metadata.get("hook_name") if isinstance(metadata, dict) else None
+    hook = hook or cfg.get("hook_name")
+    return hook if isinstance(hook, str) else None
+
+
+def check_hook(hook: str | None, layer: int, origin: str, source: SAESource) -> None:
+    """A one-line error when an SAE recorded as trained on ``hook`` would read resid_pre of
+    another layer than ``layer``, naming both and the fix. A hook name that is not a residual
+    stream hook of TransformerLens's naming is not checked."""
+    trained = resid_pre_layer(hook)
+    if trained is None or trained == layer:
+        return
+    match = _HOOK_RE.fullmatch(hook or "")
+    assert match is not None
+    if source.release or source.path:
+        numbered = _release_layer(layer, source)  # the number filled into --sae-id/--sae-path
+        if int(match[1]) == numbered:
+            fix = f"pass --sae-hook resid_{match[2]} (the numbering of this SAE's hook)"
+        else:
+            fix = (
+                f"use the SAE trained on blocks.{layer - 1}.hook_resid_post "
+                f"(= blocks.{layer}.hook_resid_pre)"
+            )
+    else:
+        fix = f"retrain it with `circuitmap sae train --layers {layer} --force`"
+    raise CircuitmapError(
+        f"SAE {origin} was trained on {hook} (resid_pre of layer {trained}) but would read "
+        f"resid_pre of layer {layer}: {fix}"
+    )
+
+
+def sae_folders(
+    source: SAESource, layers: list[int], cache: Path, model_id: str
+) -> dict[int, Path]:
+    """Per layer, the local folder its SAE is read from (``--sae-path`` or circuitmap's own
+    SAEs, cached or not yet); empty for an sae-lens release."""
+    if source.release:
+        return {}
+    if source.path:
+        return {layer: _path_folder(source, layer) for layer in layers}
+    root = own_sae_root(cache, model_id, source)
+    return {layer: own_sae_dir(root, layer) for layer in layers}
+
+
+def check_sae_folders(source: SAESource, layers: list[int], cache: Path, model_id: str) -> None:
+    """Before any work (one-line errors): with ``--sae-path``, every layer's folder holds an
+    SAE; every local SAE already there was trained on the hook it will read (its cfg.json's
+    hook name). A release is checked when it loads."""
+    for layer, folder in sae_folders(source, layers, cache, model_id).items():
+        cfg = folder / SAE_CFG_FILENAME
+        if not cfg.is_file():
+            if source.path:
                 raise CircuitmapError(
                     f"no SAE for resid_pre of layer {layer} at {str(folder)!r} (--sae-path): "
-                    "the folder needs cfg.json and sae_weights.safetensors"
+                    f"the folder needs {SAE_CFG_FILENAME} and {SAE_WEIGHTS_FILENAME}"
                 )
+            continue  # an own SAE still to train
+        data = read_json(cfg)
+        if not isinstance(data, dict):
+            raise CircuitmapError(f"{cfg} is not an SAE config (a JSON object)")
+        check_hook(recorded_hook(data), layer, str(folder), source)
 
 
 def load_layer_sae(
@@ -116,6 +171,7 @@ def load_layer_sae(
         loaded = LayerSAE(
             sae, layer, f"{source.release}/{sae_id}", sae.cfg.metadata.neuronpedia_id, None
         )
+        check_hook(sae.cfg.metadata.hook_name, layer, loaded.origin, source)
     else:
         if source.path:
             folder = _path_folder(source, layer)
@@ -127,14 +183,15 @@ def load_layer_sae(
                     f"make one with `circuitmap sae train --layers {layer}`, "
                     "or pass --sae-release/--sae-id or --sae-path"
                 )
-        if not (folder / "cfg.json").is_file():
-            raise CircuitmapError(f"SAE folder {str(folder)!r} has no cfg.json")
+        if not (folder / SAE_CFG_FILENAME).is_file():
+            raise CircuitmapError(f"SAE folder {str(folder)!r} has no {SAE_CFG_FILENAME}")
         try:
             sae = SAE.load_from_disk(str(folder), device="cpu")
         except Exception as exc:
             raise CircuitmapError(f"cannot load SAE from {folder}: {exc}") from exc
         quality = read_quality(folder)
         loaded = LayerSAE(sae, layer, str(folder), sae.cfg.metadata.neuronpedia_id, quality)
+        check_hook(sae.cfg.metadata.hook_name, layer, loaded.origin, source)
     if sae.cfg.d_in != d_model:
         raise CircuitmapError(
             f"SAE {loaded.origin} reads vectors of size {sae.cfg.d_in}, but the model's residual "
@@ -175,8 +232,11 @@ class SAEStore:
 def save_own_sae(sae: Any, folder: Path, quality: dict[str, Any]) -> None:
     """Write an SAE folder atomically: cfg.json, sae_weights.safetensors and quality.json appear
     together (built in a temp folder, then renamed), so a half-written SAE never loads."""
-    folder.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=folder.parent, prefix=f".{folder.name}."))
+    try:
+        folder.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(dir=folder.parent, prefix=f".{folder.name}."))
+    except OSError as exc:
+        raise write_error(folder, exc) from None
     try:
         sae.save_inference_model(tmp)
         atomic_write_json(tmp / QUALITY_FILE, quality)
@@ -184,6 +244,8 @@ def save_own_sae(sae: Any, folder: Path, quality: dict[str, Any]) -> None:
         if folder.exists():
             shutil.rmtree(folder)
         os.replace(tmp, folder)
+    except OSError as exc:
+        raise write_error(folder, exc) from None
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 

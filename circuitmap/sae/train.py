@@ -34,7 +34,13 @@ from circuitmap.model.load import cache_root, model_id_for
 from circuitmap.model.tokens import encode
 from circuitmap.progress import progress
 from circuitmap.sae.activations import collect_activations
-from circuitmap.sae.store import own_sae_dir, own_sae_root, read_quality, save_own_sae
+from circuitmap.sae.store import (
+    own_sae_dir,
+    own_sae_root,
+    read_quality,
+    sae_folders,
+    save_own_sae,
+)
 
 if TYPE_CHECKING:
     from circuitmap.config import MapConfig, SAETrainConfig
@@ -228,10 +234,8 @@ def _own_sae_folders(config: MapConfig) -> dict[int, Path]:
     folder its SAE is cached in or would be."""
     if config.sae.release or config.sae.path:
         return {}
-    root = own_sae_root(
-        cache_root(config.model.cache_dir), model_id_for(config.model.name), config.sae
-    )
-    return {layer: own_sae_dir(root, layer) for layer in config.all_layers()}
+    cache = cache_root(config.model.cache_dir)
+    return sae_folders(config.sae, config.all_layers(), cache, model_id_for(config.model.name))
 
 
 def missing_own_saes(config: MapConfig) -> list[int]:

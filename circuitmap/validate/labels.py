@@ -26,6 +26,7 @@ from circuitmap.errors import CircuitmapError
 from circuitmap.files.storage import read_text_file
 from circuitmap.method.ablation import feature_directions
 from circuitmap.method.patchscope import patchscope
+from circuitmap.model.text import window_text
 from circuitmap.model.tokens import batches
 from circuitmap.sae.features import sae_activations
 
@@ -106,7 +107,7 @@ def top_snippets(
         for row in range(ids.shape[0]):
             for j, feature in enumerate(features):
                 pos = positions[row, j].item()
-                context = lm.tokenizer.decode(ids[row, max(0, pos - window + 1) : pos + 1])
+                context = window_text(lm.tokenizer, ids[row], pos - window + 1, pos + 1)
                 best[feature].append((values[row, j].item(), " ".join(context.split())))
     return {
         f: [text for value, text in sorted(rows, key=lambda r: -r[0])[:n] if value > 0]

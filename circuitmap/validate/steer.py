@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 
 import torch
 
+from circuitmap.errors import CircuitmapError
 from circuitmap.method.ablation import feature_directions
 from circuitmap.method.baseline import compute_baseline
 from circuitmap.model.generate import greedy_decode, prompt_rows
@@ -119,8 +120,14 @@ def neuron_clamping(
     max_new_tokens: int = 20,
 ) -> list[tuple[str, str]]:
     """(label, text) for the clean run and the neuron clamped to each multiple of its largest
-    activation on ``texts``."""
+    activation on ``texts``; a neuron whose largest activation is not above 0 is a one-line
+    error."""
     top = compute_baseline(lm, texts, [0], target=target).target_max
+    if top is None or top <= 0:
+        raise CircuitmapError(
+            f"neuron {target.id} does not fire on the corpus (its largest activation is "
+            f"{top + 0.0:.4g}): its clamps are multiples of that, so choose a neuron that fires"
+        )
     out = steer_neuron(lm, target, prompt, [None] + [m * top for m in multiples], max_new_tokens)
     labels = ["clean"] + [f"neuron = {m:g} x corpus max ({m * top:.2f})" for m in multiples]
     return list(zip(labels, out, strict=True))

@@ -12,7 +12,7 @@ import networkx as nx
 import pytest
 
 from circuitmap.circuit.run import run_map
-from circuitmap.files.export import export
+from circuitmap.files.export import NEURON_OFFSET, export
 from tiny import map_config
 
 ROOT = Path(__file__).parents[2]
@@ -46,7 +46,8 @@ def test_neuronpedia_export_passes_circuit_tracer_and_neuronpedia_checks(mapped)
     data = json.loads(path.read_text())
     meta = data["metadata"]
     assert meta["schema_version"] == 1 and len(meta["prompt_tokens"]) >= 2
-    assert data["qParams"]["pinnedIds"] == ["3_5_" + str(len(meta["prompt_tokens"]) - 1)]
+    ctx = len(meta["prompt_tokens"]) - 1
+    assert data["qParams"]["pinnedIds"] == [f"3_{5 + NEURON_OFFSET}_{ctx}"]
     assert "ablation effects" in meta["info"]["description"]
     assert all("influence" in n for n in data["nodes"])
     # circuit-tracer's local server reads <slug>.json listed in graph-metadata.json.

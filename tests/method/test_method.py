@@ -8,6 +8,7 @@ from circuitmap.config import OptimConfig, PatchscopeConfig, Target
 from circuitmap.method.baseline import compute_baseline
 from circuitmap.method.optimise import optimise_vector, target_activation
 from circuitmap.method.patchscope import contrastive_logits, patchscope
+from circuitmap.model.generate import control_tokens
 from circuitmap.model.hooks import inject_resid_pre, record_resid_pre, run_body
 
 TARGET_LAYER, NEURON, LAYER = 3, 5, 1
@@ -128,7 +129,9 @@ def test_patchscope_first_token_is_argmax_of_contrast(lm, texts):
     for name, vec in (("signal", x), ("noise", mean)):
         with inject_resid_pre(lm.model, LAYER, 5, vec):
             logits[name] = lm.model(input_ids=ids).logits[0, -1]
-    expected = contrastive_logits(logits["signal"], logits["noise"], 3.0).argmax().item()
+    blocked = control_tokens(lm.tokenizer, logits["signal"].shape[-1])
+    signal, noise = (logits[k].masked_fill(blocked, float("-inf")) for k in ("signal", "noise"))
+    expected = contrastive_logits(signal, noise, 3.0, config.plausibility).argmax().item()
     got = patchscope(lm, layer=LAYER, signal=x, noise=mean, config=config)
     assert got.contrastive_text == lm.tokenizer.decode([expected], skip_special_tokens=True)
 
