@@ -95,6 +95,26 @@ def map_settings(
     n_heldout: Annotated[
         int, typer.Option(help="Held-out prompts for the faithfulness figures.", min=1)
     ] = _MAP.n_heldout,
+    min_context: Annotated[
+        int,
+        typer.Option(
+            help="Real tokens every prompt holds before the target's peak (1 to --prompt-tokens "
+            "minus 2)."
+        ),
+    ] = _MAP.min_context,
+    prompt_pool: Annotated[
+        int, typer.Option(help="Corpus texts ranked to choose the prompts.")
+    ] = _MAP.prompt_pool,
+    prompt_tokens: Annotated[
+        int, typer.Option(help="The longest prompt window in tokens, <bos> and peak included.")
+    ] = _MAP.prompt_tokens,
+    budget: Annotated[
+        int,
+        typer.Option(help="Feature nodes of the whole circuit over all its sites (at least 1)."),
+    ] = _MAP.budget,
+    n_sites: Annotated[
+        int, typer.Option(help="Sites of the whole circuit when --sites is not given.")
+    ] = _MAP.n_sites,
     faithfulness: Annotated[
         bool, typer.Option(help="Measure the circuit on the held-out prompts.")
     ] = _MAP.faithfulness,

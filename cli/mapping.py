@@ -32,6 +32,13 @@ def map_cmd(
     layers: Annotated[
         str, typer.Option(help="Upstream layers to map, e.g. 4-8,10 (default: 0..L-1).")
     ] = "",
+    sites: Annotated[
+        str | None,
+        typer.Option(
+            help="Mapped layers where the whole circuit edits the stream, e.g. 3,7,11 [default: "
+            "the best evenly spaced --n-sites on the build prompts]."
+        ),
+    ] = None,
     resume: Annotated[
         Path | None, typer.Option(help="Finish an interrupted map run folder (its config wins).")
     ] = None,
@@ -65,9 +72,11 @@ def map_cmd(
         config, run_dir = resume_map(resume, train_saes), resume
     else:
         chosen = targets.resolve(method.model)
+        n_layers = model_shape(method.model)[0]
         config = MapConfig(
             targets=list({t.id: t for t in chosen}.values()),  # each target once, in order
-            layers=o.parse_layers(layers, model_shape(method.model)[0]) if layers else None,
+            layers=o.parse_layers(layers, n_layers) if layers else None,
+            sites=o.parse_layers(sites, n_layers) if sites else [] if sites == "" else None,
             **vars(method),
             **settings,
         )

@@ -108,11 +108,26 @@ def _curve(f: Any) -> str:
     )
 
 
+def _print_whole(target: str, prompts: int, w: Any) -> None:
+    """The whole circuit's figures: the headline of a map."""
+    curve = ", ".join(f"{k}: {_figure(v).strip()}" for k, v in w.curve.items())
+    typer.echo(
+        f"\n{target}: whole circuit at sites {', '.join(map(str, w.sites))}, "
+        f"{w.feature_nodes} feature nodes and {w.error_nodes} error nodes, every site edited "
+        f"at once on {prompts} held-out prompts (clean {w.clean:.2f}, empty {w.empty:.2f}):\n"
+        f"  F(C) {_figure(w.circuit).strip()}; without its error nodes "
+        f"{_figure(w.no_error).strip()}; F(M\\C) {_figure(w.complement).strip()}; random "
+        f"features {_figure(w.random).strip()}\n"
+        f"  F of the best k features (error nodes kept): {curve}; area "
+        f"{_figure(w.area).strip()}"
+    )
+
+
 def print_map(graph: Any, config: Any, run_dir: Path) -> None:
-    """The circuit's size, each target's faithfulness on its held-out prompts (per layer and
-    joint), and its strongest chain."""
+    """The circuit's size, each target's whole-circuit faithfulness on its held-out prompts,
+    the per-layer diagnostics, and the strongest chain through the whole circuit."""
     from circuitmap.circuit.faithfulness import FAITHFULNESS_FILE, Faithfulness
-    from circuitmap.circuit.prune import prune, strongest_chain
+    from circuitmap.circuit.prune import circuit_subgraph, prune, strongest_chain
     from circuitmap.circuit.selection import Selection
     from circuitmap.files.export import GRAPH_FILE, load_graph
     from circuitmap.files.runs import target_dir
@@ -129,8 +144,11 @@ def print_map(graph: Any, config: Any, run_dir: Path) -> None:
         if (folder / FAITHFULNESS_FILE).exists():
             f = Faithfulness.load(folder)
             selection = Selection.load(folder)
+            if f.whole is not None:
+                _print_whole(t.id, f.n_prompts, f.whole)
             typer.echo(
-                f"\n{t.id} on {f.n_prompts} held-out prompts (clean {f.clean:.2f}):\n"
+                f"\nper-layer diagnostics of {t.id} on {f.n_prompts} held-out prompts (clean "
+                f"{f.clean:.2f}; each layer edited alone):\n"
                 "layer features completeness sufficiency (no error) error share | random: "
                 "completeness sufficiency | top-5 agreement"
             )
@@ -158,7 +176,7 @@ def print_map(graph: Any, config: Any, run_dir: Path) -> None:
                 f"(random features: {_figure(f.joint_random_sufficiency).strip()})"
             )
         own = prune(load_graph(folder / GRAPH_FILE), config.node_threshold, config.edge_threshold)
-        chain = strongest_chain(own, t.id)
+        chain = strongest_chain(circuit_subgraph(own), t.id)
         if len(chain) > 1:
             typer.echo("strongest chain: " + " → ".join(own.nodes[n]["label"] for n in chain))
         else:

@@ -35,7 +35,7 @@ from typing import TYPE_CHECKING, Any
 
 from circuitmap.circuit.effects import LayerEffects
 from circuitmap.circuit.faithfulness import FAITHFULNESS_FILE, Faithfulness
-from circuitmap.circuit.prompts import PromptSplit, check_fires
+from circuitmap.circuit.prompts import POSITION_EFFECT, PromptSplit, check_fires
 from circuitmap.circuit.selection import SELECTION_FILE, Selection
 from circuitmap.circuit.sweep import TargetSweep
 from circuitmap.circuit.worker import Call, Worker
@@ -130,6 +130,17 @@ def _prompts(config: MapConfig, run_dir: Path, executor: Executor) -> dict[str, 
     return chosen
 
 
+def position_notes(config: MapConfig, prompts: dict[str, PromptSplit]) -> list[str]:
+    """One line per target whose strongest texts mostly peak at their first tokens."""
+    return [
+        f"{t.id}: {early:.0%} of the texts where it fires most peak within their first "
+        f"{config.min_context} tokens, a position effect; its prompts end at peaks with at least "
+        f"{config.min_context} tokens of context (--min-context)"
+        for t in config.targets
+        if (early := prompts[t.id].early_peaks) is not None and early >= POSITION_EFFECT
+    ]
+
+
 def check_targets(config: MapConfig, shape: tuple[int, int]) -> None:
     """One-line errors for targets or layers outside a model of ``shape`` (decoder layers,
     MLP width), and for a target left with no layer to map."""
@@ -144,6 +155,12 @@ def check_targets(config: MapConfig, shape: tuple[int, int]) -> None:
             raise CircuitmapError(
                 f"no layer to map below target {t.id}: the layers must include one of "
                 f"0..{t.layer - 1}"
+            )
+        outside = sorted(set(config.sites or []) - set(config.upstream_layers(t)))
+        if outside:
+            raise CircuitmapError(
+                f"sites {outside} are not mapped layers of target {t.id}: use layers of "
+                f"{config.upstream_layers(t)}"
             )
 
 
@@ -279,6 +296,8 @@ def map_circuit(
         )
     baseline = executor.share(run_baseline(config, run_dir, executor))
     prompts = _prompts(config, run_dir, executor)
+    for line in position_notes(config, prompts):
+        log(line)
     plan = _Plan(config, run_dir, done, prompts, baseline, log)
     with progress(done.units_left(config), "mapping") as bar:
 

@@ -4,9 +4,11 @@ circuit-tracer's ``prune_graph`` does), and the strongest chain into a target.""
 
 from __future__ import annotations
 
+import statistics
+
 import networkx as nx
 
-# Graph attributes that merging several targets averages.
+# Graph attributes that merging several targets averages (per-layer diagnostics) ...
 FAITHFULNESS_FIGURES = (
     "completeness",
     "sufficiency",
@@ -16,6 +18,16 @@ FAITHFULNESS_FIGURES = (
     "random_sufficiency",
     "joint_sufficiency",
     "joint_random_sufficiency",
+)
+# ... and the whole-circuit figures, of which it keeps the median (a ratio above 1 stays one).
+CIRCUIT_FIGURES = (
+    "circuit_circuit",
+    "circuit_no_error",
+    "circuit_complement",
+    "circuit_random",
+    "circuit_area",
+    "circuit_feature_nodes",
+    "circuit_error_nodes",
 )
 
 
@@ -32,6 +44,10 @@ def merge_graphs(graphs: list[nx.DiGraph]) -> nx.DiGraph:
         values = [g.graph[name] for g in graphs if name in g.graph]
         if values:
             merged.graph[name] = sum(values) / len(values)
+    for name in CIRCUIT_FIGURES:
+        values = [g.graph[name] for g in graphs if name in g.graph]
+        if values:
+            merged.graph[name] = statistics.median(values)
     prompts = [g.graph["heldout_prompts"] for g in graphs if "heldout_prompts" in g.graph]
     if prompts:
         merged.graph["heldout_prompts"] = sum(prompts)
@@ -68,12 +84,13 @@ def target_subgraph(graph: nx.DiGraph, target: str) -> nx.DiGraph:
 
 def prune(graph: nx.DiGraph, node_threshold: float, edge_threshold: float) -> nx.DiGraph:
     """A copy that keeps, in each layer, the fewest nodes whose summed |influence| reaches
-    ``node_threshold`` of the layer's (error nodes always stay), and of the edges between kept
-    nodes the fewest whose summed |weight| reaches ``edge_threshold`` of theirs (as
-    circuit-tracer's ``prune_graph`` does with cumulative thresholds); records what it hid."""
+    ``node_threshold`` of the layer's (error nodes and the whole circuit's nodes always stay),
+    and of the edges between kept nodes the fewest whose summed |weight| reaches
+    ``edge_threshold`` of theirs (as circuit-tracer's ``prune_graph`` does with cumulative
+    thresholds), with every edge between two nodes of the whole circuit; records what it hid."""
     by_layer: dict[int, list[tuple[float, str]]] = {}
     for node, d in graph.nodes(data=True):
-        if d["kind"] == "feature":
+        if d["kind"] == "feature" and not d.get("in_circuit"):
             by_layer.setdefault(d["layer"], []).append((abs(d.get("influence", 0.0)), node))
     hidden_nodes, hidden_share, total_share = [], 0.0, 0.0
     for items in by_layer.values():
@@ -85,9 +102,15 @@ def prune(graph: nx.DiGraph, node_threshold: float, edge_threshold: float) -> nx
         total_share += total
     pruned = graph.copy()
     pruned.remove_nodes_from(hidden_nodes)
+
+    def inside(node: str) -> bool:
+        return bool(pruned.nodes[node].get("in_circuit"))
+
     edges = sorted(pruned.edges(data="weight"), key=lambda e: -abs(e[2]))
     kept_edges = _cumulative([abs(w) for *_, w in edges], edge_threshold)
-    pruned.remove_edges_from([(u, v) for u, v, _ in edges[kept_edges:]])
+    pruned.remove_edges_from(
+        [(u, v) for u, v, _ in edges[kept_edges:] if not (inside(u) and inside(v))]
+    )
     pruned.graph.update(
         node_threshold=node_threshold,
         edge_threshold=edge_threshold,
@@ -112,6 +135,14 @@ def _cumulative(values: list[float], threshold: float) -> int:
         if running >= threshold * total:
             return count
     return len(values)
+
+
+def circuit_subgraph(graph: nx.DiGraph) -> nx.DiGraph:
+    """The whole circuit's nodes (``in_circuit``) and the edges between them; the graph itself
+    when no node says whether it belongs to one."""
+    if not any("in_circuit" in d for _, d in graph.nodes(data=True)):
+        return graph
+    return graph.subgraph(n for n, d in graph.nodes(data=True) if d.get("in_circuit")).copy()
 
 
 def strongest_chain(graph: nx.DiGraph, target: str) -> list[str]:

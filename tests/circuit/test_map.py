@@ -42,7 +42,7 @@ def test_graph_has_the_documented_schema(full_run):
     for node in features:
         d = graph.nodes[node]
         assert node == f"L{d['layer']}.F{d['index']}" and 0 <= d["layer"] < 3
-        assert {"influence", "attribution", "agreement", "activation", "patchscope"} <= set(d)
+        assert {"influence", "attribution", "activation", "patchscope", "in_circuit"} <= set(d)
         assert {"label", "neuronpedia", "sae", "rank", "p_value"} <= set(d)
     for u, v, d in graph.edges(data=True):
         source, dest = graph.nodes[u]["layer"], graph.nodes[v]["layer"]
@@ -74,7 +74,11 @@ def test_pruning_keeps_the_influential_nodes_and_records_what_it_hid(full_run):
     assert g["edges_hidden"] == graph.number_of_edges() - pruned.number_of_edges()
     assert 0 <= g["influence_hidden"] <= 0.5 + 1e-9
     for layer in (0, 1, 2):
-        shown = [abs(d["influence"]) for _, d in pruned.nodes(data=True) if d["layer"] == layer]
+        shown = [  # nodes of the whole circuit stay whatever their influence
+            abs(d["influence"])
+            for _, d in pruned.nodes(data=True)
+            if d["layer"] == layer and not d.get("in_circuit")
+        ]
         hidden = [
             abs(d["influence"])
             for n, d in graph.nodes(data=True)
@@ -337,7 +341,7 @@ def test_map_with_restarts_puts_agreement_on_feature_nodes(tiny_map_setup, tmp_p
     config = map_config(tiny_map_setup, layers=[2], restarts=2, select="activation")
     graph, _ = run_map(config, tmp_path, log=lambda m: None)
     full = load_graph(tmp_path / "graph.json")
-    rates = [d["agreement"] for _, d in full.nodes(data=True) if d["kind"] == "feature"]
+    rates = [d["agreement"] for _, d in full.nodes(data=True) if "agreement" in d]
     assert len(rates) == config.top_k and all(0 <= r <= 1 for r in rates)
     assert full.graph["restarts"] == 2
 
@@ -410,7 +414,7 @@ def test_nodes_carry_control_statistics(full_run):
     config, run_dir, _, _ = full_run
     graph = load_graph(run_dir / "graph.json")
     nodes = [d for _, d in graph.nodes(data=True) if d["kind"] != "neuron"]
-    floor = 2.0 ** -min(config.effect_prompts, config.n_prompts)  # exact sign-flip test
+    floor = 2.0**-config.effect_prompts  # exact sign-flip test over the effect prompts
     assert nodes and all(floor <= d["p_value"] <= 1 for d in nodes)
     assert all(d["ci_low"] <= d["effect"] + 1e-6 <= d["ci_high"] + 2e-6 for d in nodes)
 
@@ -532,7 +536,7 @@ def test_run_files_have_the_usual_permissions(full_run):
 
 
 def test_map_builds_and_tests_on_a_prompt_set(tiny_map_setup, tmp_path):
-    """--prompts FILE: build and held-out prompts come from the file's two halves, the silent
+    """--prompts FILE: build, effect and held-out prompts come from the file's three parts, the silent
     reference from the corpus, and the graph says which prompts the circuit explains."""
     from circuitmap.circuit.prompts import PromptSplit
     from circuitmap.files.storage import read_json
@@ -544,7 +548,8 @@ def test_map_builds_and_tests_on_a_prompt_set(tiny_map_setup, tmp_path):
     run_map(config, tmp_path / "run", log=lambda m: None)
     split = PromptSplit.from_dict(read_json(tmp_path / "run/targets/L3.N5/prompts.json"))
     assert split.source == "math"
-    assert {lines.index(t) % 2 for t in split.build.texts} == {0}
-    assert {lines.index(t) % 2 for t in split.heldout.texts} == {1}
+    assert {lines.index(t) % 3 for t in split.build.texts} == {0}
+    assert {lines.index(t) % 3 for t in split.effect.texts} == {1}
+    assert {lines.index(t) % 3 for t in split.heldout.texts} == {2}
     assert not set(split.silent.texts) & set(lines)
     assert load_graph(tmp_path / "run" / "graph.json").graph["prompts"] == str(prompt_file)
