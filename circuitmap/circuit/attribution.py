@@ -193,11 +193,12 @@ def bootstrap_agreement(
     cap: int,
     resamples: int,
     seed: int = 0,
-) -> list[float]:
+) -> list[float | None]:
     """For each kept feature, the fraction of bootstrap resamples of the prompts
-    (``per_prompt``: (n, d_sae) attributions) whose selection keeps it too."""
+    (``per_prompt``: (n, d_sae) attributions) whose selection keeps it too (None: no
+    resample ran)."""
     if not kept or resamples < 1:
-        return [1.0] * len(kept)
+        return [None] * len(kept)  # not measured
     gen = torch.Generator().manual_seed(seed)
     n = per_prompt.shape[0]
     hits = torch.zeros(len(kept))
@@ -217,7 +218,7 @@ class Choice:
     ranked: list[int]  # the kept features in the order chosen, then the last round's next best
     kept: int  # ranked[:kept] is the circuit
     scores: list[float]  # each ranked feature's attribution, in the round that ranked it
-    agreement: list[float]  # per kept feature: bootstrap agreement within its round
+    agreement: list[float | None]  # per kept feature: bootstrap agreement within its round
     error: float  # the error term's attribution (clean gradient), mean over prompts
 
 
@@ -242,7 +243,7 @@ def choose(
     choice. With ``ig_steps`` 0 every round uses the clean gradient."""
     kept: list[int] = []
     scores: list[float] = []
-    agreement: list[float] = []
+    agreement: list[float | None] = []
     error = 0.0
     tail: list[int] = []
     tail_scores: list[float] = []

@@ -2,16 +2,18 @@
 
 Each kept feature of layer l, and the layer's SAE error term (the error node), is removed
 (replaced by its reference value, see :mod:`circuitmap.circuit.decompose`) at every real token
-of the build prompts, one batched forward for all of them, started from the prompts' recorded
-clean resid_pre at l. The forward measures:
+of the effect prompts (a part of the pool that chose nothing), one batched forward for all of
+them, started from the prompts' recorded clean resid_pre at l. The forward measures:
 - the node's **influence**: the target's drop, relative to its clean value (its total effect);
 - **edges** into the next mapped layer m (every later mapped layer with ``skip_edges``; from a
   site of the whole circuit also into its next site, or the target from its last site): how
   much of the target flows through each kept feature j of m (and m's error node), read as the
   change of j's attribution ``sum_t f_j,t (u_j . g_m,t)`` (clean gradient at m), relative to the
   clean target; from the last mapped layer the edge goes to the target itself (its influence);
-- control features (matched in activation level to the kept ones) removed the same way, for a
-  p-value of each node's influence;
+- control features removed the same way: a pool matched to activation levels spread over the
+  kept features', of which each node is compared with the ``MATCHED`` closest to its own
+  level, for a p-value of its influence (corrected over the map's nodes when the graph is
+  built: Benjamini-Hochberg q-values);
 - on the optimised X_l: the target's drop when each node, or all kept features, are removed.
 """
 
@@ -27,7 +29,13 @@ import torch
 
 from circuitmap.circuit.decompose import removal_forward, removal_masks
 from circuitmap.files.storage import atomic_write_json, read_json
-from circuitmap.method.ablation import ablation_forward, control_features, necessity
+from circuitmap.method.ablation import (
+    ablation_forward,
+    control_features,
+    matched_controls,
+    necessity,
+    spread_levels,
+)
 
 if TYPE_CHECKING:
     from circuitmap.circuit.attribution import PromptRun
@@ -38,6 +46,7 @@ if TYPE_CHECKING:
     from circuitmap.model.load import LoadedModel
 
 ERROR = -1  # the feature index that stands for a layer's SAE error term
+MATCHED = 3  # controls of the pool each node is compared with: the closest in activation level
 
 
 @dataclass
@@ -45,7 +54,7 @@ class NodeEffect:
     """Removing one node (a kept feature, or the error term) of the layer."""
 
     feature: int  # SAE feature index, or ERROR
-    effect: float  # mean drop of the target over the build prompts
+    effect: float  # mean drop of the target over the effect prompts
     influence: float  # that drop / the clean target
     vector_effect: float  # the target's drop on the optimised X_l
     vector_relative: float | None  # / the target on X_l (None: X_l does not make it fire)
@@ -71,7 +80,7 @@ class EdgeEffect:
 @dataclass
 class LayerEffects:
     layer: int
-    clean: float  # mean clean target over the build prompts
+    clean: float  # mean clean target over the effect prompts
     nodes: list[NodeEffect]
     edges: list[EdgeEffect]
     to_target: bool  # whether this layer's nodes have edges to the target
@@ -149,12 +158,14 @@ def _nodes(
     kept: list[int],
     drops: torch.Tensor,
     control_drops: torch.Tensor | None,
+    matched: list[list[int]],
     t_x: torch.Tensor,
     clean: float,
 ) -> list[NodeEffect]:
     """The kept features' and the error node's effects, from the target's ``drops`` (removals,
-    n) on the prompts (rows: the kept features, then the error node), the controls' drops,
-    and the target on X_l ``t_x`` (row 0 clean, then the same order)."""
+    n) on the prompts (rows: the kept features, then the error node), the controls' drops
+    (controls, n) of which each node is compared with its ``matched`` rows, and the target on
+    X_l ``t_x`` (row 0 clean, then the same order)."""
     nodes = []
     for i, feature in enumerate([*kept, ERROR]):
         effect = drops[i].mean().item()
@@ -167,7 +178,7 @@ def _nodes(
             vector_relative=_relative(on_x, t_x[0].item()),
         )
         if control_drops is not None:
-            for key, value in necessity(drops[i], control_drops).items():
+            for key, value in necessity(drops[i], control_drops[matched[i]]).items():
                 setattr(node, key, value)
         nodes.append(node)
     return nodes
@@ -224,10 +235,12 @@ def layer_effects(
         to_target = to_target or not next_sites
     clean = run.resid[layer]  # (n, seq, d_model)
 
-    # Controls: features of activation level like the top kept ones', one per kept feature.
+    # Controls: a pool of features whose activation levels match ``controls`` levels spread
+    # over the kept features'; each node is compared with the pool's closest to its own level.
     f_clean, _ = dec.encode(clean)  # (n, seq, d_sae)
     activity = (f_clean * run.real[..., None]).sum((0, 1)) / run.real.sum()  # (d_sae,)
-    controls = [c for row in control_features(activity, kept[: config.controls], 1) for c in row]
+    levels = spread_levels(activity, kept, config.controls)
+    controls = [c for row in control_features(activity, levels, 1) for c in row]
 
     # Conditions: clean, each kept feature, the error node, all kept features, each control.
     groups = [[], *([f] for f in kept), [], list(kept), *([c] for c in controls)]
@@ -244,7 +257,9 @@ def layer_effects(
 
     # On X_l: each node, and all kept features together.
     t_x = _on_vector(lm, config, sweep, dec, groups[: sources + 2], errors[: sources + 2])
-    nodes = _nodes(kept, drops, control_drops if controls else None, t_x, clean_p)
+    matched = matched_controls(activity, kept, controls, MATCHED)
+    matched.append(list(range(len(controls))))  # the error node: every control
+    nodes = _nodes(kept, drops, control_drops if controls else None, matched, t_x, clean_p)
     all_x = (t_x[0] - t_x[sources + 1]).item()
     all_p = drops[sources].mean().item()
     all_removed = {

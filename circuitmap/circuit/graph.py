@@ -7,16 +7,21 @@ Graph attributes: ``model``, ``scan`` (the model's name for Neuronpedia), ``prom
 list), ``targets`` (comma-separated target ids), ``layers`` (comma-separated), ``select``
 (attribution|activation), ``ablation`` (silent|zero|mean), ``prompts`` (corpus or the prompt set
 the circuit was built on), ``n_prompts``, ``effect_prompts``, ``n_heldout``, ``lr``,
-``lr_units``, ``steps``, ``top_k``, ``max_features``, ``share``, ``restarts``; the faithfulness
-figures on the held-out prompts (see :mod:`circuitmap.circuit.faithfulness`; with several
-targets, their mean): ``completeness``, ``sufficiency``, ``sufficiency_no_error``, ``error_share``,
+``lr_units``, ``steps``, ``top_k``, ``max_features``, ``share``, ``restarts``, ``min_context``,
+``budget``, ``circuit_sites`` (comma-separated); the whole circuit's figures on the held-out
+prompts (see :mod:`circuitmap.circuit.whole`; with several targets, their median):
+``circuit_circuit`` (F(C)), ``circuit_no_error``, ``circuit_complement`` (F(M minus C)),
+``circuit_random``, ``circuit_area``, ``circuit_feature_nodes``, ``circuit_error_nodes``; the
+per-layer diagnostics (see :mod:`circuitmap.circuit.faithfulness`; with several targets, their
+mean): ``completeness``, ``sufficiency``, ``sufficiency_no_error``, ``error_share``,
 ``random_completeness``, ``random_sufficiency``, ``joint_sufficiency``,
 ``joint_random_sufficiency``, ``heldout_prompts`` (summed over targets); after pruning
 ``node_threshold``, ``edge_threshold``, ``nodes_total``, ``nodes_hidden``, ``edges_total``,
 ``edges_hidden``, ``influence_hidden`` (share of the kept layers' summed |influence| that the
 hidden nodes carry).
 
-Every node and edge has ``targets``: the comma-separated ids of the targets whose maps contain
+Every node has ``in_circuit`` (whether it belongs to the whole circuit; targets always do) and
+every node and edge has ``targets``: the comma-separated ids of the targets whose maps contain
 it. A map of several targets is their graphs merged: a feature found for two targets is one
 node, and an edge measured for two targets is one edge. Where values differ between targets, the
 merged node keeps the first target's values (in the order the targets were given) and the
@@ -29,13 +34,14 @@ Nodes (id -> attributes):
   in the circuit; ``layer``, ``index``, ``label`` (``F{i} L{l}:`` and the tokens where it fires
   most on the build prompts), ``contexts`` (its strongest snippets, ``" | "``-separated, the
   firing token in ``[[ ]]``), ``rank`` (in its layer's selection),
-  ``influence`` (the target's drop on the build prompts when it is removed, relative to the
+  ``influence`` (the target's drop on the effect prompts when it is removed, relative to the
   clean target), ``effect`` (that drop, raw), ``attribution`` (its first-order estimate),
   ``agreement`` (how often a bootstrap resample of the build prompts keeps it, or with
   ``--select activation`` the random-restart agreement), ``activation`` (on the optimised X_l),
   ``vector_relative`` (the target's relative drop on X_l), with controls ``control_mean``,
-  ``p_value`` (paired sign-flip test over the build prompts), ``effect_size``, ``ci_low``,
-  ``ci_high``; ``patchscope`` and ``plain_decode``
+  ``p_value`` (paired sign-flip test over the effect prompts, against the controls closest to
+  its activation level), ``q_value`` (Benjamini-Hochberg over the graph's nodes),
+  ``effect_size``, ``ci_low``, ``ci_high``; ``patchscope`` and ``plain_decode``
   (the layer's gradient Patchscope decodes), ``layer_activation`` (the target reached from X_l),
   ``neuronpedia`` (URL or ""), ``sae`` (the SAE: a release/id, or its folder's last two parts);
   per-layer faithfulness
@@ -49,7 +55,7 @@ Edges (source -> destination), kind ``feature->feature`` (between consecutive ma
 with ``--skip-edges`` also across layers) or ``feature->target`` (from the last mapped layer;
 with ``--skip-edges`` from every layer), sources and destinations including error nodes:
 - ``weight``: how much of the target stops flowing through the destination when the source is
-  removed on the build prompts, relative to the clean target (for ``feature->target``: the
+  removed on the effect prompts, relative to the clean target (for ``feature->target``: the
   source's influence). Positive: the source supports the destination's contribution.
 - ``effect``: the same in the target's units.
 """
@@ -62,6 +68,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import networkx as nx
+from scipy.stats import false_discovery_control
 
 from circuitmap.circuit.contexts import short_label
 from circuitmap.circuit.effects import ERROR
@@ -93,6 +100,7 @@ def build_graph(config: MapConfig, target: Target, result: TargetResult) -> nx.D
     )
     for layer in sorted(result.effects):
         _add_layer_nodes(graph, layer, result, target)
+    _add_q_values(graph)
     for layer, effects in sorted(result.effects.items()):
         if effects.to_target:
             for node in effects.nodes:
@@ -114,6 +122,16 @@ def build_graph(config: MapConfig, target: Target, result: TargetResult) -> nx.D
                 targets=target.id,
             )
     return graph
+
+
+def _add_q_values(graph: nx.DiGraph) -> None:
+    """Each node's p-value corrected over every node of the graph that has one: the
+    Benjamini-Hochberg q-value (``scipy.stats.false_discovery_control``)."""
+    tested = [(n, d["p_value"]) for n, d in graph.nodes(data=True) if "p_value" in d]
+    if tested:
+        q_values = false_discovery_control([p for _, p in tested], method="bh")
+        for (node, _), q in zip(tested, q_values.tolist(), strict=True):
+            graph.nodes[node]["q_value"] = q
 
 
 def _graph_attributes(config: MapConfig, target: Target, result: TargetResult) -> dict:

@@ -88,6 +88,28 @@ def ablation_forward(
     )
 
 
+def matched_controls(
+    activity: torch.Tensor, nodes: list[int], pool: list[int], count: int
+) -> list[list[int]]:
+    """For each node feature, the indices into ``pool`` of the ``count`` controls whose
+    activity (d_sae,) is closest to its own on a log scale."""
+    log_act = activity.clamp(min=1e-12).log()
+    if not pool:
+        return [[] for _ in nodes]
+    pooled = log_act[torch.tensor(pool)]  # (len(pool),)
+    return [(pooled - log_act[node]).abs().argsort()[:count].tolist() for node in nodes]
+
+
+def spread_levels(activity: torch.Tensor, features: list[int], count: int) -> list[int]:
+    """``count`` of ``features`` evenly spread over their activity (d_sae,) levels, lowest to
+    highest: the levels a pool of controls should match."""
+    if not features or count < 1:
+        return []
+    ordered = sorted(features, key=lambda f: activity[f].item())
+    picks = torch.linspace(0, len(ordered) - 1, min(count, len(ordered))).round().long()
+    return list(dict.fromkeys(ordered[i] for i in picks.tolist()))
+
+
 def control_features(activity: torch.Tensor, top: list[int], per_feature: int) -> list[list[int]]:
     """For each top feature, ``per_feature`` other features whose activity (d_sae,) is closest
     to its own on a log scale, each used once; only features that fire (activity > 0) qualify."""
@@ -126,24 +148,26 @@ def sign_flip_p(differences: torch.Tensor, samples: int = 20_000, seed: int = 0)
 
 def necessity(
     effects: torch.Tensor, control_effects: torch.Tensor, n_boot: int = 1000, seed: int = 0
-) -> dict[str, float]:
+) -> dict[str, float | None]:
     """Is a node's effect on the target (n_prompts,) larger than that of control features of
     similar activation level on the same prompts (n_controls, n_prompts)?
 
     Returns the controls' mean effect; a p-value from a paired sign-flip test of the node's
     per-prompt effect minus the controls' mean effect on that prompt (can reach 1/2^n_prompts,
-    whatever the number of controls); the effect size in control standard deviations; and a
-    bootstrap 95% interval of the node's mean effect over prompts."""
+    whatever the number of controls); the effect size in control standard deviations (None
+    unless two controls differ); and a bootstrap 95% interval of the node's mean effect over
+    prompts. With no control, only the interval is measured (the rest None)."""
     effect = effects.mean()
     control = control_effects.mean(-1)  # (n_controls,)
     gen = torch.Generator().manual_seed(seed)
     resampled = effects[torch.randint(len(effects), (n_boot, len(effects)), generator=gen)].mean(-1)
     low, high = torch.quantile(resampled, torch.tensor([0.025, 0.975])).tolist()
     spread = control.std().item() if len(control) > 1 else 0.0
+    measured = len(control) > 0
     return {
-        "control_mean": control.mean().item() if len(control) else 0.0,
-        "p_value": sign_flip_p(effects - control_effects.mean(0)),
-        "effect_size": (effect - control.mean()).item() / spread if spread > 0 else 0.0,
+        "control_mean": control.mean().item() if measured else None,
+        "p_value": sign_flip_p(effects - control_effects.mean(0)) if measured else None,
+        "effect_size": (effect - control.mean()).item() / spread if spread > 0 else None,
         "ci_low": low,
         "ci_high": high,
     }
