@@ -102,8 +102,7 @@ class OptimConfig:
     dummy_prompt: str = "<pad> <pad> <pad> x"
 
     def __post_init__(self) -> None:
-        if not (isinstance(self.lr, int | float) and math.isfinite(self.lr) and self.lr > 0):
-            raise CircuitmapError(f"lr {self.lr} is not valid: use a finite number above 0")
+        check_number("lr", self.lr, 0, above=True)
         check_number("steps", self.steps, 1, 100_000)
         check_literals(self)
 
@@ -165,6 +164,8 @@ class SAETrainConfig:
         check_literals(self)
         for name in ("width", "k", "n_tokens", "eval_tokens", "context", "batch_tokens"):
             check_number(name, getattr(self, name), 1)
+        check_number("lr", self.lr, 0, above=True)
+        check_number("l0_coefficient", self.l0_coefficient, 0)
 
 
 @dataclass

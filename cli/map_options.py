@@ -21,6 +21,7 @@ from circuitmap.config import (
 )
 from circuitmap.errors import CircuitmapError
 
+from .app import finite
 from .options import parse_target, read_targets, with_options
 
 _MAP = MapConfig
@@ -48,8 +49,7 @@ def map_settings(
         typer.Option(
             help="--select attribution: keep features until they carry this share of the "
             "layer's positive attribution.",
-            min=0,
-            max=1,
+            callback=finite(0, 1, above=True),
         ),
     ] = _MAP.share,
     ig_steps: Annotated[
@@ -118,12 +118,16 @@ def map_settings(
     node_threshold: Annotated[
         float,
         typer.Option(
-            help="Show the features carrying this share of each layer's influence.", min=0, max=1
+            help="Show the features carrying this share of each layer's influence.",
+            callback=finite(0, 1, above=True),
         ),
     ] = _MAP.node_threshold,
     edge_threshold: Annotated[
         float,
-        typer.Option(help="Show the edges carrying this share of the edge weight.", min=0, max=1),
+        typer.Option(
+            help="Show the edges carrying this share of the edge weight.",
+            callback=finite(0, 1, above=True),
+        ),
     ] = _MAP.edge_threshold,
     restarts: Annotated[
         int,
@@ -217,9 +221,14 @@ def ray_settings(
         typer.Option(help="Ray workers (model copies) [default: one per GPU, or per CPU].", min=1),
     ] = None,
     gpus_per_worker: Annotated[
-        float, typer.Option(help="GPUs each Ray worker holds (with --device auto: >1).", min=0)
+        float,
+        typer.Option(
+            help="GPUs each Ray worker holds (with --device auto: >1).", callback=finite(0)
+        ),
     ] = 1,
-    cpus_per_worker: Annotated[float, typer.Option(help="CPUs each Ray worker holds.", min=0)] = 1,
+    cpus_per_worker: Annotated[
+        float, typer.Option(help="CPUs each Ray worker holds.", callback=finite(0))
+    ] = 1,
 ) -> dict[str, Any]:
     """The keyword arguments of :class:`~circuitmap.circuit.executors.RayExecutor`."""
     return dict(

@@ -14,7 +14,7 @@ from circuitmap.config import (
 from circuitmap.errors import CircuitmapError
 
 from . import options as o
-from .app import app, log, user_errors
+from .app import app, finite, log, user_errors
 from .map_options import TargetChoice, with_map_settings, with_ray_settings, with_target_choice
 
 
@@ -97,12 +97,16 @@ def export_cmd(
     node_threshold: Annotated[
         float | None,
         typer.Option(
-            help="Share of each layer's influence shown [default: the run's].", min=0, max=1
+            help="Share of each layer's influence shown [default: the run's].",
+            callback=finite(0, 1, above=True),
         ),
     ] = None,
     edge_threshold: Annotated[
         float | None,
-        typer.Option(help="Share of the edge weight shown [default: the run's].", min=0, max=1),
+        typer.Option(
+            help="Share of the edge weight shown [default: the run's].",
+            callback=finite(0, 1, above=True),
+        ),
     ] = None,
     out: Annotated[
         Path | None, typer.Option(help="Folder for the files [default: the run].")
@@ -155,7 +159,11 @@ def labels_cmd(
         ),
     ] = None,
     min_similarity: Annotated[
-        float, typer.Option(help="Flag features whose causal description shares less than this.")
+        float,
+        typer.Option(
+            help="Flag features whose causal description shares less than this (0..1).",
+            callback=finite(0, 1),
+        ),
     ] = 0.1,
     snippets: Annotated[int, typer.Option(help="Top-activating snippets per feature.", min=1)] = 3,
 ) -> None:

@@ -22,6 +22,8 @@ from circuitmap.config import (
 from circuitmap.errors import CircuitmapError, check_range
 from circuitmap.files.storage import read_text_file
 
+from .app import finite
+
 Model = Annotated[
     str,
     typer.Option(
@@ -146,7 +148,10 @@ def read_targets(path: Path) -> list[Target]:
 
 TargetLayer = Annotated[int, typer.Option(help="Layer L of the target MLP neuron.")]
 Neuron = Annotated[int, typer.Option(help="Index n of the neuron in layer L's MLP.")]
-Lr = Annotated[float, typer.Option(help="Adam learning rate (see --lr-units).")]
+Lr = Annotated[
+    float,
+    typer.Option(help="Adam learning rate (see --lr-units).", callback=finite(0, above=True)),
+]
 LrUnits = Annotated[
     str, typer.Option(help='"rms": lr x the Mean Vector\'s RMS coordinate; "raw": as the report.')
 ]
@@ -158,7 +163,7 @@ NormConstraint = Annotated[
 ]
 Prompt = Annotated[str, typer.Option(help="Patchscope prompt.")]
 InjectToken = Annotated[str, typer.Option(help="Prompt token that receives X.")]
-Alpha = Annotated[float, typer.Option(help="Contrast strength.")]
+Alpha = Annotated[float, typer.Option(help="Contrast strength.", callback=finite())]
 MaxNewTokens = Annotated[int, typer.Option(help="Tokens to decode.", min=1)]
 TopK = Annotated[int, typer.Option(help="SAE features per layer.", min=1)]
 Out = Annotated[Path, typer.Option(help="Folder that receives the run folder.")]

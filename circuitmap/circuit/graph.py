@@ -28,7 +28,8 @@ Nodes (id -> attributes):
 - ``L{l}.F{i}``, kind ``feature``: SAE feature i of the SAE reading resid_pre of layer l, kept
   in the circuit; ``layer``, ``index``, ``label`` (``F{i} L{l}:`` and the tokens where it fires
   most on the build prompts), ``contexts`` (its strongest snippets, ``" | "``-separated, the
-  firing token in ``[[ ]]``), ``rank`` (in its layer's selection),
+  firing token in ``[[ ]]``; left off where it never fires on them), ``rank`` (in its layer's
+  selection),
   ``influence`` (the target's drop on the build prompts when it is removed, relative to the
   clean target), ``effect`` (that drop, raw), ``attribution`` (its first-order estimate),
   ``agreement`` (how often a bootstrap resample of the build prompts keeps it, or with
@@ -37,8 +38,8 @@ Nodes (id -> attributes):
   ``p_value`` (paired sign-flip test over the build prompts), ``effect_size``, ``ci_low``,
   ``ci_high``; ``patchscope`` and ``plain_decode``
   (the layer's gradient Patchscope decodes), ``layer_activation`` (the target reached from X_l),
-  ``neuronpedia`` (URL or ""), ``sae`` (the SAE: a release/id, or its folder's last two parts);
-  per-layer faithfulness
+  ``neuronpedia`` (its URL, where the SAE has one), ``sae`` (the SAE: a release/id, or its
+  folder's last two parts); per-layer faithfulness
   ``layer_completeness``, ``layer_sufficiency``, ``layer_error_share``; after
   ``circuitmap labels`` also ``imported_label``, ``snippets``, ``causal_description``,
   ``label_similarity`` and ``label_flagged``.
@@ -183,14 +184,17 @@ def _add_layer_nodes(graph: nx.DiGraph, layer: int, result: TargetResult, target
             "kind": "feature",
             "index": node.feature,
             "label": short_label(layer, node.feature, contexts),
-            "contexts": " | ".join(f"{c.before}[[{c.token}]]" for c in contexts),
             "rank": rank,
             "attribution": chosen.attribution[rank],
             "activation": chosen.activation[rank],
-            "neuronpedia": _neuronpedia(search.features, node.feature),
             **measured,
             **common,
         }
+        if contexts:
+            attrs["contexts"] = " | ".join(f"{c.before}[[{c.token}]]" for c in contexts)
+        url = _neuronpedia(search.features, node.feature)
+        if url is not None:
+            attrs["neuronpedia"] = url
         if chosen.agreement[rank] is not None:
             attrs["agreement"] = chosen.agreement[rank]
         graph.add_node(feature_id(layer, node.feature), **attrs)
@@ -209,9 +213,9 @@ def sae_name(origin: str) -> str:
     return "/".join(path.parts[-2:]) if path.is_absolute() else origin
 
 
-def _neuronpedia(report: FeatureReport, feature: int) -> str:
+def _neuronpedia(report: FeatureReport, feature: int) -> str | None:
     """The feature's Neuronpedia URL where the SAE has one (the report lists URLs by feature)."""
     for f in report.top:
         if f.neuronpedia_url:
             return f.neuronpedia_url.rsplit("/", 1)[0] + f"/{feature}"
-    return ""
+    return None

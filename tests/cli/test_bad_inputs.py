@@ -217,3 +217,91 @@ def test_view_serve_on_a_port_in_use(mapped, monkeypatch, capsys):
         code, _, err = run_main(monkeypatch, capsys, "view", mapped, "--serve", "--port", port)
     assert code == 2 and err.startswith(f"error: cannot serve on 127.0.0.1:{port}")
     assert len(err.strip().splitlines()) == 1
+
+
+def _is_float(param) -> bool:
+    """A float option, as typer (its own parameter classes) or click describes it."""
+    import typing
+
+    descriptor = getattr(param, "type_descriptor", None)
+    annotation = getattr(descriptor, "annotation", None)
+    click_type = getattr(getattr(param, "type", None), "name", "")
+    return float in (annotation, *typing.get_args(annotation)) or "float" in click_type
+
+
+def _float_options() -> list[tuple[str, ...]]:
+    """(command words..., option) for every float option of every command."""
+    import typer.main
+
+    from circuitmap_cli.main import app
+
+    def walk(command, words):
+        for name, sub in getattr(command, "commands", {}).items():
+            yield from walk(sub, [*words, name])
+        for param in getattr(command, "params", []):
+            if _is_float(param) and param.opts[0].startswith("--"):
+                yield (*words, param.opts[0])
+
+    return sorted(walk(typer.main.get_command(app), []))
+
+
+FLOAT_OPTIONS = _float_options()
+
+
+def test_float_options_are_found():
+    assert ("labels", "--min-similarity") in FLOAT_OPTIONS
+    assert ("export", "--node-threshold") in FLOAT_OPTIONS
+    assert ("sae", "train", "--l0-coefficient") in FLOAT_OPTIONS
+    assert len(FLOAT_OPTIONS) >= 15
+
+
+@pytest.mark.parametrize("value", ["nan", "inf", "-inf"])
+@pytest.mark.parametrize("words", FLOAT_OPTIONS, ids=" ".join)
+def test_every_float_option_is_finite_and_in_range(words, value, tmp_path, monkeypatch, capsys):
+    """Every float option of every command goes through one finite-and-in-range check, before
+    anything runs (here even before the missing required options are noticed)."""
+    *command, option = words
+    if command == ["steer"]:
+        pytest.skip("steer's numbers are lists")
+    monkeypatch.chdir(tmp_path)
+    code, out, err = run_main(monkeypatch, capsys, *command, option, value)
+    assert code == 2, (out, err)
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(f"error: {option} {value} is not valid"), err
+    assert "use a finite number" in lines[0]
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_min_similarity_out_of_range(mapped, monkeypatch, capsys):
+    code, _, err = run_main(monkeypatch, capsys, "labels", mapped, "--min-similarity", "1.5")
+    assert code == 2
+    assert err.strip() == (
+        "error: --min-similarity 1.5 is not valid: use a finite number of at least 0 and at most 1"
+    )
+
+
+def test_exports_leave_missing_values_off(mapped, tmp_path, monkeypatch, capsys):
+    """No attribute of a GraphML, GEXF or node-link JSON export is an empty string (a feature
+    of an SAE without a Neuronpedia page has no ``neuronpedia`` attribute at all)."""
+    import networkx as nx
+
+    code, _, err = run_main(
+        monkeypatch, capsys, "export", mapped, "--format", "graphml,gexf,json", "--out", tmp_path
+    )
+    assert code == 0, err
+    data = json.loads((tmp_path / "circuit.json").read_text())
+    graphs = {
+        "graphml": nx.read_graphml(tmp_path / "circuit.graphml"),
+        "gexf": nx.read_gexf(tmp_path / "circuit.gexf"),
+        "json": nx.node_link_graph(data, directed=True, edges="links"),
+    }
+    for name, graph in graphs.items():
+        features = [d for _, d in graph.nodes(data=True) if d.get("kind") == "feature"]
+        assert features, name
+        assert not any("neuronpedia" in d for d in features), name
+        values = [
+            *graph.graph.values(),
+            *(v for _, d in graph.nodes(data=True) for v in d.values()),
+            *(v for *_, d in graph.edges(data=True) for v in d.values()),
+        ]
+        assert "" not in values, name
