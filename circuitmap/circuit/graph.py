@@ -6,8 +6,11 @@ Graph attributes: ``model``, ``scan`` (the model's name for Neuronpedia), ``prom
 ``prompt_tokens`` (the strongest build prompt up to the target's peak, and its tokens as a JSON
 list), ``targets`` (comma-separated target ids), ``layers`` (comma-separated), ``select``
 (attribution|activation), ``ablation`` (silent|zero|mean), ``prompts`` (corpus or the prompt set
-the circuit was built on), ``n_prompts``, ``effect_prompts``, ``n_heldout``, ``lr``,
-``lr_units``, ``steps``, ``top_k``, ``max_features``, ``share``, ``restarts``; the faithfulness
+the circuit was built on), ``lr``, ``lr_units``, ``steps``, ``max_features``, ``share``,
+``restarts``; the counts that were used, which a small prompt set or SAE can make smaller than
+the options asked for (with several targets, the most any target used): ``n_prompts`` (build
+prompts), ``effect_prompts``, ``n_heldout``, ``top_k`` (SAE features of X_l reported a layer),
+``controls`` (control features a layer was measured against; 0: none); the faithfulness
 figures on the held-out prompts (see :mod:`circuitmap.circuit.faithfulness`; with several
 targets, their mean): ``completeness``, ``sufficiency``, ``sufficiency_no_error``, ``error_share``,
 ``random_completeness``, ``random_sufficiency``, ``joint_sufficiency``,
@@ -34,7 +37,8 @@ Nodes (id -> attributes):
   clean target), ``effect`` (that drop, raw), ``attribution`` (its first-order estimate),
   ``agreement`` (how often a bootstrap resample of the build prompts keeps it, or with
   ``--select activation`` the random-restart agreement), ``activation`` (on the optimised X_l),
-  ``vector_relative`` (the target's relative drop on X_l), with controls ``control_mean``,
+  ``vector_relative`` (the target's relative drop on X_l), with controls ``controls`` (how
+  many the layer's nodes were measured against), ``control_mean``,
   ``p_value`` (paired sign-flip test over the build prompts), ``effect_size``, ``ci_low``,
   ``ci_high``; ``patchscope`` and ``plain_decode``
   (the layer's gradient Patchscope decodes), ``layer_activation`` (the target reached from X_l),
@@ -117,9 +121,10 @@ def build_graph(config: MapConfig, target: Target, result: TargetResult) -> nx.D
 
 
 def _graph_attributes(config: MapConfig, target: Target, result: TargetResult) -> dict:
-    """The graph's own attributes: the model, the strongest build prompt, the settings, and
-    the faithfulness figures when they were measured."""
+    """The graph's own attributes: the model, the strongest build prompt, the settings (counts
+    as used), and the faithfulness figures when they were measured."""
     strongest = result.prompts.build
+    reported = [len(s.features.top) for s in result.sweep.layers.values()]
     attributes = dict(
         model=config.model.name,
         scan=scan_name(config.model.name),
@@ -130,13 +135,14 @@ def _graph_attributes(config: MapConfig, target: Target, result: TargetResult) -
         select=config.select,
         ablation=config.ablation,
         prompts=config.prompts or "corpus",
-        n_prompts=config.n_prompts,
-        effect_prompts=config.effect_prompts,
-        n_heldout=config.n_heldout,
+        n_prompts=len(strongest.texts),
+        effect_prompts=min(config.effect_prompts, len(strongest.texts)),
+        n_heldout=len(result.prompts.heldout.texts),
+        controls=max((len(e.controls) for e in result.effects.values()), default=0),
         lr=config.optim.lr,
         lr_units=config.optim.lr_units,
         steps=config.optim.steps,
-        top_k=config.top_k,
+        top_k=max(reported, default=0),
         max_features=config.max_features,
         share=config.share,
         restarts=config.restarts,
@@ -158,6 +164,8 @@ def _add_layer_nodes(graph: nx.DiGraph, layer: int, result: TargetResult, target
         "sae": sae_name(search.features.sae_origin),
         "targets": target.id,
     }
+    if result.effects[layer].controls:
+        common["controls"] = len(result.effects[layer].controls)
     if result.faithfulness is not None:
         figures = result.faithfulness.layers[layer]
         for name in ("completeness", "sufficiency", "error_share"):
