@@ -43,7 +43,8 @@ def test_graph_has_the_documented_schema(full_run):
         d = graph.nodes[node]
         assert node == f"L{d['layer']}.F{d['index']}" and 0 <= d["layer"] < 3
         assert {"influence", "attribution", "agreement", "activation", "patchscope"} <= set(d)
-        assert {"label", "neuronpedia", "sae", "rank", "p_value"} <= set(d)
+        assert {"label", "sae", "rank", "p_value", "controls"} <= set(d)
+        assert "neuronpedia" not in d  # the tiny SAEs have no Neuronpedia page
     for u, v, d in graph.edges(data=True):
         source, dest = graph.nodes[u]["layer"], graph.nodes[v]["layer"]
         if v == "L3.N5":  # only the last mapped layer's nodes have edges to the target
