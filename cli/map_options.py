@@ -160,10 +160,10 @@ class TargetChoice:
     positive: str
     negative: str
 
-    def resolve(self, model: ModelConfig) -> list[Target]:
-        """Every named target, in order (``--find-layer`` ranks neurons with the model)."""
-        from circuitmap.validate.probe import top_neurons
-
+    def named(self) -> list[Target]:
+        """The targets named on the command line or in the targets file, in order; with
+        ``--find-layer``, neuron 0 of that layer stands in for the neurons it will find (they
+        are checked like it before the model ranks them)."""
         chosen = [parse_target(spec) for spec in self.target or []]
         if self.target_layer is not None or self.neuron is not None:
             if self.target_layer is None or self.neuron is None:
@@ -172,6 +172,16 @@ class TargetChoice:
         if self.targets_file is not None:
             chosen += read_targets(self.targets_file)
         if self.find_layer is not None:
+            chosen.append(Target(self.find_layer, 0))
+        return chosen
+
+    def resolve(self, model: ModelConfig) -> list[Target]:
+        """Every named target, in order (``--find-layer`` ranks neurons with the model)."""
+        from circuitmap.validate.probe import top_neurons
+
+        chosen = self.named()
+        if self.find_layer is not None:
+            chosen.pop()  # the stand-in
             found = top_neurons(model, self.find_layer, self.find_top, self.positive, self.negative)
             chosen += found
         if not chosen:

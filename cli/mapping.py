@@ -10,6 +10,7 @@ import typer
 from circuitmap.config import (
     MapConfig,
     SAETrainConfig,
+    Target,
 )
 from circuitmap.errors import CircuitmapError
 
@@ -53,7 +54,7 @@ def map_cmd(
     """Map a whole circuit: the gradient Patchscope at every upstream layer of one or several
     targets, SAE features, and feature-ablation effects as weighted edges; writes interactive
     HTML and graph files. Several targets share one graph."""
-    from circuitmap.circuit.run import finish_map, new_map, resume_map
+    from circuitmap.circuit.run import check_map, finish_map, new_map, resume_map
     from circuitmap.config import EXECUTORS
     from circuitmap.errors import check_choice
     from circuitmap.model.load import model_shape
@@ -64,13 +65,19 @@ def map_cmd(
     if resume is not None:
         config, run_dir = resume_map(resume), resume
     else:
-        chosen = targets.resolve(method.model)
-        config = MapConfig(
-            targets=list({t.id: t for t in chosen}.values()),  # each target once, in order
-            layers=o.parse_layers(layers, model_shape(method.model)[0]) if layers else None,
-            **vars(method),
-            **settings,
-        )
+        upstream = o.parse_layers(layers, model_shape(method.model)[0]) if layers else None
+
+        def config_for(chosen_targets: list[Target]) -> MapConfig:
+            return MapConfig(
+                targets=list({t.id: t for t in chosen_targets}.values()),  # each once, in order
+                layers=upstream,
+                **vars(method),
+                **settings,
+            )
+
+        if targets.find_layer is not None:  # everything checked before the model ranks neurons
+            check_map(config_for(targets.named()))
+        config = config_for(targets.resolve(method.model))
         run_dir = new_map(config, out, run_dir)
     typer.echo(f"mapping into {run_dir} (resume with --resume {run_dir})", err=True)
     graph, files = finish_map(
@@ -169,13 +176,13 @@ def labels_cmd(
 ) -> None:
     """Put each feature's observational description (top corpus snippets, imported label) next
     to its causal one (Patchscope of its direction) and flag contradictions; writes labels.csv."""
-    from circuitmap.files.runs import load_map_config
+    from circuitmap.files.runs import load_finished_map
     from circuitmap.model.load import load_model
     from circuitmap.validate.labels import read_labels
     from circuitmap.validate.relabel import relabel
 
-    config = load_map_config(run)
-    imported = read_labels(labels, config.sae.hook) if labels else {}  # before the model loads
+    config, _ = load_finished_map(run)  # the run and the label file, before the model loads
+    imported = read_labels(labels, config.sae.hook) if labels else {}
     rows, files = relabel(
         run, load_model(config.model), imported, min_similarity, snippets, log=log
     )

@@ -47,6 +47,7 @@ from circuitmap.files.storage import (
     atomic_write_json,
     read_json,
     read_tensors,
+    reading,
 )
 from circuitmap.method.baseline import Baseline
 from circuitmap.model.load import check_target, model_shape
@@ -73,7 +74,12 @@ class TargetResult:
 def done_effects(run_dir: Path, target: Target) -> dict[int, LayerEffects]:
     """The layers of ``target`` whose ablation effects are already in ``run_dir``."""
     found = sorted((target_dir(run_dir, target) / LAYERS_DIR).glob("layer_*.json"))
-    return {e.layer: e for e in map(LayerEffects.load, found)}
+    effects = {}
+    for path in found:
+        with reading(path):
+            done = LayerEffects.load(path)
+        effects[done.layer] = done
+    return effects
 
 
 def load_baseline(run_dir: Path, layers: list[int]) -> Baseline | None:
@@ -82,13 +88,17 @@ def load_baseline(run_dir: Path, layers: list[int]) -> Baseline | None:
     if not path.exists():
         return None
     tensors, info = read_tensors(path), read_json(run_dir / "baseline.json")
-    return Baseline(
-        means={layer: tensors[f"mean_{layer}"] for layer in layers},
-        norm_ranges={int(k): tuple(v) for k, v in info["norm_ranges"].items()},
-        vectors={layer: tensors[f"vectors_{layer}"] for layer in layers},
-        target_max=None,
-        n_texts=info["n_texts"],
-    )
+    with reading(path):
+        means = {layer: tensors[f"mean_{layer}"] for layer in layers}
+        vectors = {layer: tensors[f"vectors_{layer}"] for layer in layers}
+    with reading(run_dir / "baseline.json"):
+        return Baseline(
+            means=means,
+            norm_ranges={int(k): tuple(v) for k, v in info["norm_ranges"].items()},
+            vectors=vectors,
+            target_max=None,
+            n_texts=info["n_texts"],
+        )
 
 
 def save_baseline(run_dir: Path, base: Baseline) -> None:
@@ -111,13 +121,29 @@ def run_baseline(config: MapConfig, run_dir: Path, executor: Executor) -> Baseli
     return base
 
 
-def _prompts(config: MapConfig, run_dir: Path, executor: Executor) -> dict[str, PromptSplit]:
-    """Each target's prompts, chosen once (for all targets still lacking them) and kept."""
+def saved_prompts(config: MapConfig, run_dir: Path) -> dict[str, PromptSplit]:
+    """The prompts of the targets that have them in ``run_dir``."""
     chosen = {}
     for t in config.targets:
         path = target_dir(run_dir, t) / "prompts.json"
         if path.exists():
-            chosen[t.id] = PromptSplit.from_dict(read_json(path))
+            data = read_json(path)
+            with reading(path):
+                chosen[t.id] = PromptSplit.from_dict(data)
+    return chosen
+
+
+def check_saved(config: MapConfig, run_dir: Path) -> None:
+    """Read every result a run folder holds, as a resumed map will: a damaged file is a
+    one-line error naming it, before any work (a resume relies on all of them)."""
+    load_baseline(run_dir, config.all_layers())
+    saved_prompts(config, run_dir)
+    _Done.read(config, run_dir)
+
+
+def _prompts(config: MapConfig, run_dir: Path, executor: Executor) -> dict[str, PromptSplit]:
+    """Each target's prompts, chosen once (for all targets still lacking them) and kept."""
+    chosen = saved_prompts(config, run_dir)
     missing = [t for t in config.targets if t.id not in chosen]
     if missing:
         found = executor.call(Worker.prompts, missing)
@@ -159,11 +185,14 @@ class _Done:
         for t in config.targets:
             folder = target_dir(run_dir, t)
             if (folder / "sweep.json").exists():
-                done.sweeps[t.id] = TargetSweep.load(folder)
+                with reading(folder / "sweep.json"):
+                    done.sweeps[t.id] = TargetSweep.load(folder)
             if (folder / SELECTION_FILE).exists():
-                done.selections[t.id] = Selection.load(folder)
+                with reading(folder / SELECTION_FILE):
+                    done.selections[t.id] = Selection.load(folder)
             if (folder / FAITHFULNESS_FILE).exists():
-                measured = Faithfulness.load(folder)
+                with reading(folder / FAITHFULNESS_FILE):
+                    measured = Faithfulness.load(folder)
                 if measured.has_curve or not config.curve:  # else measured again, with it
                     done.faithfulness[t.id] = measured
             done.effects[t.id] = done_effects(run_dir, t)

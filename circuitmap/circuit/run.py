@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 import networkx as nx
 
-from circuitmap.circuit.driver import check_targets, map_circuit
+from circuitmap.circuit.driver import check_saved, check_targets, map_circuit
 from circuitmap.circuit.executors import LocalExecutor, make_executor
 from circuitmap.circuit.graph import build_graph
 from circuitmap.circuit.prune import merge_graphs, prune
@@ -55,10 +55,12 @@ def new_map(config: MapConfig, out: Path, run_dir: Path | None = None) -> Path:
 
 
 def resume_map(run_dir: Path) -> MapConfig:
-    """The config of an interrupted map, checked like a new one."""
+    """The config of an interrupted map, checked like a new one, and every result the folder
+    holds read and checked (a damaged one is an error before SAE training or any other work)."""
     config = load_map_config(run_dir)
     check_map(config)
     writable_dir(run_dir, "run folder")
+    check_saved(config, run_dir)
     return config
 
 

@@ -8,7 +8,7 @@ import shutil
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import torch
 from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer, PreTrainedModel
@@ -155,14 +155,24 @@ def _load_error(config: ModelConfig, exc: Exception) -> CircuitmapError:
     return CircuitmapError(f"cannot load model {config.name!r}: {first_line}")
 
 
+def _text_config(config: ModelConfig) -> Any:
+    """The model's (text) config alone, without its weights."""
+    try:
+        return AutoConfig.from_pretrained(_source(config)).get_text_config()
+    except (OSError, ValueError) as exc:
+        raise _load_error(config, exc) from exc
+
+
 def model_shape(config: ModelConfig) -> tuple[int, int]:
     """(decoder layers, MLP width) from the model's config alone, without its weights: how a
     driver that hands the model to remote workers checks targets."""
-    try:
-        text = AutoConfig.from_pretrained(_source(config)).get_text_config()
-    except (OSError, ValueError) as exc:
-        raise _load_error(config, exc) from exc
+    text = _text_config(config)
     return text.num_hidden_layers, text.intermediate_size
+
+
+def model_width(config: ModelConfig) -> int:
+    """The residual stream's size (d_model) from the model's config alone."""
+    return _text_config(config).hidden_size
 
 
 def load_tokenizer(config: ModelConfig) -> PreTrainedTokenizerBase:

@@ -330,3 +330,97 @@ def test_a_map_records_the_counts_it_used(tiny_map_setup, tmp_path, monkeypatch,
     assert {n["controls"] for n in graph["nodes"] if "p_value" in n} <= set(range(1, kept + 1))
     settings = json.loads((tmp_path / "run" / "circuit_neuronpedia.json").read_text())
     assert settings["metadata"]["generation_settings"]["effect_prompts"] == 4
+
+
+@pytest.mark.parametrize("damage", ["truncated", "wrong shape"])
+def test_resume_reads_every_result_before_any_work(damage, mapped, tmp_path, monkeypatch, capsys):
+    """A resumed map whose SAEs are missing (it would train them) and whose layer file is
+    damaged fails on the file, naming it, before any SAE is trained or any file written."""
+    import shutil
+
+    run = tmp_path / "run"
+    shutil.copytree(mapped, run)
+    (run / "graph.json").unlink()  # unfinished
+    config = json.loads((run / "config.json").read_text())
+    config["sae"]["sae_dir"] = str(tmp_path / "no-saes-yet")
+    (run / "config.json").write_text(json.dumps(config))
+    layer = run / "targets" / "L3.N5" / "layers" / "layer_02.json"
+    text = layer.read_text()
+    layer.write_text(text[: len(text) // 2] if damage == "truncated" else '{"layer": 2}')
+    before = _snapshot(tmp_path)
+    code, out, err = run_main(monkeypatch, capsys, "map", "--resume", run)
+    assert code == 2, (out, err)
+    assert err.startswith(f"error: cannot read {layer}") and len(err.strip().splitlines()) == 1
+    assert _snapshot(tmp_path) == before
+    assert not (tmp_path / "no-saes-yet").exists()
+
+
+@pytest.fixture
+def no_weights(monkeypatch):
+    """Loading a model's weights fails the test: the checks must come first."""
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("the model's weights loaded before the check")
+
+    monkeypatch.setattr("circuitmap.model.load.load_model", refuse)
+    monkeypatch.setattr("circuitmap.validate.probe.load_model", refuse)
+
+
+def _before_weights_cases(setup, run_dir: Path, tmp: Path) -> dict[str, tuple[list, str]]:
+    model = ["--model", setup["model"], "--sae-dir", setup["saes"]]
+    damaged = tmp / "damaged-run"
+    damaged.mkdir()
+    for name in ("config.json", "graph.json"):
+        (damaged / name).write_text((run_dir / name).read_text())
+    (damaged / "graph.json").write_text('{"nodes": [}')
+    return {
+        "probe feature index": (
+            ["probe", "--target-layer", 3, "--neuron", 5, "--feature", "2:999", *model],
+            "feature 999 is out of range: valid values are 0..63",
+        ),
+        "probe feature layer": (
+            ["probe", "--target-layer", 3, "--neuron", 5, "--feature", "9:1", *model],
+            "layer 9 is out of range",
+        ),
+        "probe neuron": (
+            ["probe", "--target-layer", 3, "--neuron", 999, *model],
+            "neuron 999",
+        ),
+        "steer feature index": (
+            ["steer", "--layer", 2, "--feature", 999, *model],
+            "feature 999 is out of range: valid values are 0..63",
+        ),
+        "steer neuron": (["steer", "--target-layer", 3, "--neuron", 999, *model], "neuron 999"),
+        "map find with a bad prompt set": (
+            ["map", "--find-layer", 3, "--prompts", tmp / "none.txt", *model],
+            "prompt set",
+        ),
+        "map find at a bad layer": (["map", "--find-layer", 9, *model], "9"),
+        "labels of a damaged run": (["labels", damaged], f"cannot read {damaged / 'graph.json'}"),
+    }
+
+
+BEFORE_WEIGHTS = [
+    "probe feature index",
+    "probe feature layer",
+    "probe neuron",
+    "steer feature index",
+    "steer neuron",
+    "map find with a bad prompt set",
+    "map find at a bad layer",
+    "labels of a damaged run",
+]
+
+
+@pytest.mark.parametrize("case", BEFORE_WEIGHTS)
+def test_checks_come_before_the_weights_load(
+    case, no_weights, tiny_map_setup, mapped, tmp_path, monkeypatch, capsys
+):
+    monkeypatch.chdir(tmp_path)
+    args, message = _before_weights_cases(tiny_map_setup, mapped, tmp_path)[case]
+    before = _snapshot(tmp_path), _snapshot(mapped)
+    code, out, err = run_main(monkeypatch, capsys, *args)
+    assert code == 2, (out, err)
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: ") and message in lines[0], err
+    assert (_snapshot(tmp_path), _snapshot(mapped)) == before
