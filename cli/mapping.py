@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -17,6 +18,38 @@ from circuitmap.errors import CircuitmapError
 from . import options as o
 from .app import app, finite, log, user_errors
 from .map_options import TargetChoice, with_map_settings, with_ray_settings, with_target_choice
+
+NOTE_UNITS = 100  # a map of this many units of work or more prints their number and time
+ASK_UNITS = 500  # and from this many on starts only with --yes (or a yes on a terminal)
+
+
+def _duration(seconds: float) -> str:
+    if seconds < 3600:
+        return f"{seconds / 60:.0f} min"
+    if seconds < 2 * 86400:
+        return f"{seconds / 3600:.1f} h"
+    return f"{seconds / 86400:.0f} days"
+
+
+def confirm_size(config: MapConfig, run_dir: Path | None, yes: bool) -> None:
+    """Before a long map (what is left of it in ``run_dir``): its units of work and an estimate
+    of the time on stderr; from ``ASK_UNITS`` on, a one-line error unless ``yes`` or the user
+    says yes on a terminal."""
+    from circuitmap.circuit.driver import UNIT_SECONDS, units_left
+
+    units = units_left(config, run_dir)
+    if units < NOTE_UNITS:
+        return
+    about = (
+        f"this map has {units} units of work left: about {_duration(units * UNIT_SECONDS)} at "
+        "the embedded model's pace on 2 CPU cores"
+    )
+    if units < ASK_UNITS or yes:
+        log(about)
+    elif not sys.stdin.isatty():
+        raise CircuitmapError(f"{about}: pass --yes to start it, or map fewer targets")
+    elif not typer.confirm(f"{about}. Start it?", err=True):
+        raise CircuitmapError(f"{about}: not started")
 
 
 @app.command("map")
@@ -50,6 +83,14 @@ def map_cmd(
     run_dir: Annotated[
         Path | None, typer.Option(help="Exact folder for the run [default: a new one under --out].")
     ] = None,
+    yes: Annotated[
+        bool,
+        typer.Option(
+            "--yes",
+            help=f"Start a map of {ASK_UNITS} units of work or more without asking (a target "
+            "is a unit for its sweep, its selection, each layer and its faithfulness).",
+        ),
+    ] = False,
 ) -> None:
     """Map a whole circuit: the gradient Patchscope at every upstream layer of one or several
     targets, SAE features, and feature-ablation effects as weighted edges; writes interactive
@@ -64,6 +105,7 @@ def map_cmd(
     check_choice("executor", executor, EXECUTORS)
     if resume is not None:
         config, run_dir = resume_map(resume), resume
+        confirm_size(config, run_dir, yes)
     else:
         upstream = o.parse_layers(layers, model_shape(method.model)[0]) if layers else None
 
@@ -78,7 +120,7 @@ def map_cmd(
         if targets.find_layer is not None:  # everything checked before the model ranks neurons
             check_map(config_for(targets.named()))
         config = config_for(targets.resolve(method.model))
-        run_dir = new_map(config, out, run_dir)
+        run_dir = new_map(config, out, run_dir, lambda c: confirm_size(c, None, yes))
     typer.echo(f"mapping into {run_dir} (resume with --resume {run_dir})", err=True)
     graph, files = finish_map(
         config,

@@ -59,6 +59,10 @@ if TYPE_CHECKING:
 
 Log = Callable[[str], None]
 
+# One unit of work of the embedded model's default map on 2 CPU cores (the Speed table of the
+# README: 75 s for its 15 units), the pace a map's time estimate assumes.
+UNIT_SECONDS = 5.0
+
 
 @dataclass
 class TargetResult:
@@ -208,6 +212,14 @@ class _Done:
             + (config.faithfulness and t.id not in self.faithfulness)
             for t in config.targets
         )
+
+
+def units_left(config: MapConfig, run_dir: Path | None = None) -> int:
+    """The units of work (see the module docstring: sweeps, selections, layers, faithfulness)
+    a new map has to do, or what is left of the map in ``run_dir``."""
+    if run_dir is None:
+        return _Done({}, {}, {}, {t.id: {} for t in config.targets}).units_left(config)
+    return _Done.read(config, run_dir).units_left(config)
 
 
 class _Plan:

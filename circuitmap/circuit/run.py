@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -38,14 +39,22 @@ def check_map(config: MapConfig) -> None:
         read_prompt_set(config.prompts)  # readable, and not empty
 
 
-def new_map(config: MapConfig, out: Path, run_dir: Path | None = None) -> Path:
+def new_map(
+    config: MapConfig,
+    out: Path,
+    run_dir: Path | None = None,
+    confirm: Callable[[MapConfig], None] | None = None,
+) -> Path:
     """Check a new map, then create its run folder (``run_dir``, or a new one under ``out``) and
-    write its config: from then on :func:`resume_map` can finish whatever fails."""
+    write its config: from then on :func:`resume_map` can finish whatever fails. ``confirm``
+    runs after the checks and before anything is written (it raises to stop)."""
     if run_dir is not None and run_dir.is_dir() and any(run_dir.iterdir()):
         raise CircuitmapError(
             f"run folder {str(run_dir)!r} is not empty: use --resume to finish it"
         )
     check_map(config)
+    if confirm is not None:
+        confirm(config)
     if run_dir is None:
         name = "map-" + "-".join(t.id for t in config.targets[:3])
         run_dir = new_run_dir(writable_dir(out, "output folder"), name)

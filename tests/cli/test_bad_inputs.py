@@ -424,3 +424,50 @@ def test_checks_come_before_the_weights_load(
     lines = err.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: ") and message in lines[0], err
     assert (_snapshot(tmp_path), _snapshot(mapped)) == before
+
+
+def _big_request(setup, tmp: Path) -> list:
+    """A map of a 10 000-line targets file: 192 distinct targets, 960 units of work."""
+    lines = [f"{1 + i % 3}:{i % 64}" for i in range(10_000)]
+    (tmp / "targets.txt").write_text("\n".join(lines) + "\n")
+    return [
+        *("map", "--targets-file", tmp / "targets.txt", "--model", setup["model"]),
+        *("--dataset", setup["corpus"], "--sae-dir", setup["saes"], "--out", tmp / "runs"),
+    ]
+
+
+def test_a_big_map_needs_yes(tiny_map_setup, tmp_path, monkeypatch, capsys):
+    args = _big_request(tiny_map_setup, tmp_path)
+    before = _snapshot(tmp_path)
+    code, out, err = run_main(monkeypatch, capsys, *args)
+    assert code == 2, (out, err)
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: this map has 960 units of work"), err
+    assert "pass --yes to start it" in lines[0] and " h " in lines[0]
+    assert _snapshot(tmp_path) == before and not (tmp_path / "runs").exists()
+
+
+def test_a_big_map_asks_on_a_terminal(tiny_map_setup, tmp_path, monkeypatch, capsys):
+    args = _big_request(tiny_map_setup, tmp_path)
+    asked = []
+    monkeypatch.setattr(sys.stdin, "isatty", lambda: True, raising=False)
+    monkeypatch.setattr("typer.confirm", lambda text, **kw: asked.append(text) or False)
+    code, _, err = run_main(monkeypatch, capsys, *args)
+    assert code == 2 and err.strip().endswith("not started")
+    assert len(asked) == 1 and "960 units of work" in asked[0]
+    assert not (tmp_path / "runs").exists()
+
+
+def test_a_big_map_starts_with_yes_and_says_how_long(tiny_map_setup, tmp_path, monkeypatch, capsys):
+    from circuitmap.errors import CircuitmapError
+
+    def stop(config, run_dir, **kwargs):
+        raise CircuitmapError(f"stopped before the work on {len(config.targets)} targets")
+
+    monkeypatch.setattr("circuitmap.circuit.run.finish_map", stop)
+    args = _big_request(tiny_map_setup, tmp_path)
+    code, _, err = run_main(monkeypatch, capsys, *args, "--yes")
+    assert code == 2
+    assert "this map has 960 units of work left: about" in err
+    assert err.strip().endswith("stopped before the work on 192 targets")
+    assert len(list((tmp_path / "runs").iterdir())) == 1  # the run folder, with its config
