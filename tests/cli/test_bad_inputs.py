@@ -471,3 +471,88 @@ def test_a_big_map_starts_with_yes_and_says_how_long(tiny_map_setup, tmp_path, m
     assert "this map has 960 units of work left: about" in err
     assert err.strip().endswith("stopped before the work on 192 targets")
     assert len(list((tmp_path / "runs").iterdir())) == 1  # the run folder, with its config
+
+
+def _serving(mapped, monkeypatch, capsys, host: str = "127.0.0.1"):
+    """`circuitmap view RUN --serve` on a free port, in a thread: (port, server, thread)."""
+    import socket
+    import threading
+    import time
+
+    from circuitmap_cli import view
+
+    with socket.socket() as probe:
+        probe.bind((host, 0))
+        port = probe.getsockname()[1]
+    servers = []
+
+    def make(*args, **kwargs):
+        servers.append(view_make(*args, **kwargs))
+        return servers[-1]
+
+    view_make = view.make_server
+    monkeypatch.setattr(view, "make_server", make)
+    monkeypatch.setattr(sys, "argv", ["circuitmap", "view", str(mapped), "--serve"])
+    monkeypatch.setattr(sys, "argv", [*sys.argv, "--port", str(port), "--host", host])
+
+    def serve():
+        try:
+            main()
+        except SystemExit:
+            pass
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    for _ in range(500):
+        if servers:
+            break
+        time.sleep(0.01)
+    return port, servers[0], thread
+
+
+def _get(port: int, host_header: str) -> int:
+    import http.client
+
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    connection.request("GET", "/", headers={"Host": host_header})
+    status = connection.getresponse().status
+    connection.close()
+    return status
+
+
+def test_view_serve_ignores_clients_that_leave_early(mapped, monkeypatch, capsys):
+    """Clients that reset the connection mid-request or mid-response print no traceback, and
+    the server keeps serving."""
+    import socket
+    import struct
+
+    port, server, thread = _serving(mapped, monkeypatch, capsys)
+    requests = [b"GET / HTTP/1.1\r\nHo", f"GET / HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n\r\n"]
+    try:
+        for _ in range(3):
+            for request in requests:
+                client = socket.create_connection(("127.0.0.1", port))
+                client.sendall(request if isinstance(request, bytes) else request.encode())
+                client.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+                client.close()  # a reset, not a clean close
+        assert _get(port, f"127.0.0.1:{port}") == 200
+        assert _get(port, f"evil.example:{port}") == 403
+        assert _get(port, f"{socket.gethostname()}:{port}") == 403  # loopback only
+    finally:
+        server.shutdown()
+        thread.join(10)
+    err = capsys.readouterr().err
+    assert "Traceback" not in err and "Error" not in err, err
+
+
+def test_view_serve_on_every_interface_accepts_the_machines_names():
+    import socket
+
+    from circuitmap_cli.view import allowed_hosts
+
+    everywhere = allowed_hosts("0.0.0.0", 8000)
+    assert {f"{socket.gethostname()}:8000", "localhost:8000", "127.0.0.1:8000"} <= everywhere
+    assert f"{socket.getfqdn()}:8000" in everywhere and "evil.example:8000" not in everywhere
+    assert "0.0.0.0:8000" not in everywhere
+    assert allowed_hosts("127.0.0.1", 8000) == {"127.0.0.1:8000", "localhost:8000", "[::1]:8000"}
+    assert "localhost" in allowed_hosts("127.0.0.1", 80)
