@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import math
 import typing
 from dataclasses import dataclass, field
 from typing import Any, Literal, TypeVar
@@ -117,7 +116,7 @@ class PatchscopeConfig:
     max_new_tokens: int = 20
 
     def __post_init__(self) -> None:
-        check_number("alpha", self.alpha, -math.inf)
+        check_number("alpha", self.alpha)
         check_number("max_new_tokens", self.max_new_tokens, 1, MAX_NEW_TOKENS)
         if not self.inject_token:
             raise CircuitmapError("the inject token is empty: use a token of the prompt, e.g. ' x'")

@@ -20,10 +20,10 @@ def check_range(name: str, value: int, low: int, high: int) -> None:
 
 
 def check_number(
-    name: str, value: float, low: float, high: float = math.inf, *, above: bool = False
+    name: str, value: float, low: float = -math.inf, high: float = math.inf, *, above: bool = False
 ) -> None:
     """A one-line error unless ``value`` is a finite number in [low, high] (``above``: in
-    (low, high]); ``low`` may be ``-math.inf`` for no lower bound."""
+    (low, high])."""
     number = isinstance(value, int | float) and math.isfinite(value)
     if not (number and (low < value if above else low <= value) and value <= high):
         bounds = [] if low == -math.inf else [f"{'above' if above else 'of at least'} {low}"]

@@ -35,7 +35,7 @@ def confirm_size(config: MapConfig, run_dir: Path | None, yes: bool) -> None:
     """Before a long map (what is left of it in ``run_dir``): its units of work and an estimate
     of the time on stderr; from ``ASK_UNITS`` on, a one-line error unless ``yes`` or the user
     says yes on a terminal."""
-    from circuitmap.circuit.driver import UNIT_SECONDS, units_left
+    from circuitmap.circuit.saved import UNIT_SECONDS, units_left
 
     units = units_left(config, run_dir)
     if units < NOTE_UNITS:

@@ -8,10 +8,11 @@ from typing import TYPE_CHECKING, Any
 
 import networkx as nx
 
-from circuitmap.circuit.driver import check_saved, check_targets, map_circuit
+from circuitmap.circuit.driver import check_targets, map_circuit
 from circuitmap.circuit.executors import LocalExecutor, make_executor
 from circuitmap.circuit.graph import build_graph
 from circuitmap.circuit.prune import merge_graphs, prune
+from circuitmap.circuit.saved import check_saved
 from circuitmap.config import SAETrainConfig
 from circuitmap.errors import CircuitmapError
 from circuitmap.files.export import FORMATS, GRAPH_FILE, export, node_link_json
