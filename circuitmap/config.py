@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import math
 import typing
 from dataclasses import dataclass, field
 from typing import Any, Literal, TypeVar
@@ -97,8 +96,7 @@ class OptimConfig:
     dummy_prompt: str = "<pad> <pad> <pad> x"
 
     def __post_init__(self) -> None:
-        if not (isinstance(self.lr, int | float) and math.isfinite(self.lr) and self.lr > 0):
-            raise CircuitmapError(f"lr {self.lr} is not valid: use a finite number above 0")
+        check_number("lr", self.lr, 0, above=True)
         check_number("steps", self.steps, 1, 100_000)
         check_literals(self)
 
@@ -115,7 +113,7 @@ class PatchscopeConfig:
     plausibility: float = 0.1
 
     def __post_init__(self) -> None:
-        check_number("alpha", self.alpha, -math.inf)
+        check_number("alpha", self.alpha)
         check_number("plausibility", self.plausibility, 0, 1)
         check_number("max_new_tokens", self.max_new_tokens, 1, MAX_NEW_TOKENS)
         if not self.inject_token:
@@ -163,6 +161,8 @@ class SAETrainConfig:
         check_literals(self)
         for name in ("width", "k", "n_tokens", "eval_tokens", "context", "batch_tokens"):
             check_number(name, getattr(self, name), 1)
+        check_number("lr", self.lr, 0, above=True)
+        check_number("l0_coefficient", self.l0_coefficient, 0)
 
 
 @dataclass

@@ -19,12 +19,17 @@ def check_range(name: str, value: int, low: int, high: int) -> None:
         raise CircuitmapError(f"{name} {value} is out of range: valid values are {low}..{high}")
 
 
-def check_number(name: str, value: float, low: float, high: float = math.inf) -> None:
-    """A one-line error unless ``value`` is a finite number in [low, high]."""
-    if not (isinstance(value, int | float) and math.isfinite(value) and low <= value <= high):
-        upper = "" if high == math.inf else f" and at most {high}"
+def check_number(
+    name: str, value: float, low: float = -math.inf, high: float = math.inf, *, above: bool = False
+) -> None:
+    """A one-line error unless ``value`` is a finite number in [low, high] (``above``: in
+    (low, high])."""
+    number = isinstance(value, int | float) and math.isfinite(value)
+    if not (number and (low < value if above else low <= value) and value <= high):
+        bounds = [] if low == -math.inf else [f"{'above' if above else 'of at least'} {low}"]
+        bounds += [] if high == math.inf else [f"at most {high}"]
         raise CircuitmapError(
-            f"{name} {value} is not valid: use a finite number of at least {low}{upper}"
+            f"{name} {value} is not valid: use a finite number {' and '.join(bounds)}".rstrip()
         )
 
 

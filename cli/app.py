@@ -3,12 +3,18 @@
 from __future__ import annotations
 
 import functools
+import math
 from collections.abc import Callable
 from typing import Any
 
 import typer
 
-from circuitmap.errors import CircuitmapError
+from circuitmap.errors import CircuitmapError, check_number
+
+try:  # typer vendors click from 0.22 on; its exceptions are not click's
+    from typer._click import exceptions as click_errors
+except ImportError:  # pragma: no cover - older typer with click itself
+    from click import exceptions as click_errors
 
 app = typer.Typer(
     help="Map the circuit behind one MLP neuron: gradient Patchscope, SAE features, graphs.",
@@ -55,3 +61,21 @@ def user_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
 def log(message: str) -> None:
     """Progress notes go to stderr, so stdout holds only the results."""
     typer.echo(message, err=True)
+
+
+def finite(
+    low: float = -math.inf, high: float = math.inf, *, above: bool = False
+) -> Callable[[typer.CallbackParam, float | None], float | None]:
+    """The callback every float option passes through: a value that is not a finite number in
+    [low, high] (``above``: in (low, high]) is :func:`~circuitmap.errors.check_number`'s
+    one-line error, raised while the command line is parsed, before any work."""
+
+    def check(param: typer.CallbackParam, value: float | None) -> float | None:
+        if value is not None:
+            try:
+                check_number(param.opts[0], value, low, high, above=above)
+            except CircuitmapError as exc:
+                raise click_errors.UsageError(str(exc)) from None
+        return value
+
+    return check

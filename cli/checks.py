@@ -72,27 +72,30 @@ def probe_cmd(
     """How the neuron (and chosen SAE features) fire on prompt sets, and the activation
     threshold that separates the first two sets."""
     from circuitmap.files.prompt_sets import EXAMPLE_SETS, read_prompt_set
-    from circuitmap.model.load import load_model
+    from circuitmap.model.load import check_target, load_model, model_shape
     from circuitmap.sae.store import SAEStore
     from circuitmap.validate.probe import feature_maxima, neuron_maxima
 
     from .report import print_probe
 
     sets = [read_prompt_set(spec) for spec in (set or EXAMPLE_SETS)]
+    shape = model_shape(model_config)
+    check_target(shape, Target(target_layer, neuron), [])
+    saes = SAEStore.for_config(model_config, sae)
+    features = []  # each checked against its SAE before the model's weights load
+    for spec in feature or []:
+        layer, index = o.parse_feature(spec, shape[0])
+        o.check_feature(index, saes.layer(layer).sae.cfg.d_sae)
+        features.append((layer, index))
     lm = load_model(model_config)
-    lm.check_target(Target(target_layer, neuron), [])
     columns = {
         f"L{target_layer} neuron {neuron}": [
             neuron_maxima(lm, p, target_layer)[:, neuron] for _, p in sets
         ]
     }
-    saes = SAEStore.for_model(lm, sae, model_config.cache_dir)
-    for spec in feature or []:
-        layer, index = o.parse_feature(spec, lm.n_layers)
-        layer_sae = saes.layer(layer)
-        o.check_feature(index, layer_sae.sae.cfg.d_sae)
+    for layer, index in features:
         columns[f"L{layer} feature {index}"] = [
-            feature_maxima(lm, p, layer_sae, [index])[:, 0] for _, p in sets
+            feature_maxima(lm, p, saes.layer(layer), [index])[:, 0] for _, p in sets
         ]
     print_probe([name for name, _ in sets], columns)
 
@@ -148,7 +151,7 @@ def steer_cmd(
     neuron (--target-layer/--neuron), and print the steered text next to the clean text."""
     from circuitmap.config import CorpusConfig
     from circuitmap.files.corpus import corpus_texts
-    from circuitmap.model.load import cache_root, load_model
+    from circuitmap.model.load import cache_root, check_target, load_model, model_shape
     from circuitmap.sae.store import SAEStore
     from circuitmap.validate.steer import feature_steering, neuron_clamping
 
@@ -160,15 +163,17 @@ def steer_cmd(
     values = (
         o.parse_floats(strengths, "--strengths") if by_feature else o.parse_floats(clamp, "--clamp")
     )
-    lm = load_model(model_config)
-    texts = corpus_texts(CorpusConfig(dataset=dataset), cache_root(model_config.cache_dir))
-    if by_feature:
-        layer_sae = SAEStore.for_model(lm, sae, model_config.cache_dir).layer(layer)
+    if by_feature:  # the feature, or the neuron, checked before the model's weights load
+        layer_sae = SAEStore.for_config(model_config, sae).layer(layer)
         o.check_feature(feature, layer_sae.sae.cfg.d_sae)
-        rows = feature_steering(lm, layer_sae, feature, prompt, values, texts, max_new_tokens)
     else:
         target = Target(target_layer, neuron)
-        lm.check_target(target, [])
+        check_target(model_shape(model_config), target, [])
+    texts = corpus_texts(CorpusConfig(dataset=dataset), cache_root(model_config.cache_dir))
+    lm = load_model(model_config)
+    if by_feature:
+        rows = feature_steering(lm, layer_sae, feature, prompt, values, texts, max_new_tokens)
+    else:
         rows = neuron_clamping(lm, target, prompt, values, texts, max_new_tokens)
     typer.echo(f"prompt: {prompt!r}")
     for label, text in rows:

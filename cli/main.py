@@ -8,12 +8,7 @@ import sys
 import typer
 
 from . import checks, mapping, sae  # noqa: F401  (registers the commands)
-from .app import app
-
-try:  # typer vendors click from 0.22 on; its exceptions are not click's
-    from typer._click import exceptions as click_errors
-except ImportError:  # pragma: no cover - older typer with click itself
-    from click import exceptions as click_errors
+from .app import app, click_errors
 
 __all__ = ["app", "main"]
 

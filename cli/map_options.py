@@ -21,6 +21,7 @@ from circuitmap.config import (
 )
 from circuitmap.errors import CircuitmapError
 
+from .app import finite
 from .options import parse_target, read_targets, with_options
 
 _MAP = MapConfig
@@ -48,8 +49,7 @@ def map_settings(
         typer.Option(
             help="--select attribution: keep features until they carry this share of the "
             "layer's positive attribution.",
-            min=0,
-            max=1,
+            callback=finite(0, 1, above=True),
         ),
     ] = _MAP.share,
     ig_steps: Annotated[
@@ -138,12 +138,16 @@ def map_settings(
     node_threshold: Annotated[
         float,
         typer.Option(
-            help="Show the features carrying this share of each layer's influence.", min=0, max=1
+            help="Show the features carrying this share of each layer's influence.",
+            callback=finite(0, 1, above=True),
         ),
     ] = _MAP.node_threshold,
     edge_threshold: Annotated[
         float,
-        typer.Option(help="Show the edges carrying this share of the edge weight.", min=0, max=1),
+        typer.Option(
+            help="Show the edges carrying this share of the edge weight.",
+            callback=finite(0, 1, above=True),
+        ),
     ] = _MAP.edge_threshold,
     restarts: Annotated[
         int,
@@ -176,10 +180,10 @@ class TargetChoice:
     positive: str
     negative: str
 
-    def resolve(self, model: ModelConfig) -> list[Target]:
-        """Every named target, in order (``--find-layer`` ranks neurons with the model)."""
-        from circuitmap.validate.probe import top_neurons
-
+    def named(self) -> list[Target]:
+        """The targets named on the command line or in the targets file, in order; with
+        ``--find-layer``, neuron 0 of that layer stands in for the neurons it will find (they
+        are checked like it before the model ranks them)."""
         chosen = [parse_target(spec) for spec in self.target or []]
         if self.target_layer is not None or self.neuron is not None:
             if self.target_layer is None or self.neuron is None:
@@ -188,6 +192,16 @@ class TargetChoice:
         if self.targets_file is not None:
             chosen += read_targets(self.targets_file)
         if self.find_layer is not None:
+            chosen.append(Target(self.find_layer, 0))
+        return chosen
+
+    def resolve(self, model: ModelConfig) -> list[Target]:
+        """Every named target, in order (``--find-layer`` ranks neurons with the model)."""
+        from circuitmap.validate.probe import top_neurons
+
+        chosen = self.named()
+        if self.find_layer is not None:
+            chosen.pop()  # the stand-in
             found = top_neurons(model, self.find_layer, self.find_top, self.positive, self.negative)
             chosen += found
         if not chosen:
@@ -237,9 +251,14 @@ def ray_settings(
         typer.Option(help="Ray workers (model copies) [default: one per GPU, or per CPU].", min=1),
     ] = None,
     gpus_per_worker: Annotated[
-        float, typer.Option(help="GPUs each Ray worker holds (with --device auto: >1).", min=0)
+        float,
+        typer.Option(
+            help="GPUs each Ray worker holds (with --device auto: >1).", callback=finite(0)
+        ),
     ] = 1,
-    cpus_per_worker: Annotated[float, typer.Option(help="CPUs each Ray worker holds.", min=0)] = 1,
+    cpus_per_worker: Annotated[
+        float, typer.Option(help="CPUs each Ray worker holds.", callback=finite(0))
+    ] = 1,
 ) -> dict[str, Any]:
     """The keyword arguments of :class:`~circuitmap.circuit.executors.RayExecutor`."""
     return dict(

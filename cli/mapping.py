@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -10,12 +11,45 @@ import typer
 from circuitmap.config import (
     MapConfig,
     SAETrainConfig,
+    Target,
 )
 from circuitmap.errors import CircuitmapError
 
 from . import options as o
-from .app import app, log, user_errors
+from .app import app, finite, log, user_errors
 from .map_options import TargetChoice, with_map_settings, with_ray_settings, with_target_choice
+
+NOTE_UNITS = 100  # a map of this many units of work or more prints their number and time
+ASK_UNITS = 500  # and from this many on starts only with --yes (or a yes on a terminal)
+
+
+def _duration(seconds: float) -> str:
+    if seconds < 3600:
+        return f"{seconds / 60:.0f} min"
+    if seconds < 2 * 86400:
+        return f"{seconds / 3600:.1f} h"
+    return f"{seconds / 86400:.0f} days"
+
+
+def confirm_size(config: MapConfig, run_dir: Path | None, yes: bool) -> None:
+    """Before a long map (what is left of it in ``run_dir``): its units of work and an estimate
+    of the time on stderr; from ``ASK_UNITS`` on, a one-line error unless ``yes`` or the user
+    says yes on a terminal."""
+    from circuitmap.circuit.saved import UNIT_SECONDS, units_left
+
+    units = units_left(config, run_dir)
+    if units < NOTE_UNITS:
+        return
+    about = (
+        f"this map has {units} units of work left: about {_duration(units * UNIT_SECONDS)} at "
+        "the embedded model's pace on 2 CPU cores"
+    )
+    if units < ASK_UNITS or yes:
+        log(about)
+    elif not sys.stdin.isatty():
+        raise CircuitmapError(f"{about}: pass --yes to start it, or map fewer targets")
+    elif not typer.confirm(f"{about}. Start it?", err=True):
+        raise CircuitmapError(f"{about}: not started")
 
 
 @app.command("map")
@@ -56,11 +90,19 @@ def map_cmd(
     run_dir: Annotated[
         Path | None, typer.Option(help="Exact folder for the run [default: a new one under --out].")
     ] = None,
+    yes: Annotated[
+        bool,
+        typer.Option(
+            "--yes",
+            help=f"Start a map of {ASK_UNITS} units of work or more without asking (a target "
+            "is a unit for its sweep, its selection, each layer and its faithfulness).",
+        ),
+    ] = False,
 ) -> None:
     """Map a whole circuit: the gradient Patchscope at every upstream layer of one or several
     targets, SAE features, and feature-ablation effects as weighted edges; writes interactive
     HTML and graph files. Several targets share one graph."""
-    from circuitmap.circuit.run import finish_map, new_map, resume_map
+    from circuitmap.circuit.run import check_map, finish_map, new_map, resume_map
     from circuitmap.config import EXECUTORS
     from circuitmap.errors import check_choice
     from circuitmap.model.load import model_shape
@@ -70,17 +112,25 @@ def map_cmd(
     check_choice("executor", executor, EXECUTORS)
     if resume is not None:
         config, run_dir = resume_map(resume, train_saes), resume
+        confirm_size(config, run_dir, yes)
     else:
-        chosen = targets.resolve(method.model)
         n_layers = model_shape(method.model)[0]
-        config = MapConfig(
-            targets=list({t.id: t for t in chosen}.values()),  # each target once, in order
-            layers=o.parse_layers(layers, n_layers) if layers else None,
-            sites=o.parse_layers(sites, n_layers) if sites else [] if sites == "" else None,
-            **vars(method),
-            **settings,
-        )
-        run_dir = new_map(config, out, run_dir, train_saes)
+        upstream = o.parse_layers(layers, n_layers) if layers else None
+        circuit_sites = o.parse_layers(sites, n_layers) if sites else [] if sites == "" else None
+
+        def config_for(chosen_targets: list[Target]) -> MapConfig:
+            return MapConfig(
+                targets=list({t.id: t for t in chosen_targets}.values()),  # each once, in order
+                layers=upstream,
+                sites=circuit_sites,
+                **vars(method),
+                **settings,
+            )
+
+        if targets.find_layer is not None:  # everything checked before the model ranks neurons
+            check_map(config_for(targets.named()), train_saes)
+        config = config_for(targets.resolve(method.model))
+        run_dir = new_map(config, out, run_dir, train_saes, lambda c: confirm_size(c, None, yes))
     typer.echo(f"mapping into {run_dir} (resume with --resume {run_dir})", err=True)
     graph, files = finish_map(
         config,
@@ -106,12 +156,16 @@ def export_cmd(
     node_threshold: Annotated[
         float | None,
         typer.Option(
-            help="Share of each layer's influence shown [default: the run's].", min=0, max=1
+            help="Share of each layer's influence shown [default: the run's].",
+            callback=finite(0, 1, above=True),
         ),
     ] = None,
     edge_threshold: Annotated[
         float | None,
-        typer.Option(help="Share of the edge weight shown [default: the run's].", min=0, max=1),
+        typer.Option(
+            help="Share of the edge weight shown [default: the run's].",
+            callback=finite(0, 1, above=True),
+        ),
     ] = None,
     out: Annotated[
         Path | None, typer.Option(help="Folder for the files [default: the run].")
@@ -164,19 +218,23 @@ def labels_cmd(
         ),
     ] = None,
     min_similarity: Annotated[
-        float, typer.Option(help="Flag features whose causal description shares less than this.")
+        float,
+        typer.Option(
+            help="Flag features whose causal description shares less than this (0..1).",
+            callback=finite(0, 1),
+        ),
     ] = 0.1,
     snippets: Annotated[int, typer.Option(help="Top-activating snippets per feature.", min=1)] = 3,
 ) -> None:
     """Put each feature's observational description (top corpus snippets, imported label) next
     to its causal one (Patchscope of its direction) and flag contradictions; writes labels.csv."""
-    from circuitmap.files.runs import load_map_config
+    from circuitmap.files.runs import load_finished_map
     from circuitmap.model.load import load_model
     from circuitmap.validate.labels import read_labels
     from circuitmap.validate.relabel import relabel
 
-    config = load_map_config(run)
-    imported = read_labels(labels, config.sae.hook) if labels else {}  # before the model loads
+    config, _ = load_finished_map(run)  # the run and the label file, before the model loads
+    imported = read_labels(labels, config.sae.hook) if labels else {}
     rows, files = relabel(
         run, load_model(config.model), imported, min_similarity, snippets, log=log
     )

@@ -23,6 +23,8 @@ from circuitmap.config import (
 from circuitmap.errors import CircuitmapError, check_range
 from circuitmap.files.storage import read_text_file
 
+from .app import finite
+
 Model = Annotated[
     str,
     typer.Option(
@@ -147,7 +149,10 @@ def read_targets(path: Path) -> list[Target]:
 
 TargetLayer = Annotated[int, typer.Option(help="Layer L of the target MLP neuron.")]
 Neuron = Annotated[int, typer.Option(help="Index n of the neuron in layer L's MLP.")]
-Lr = Annotated[float, typer.Option(help="Adam learning rate (see --lr-units).")]
+Lr = Annotated[
+    float,
+    typer.Option(help="Adam learning rate (see --lr-units).", callback=finite(0, above=True)),
+]
 LrUnits = Annotated[
     str, typer.Option(help='"rms": lr x the Mean Vector\'s RMS coordinate; "raw": as the report.')
 ]
@@ -159,12 +164,13 @@ NormConstraint = Annotated[
 ]
 Prompt = Annotated[str, typer.Option(help="Patchscope prompt.")]
 InjectToken = Annotated[str, typer.Option(help="Prompt token that receives X.")]
-Alpha = Annotated[float, typer.Option(help="Contrast strength.")]
+Alpha = Annotated[float, typer.Option(help="Contrast strength.", callback=finite())]
 Plausibility = Annotated[
     float,
     typer.Option(
         help="Contrastive decoding chooses among tokens the signal run gives at least this "
-        "share of its top probability (0..1; 0: any token)."
+        "share of its top probability (0..1; 0: any token).",
+        callback=finite(0, 1),
     ),
 ]
 MaxNewTokens = Annotated[int, typer.Option(help="Tokens to decode.", min=1)]

@@ -14,7 +14,7 @@ from circuitmap.config import (
 )
 
 from . import options as o
-from .app import sae_app, user_errors
+from .app import finite, sae_app, user_errors
 
 _SAE = SAETrainConfig
 
@@ -37,12 +37,14 @@ def sae_train_cmd(
     width: Annotated[int, typer.Option(help="Latents per SAE.", min=1)] = _SAE.width,
     k: Annotated[int, typer.Option(help="TopK: active latents per token.", min=1)] = _SAE.k,
     l0_coefficient: Annotated[
-        float, typer.Option(help="JumpReLU sparsity penalty.")
+        float, typer.Option(help="JumpReLU sparsity penalty.", callback=finite(0))
     ] = _SAE.l0_coefficient,
     n_tokens: Annotated[
         int, typer.Option(help="Training tokens per layer.", min=1)
     ] = _SAE.n_tokens,
-    lr: Annotated[float, typer.Option(help="Adam learning rate.")] = _SAE.lr,
+    lr: Annotated[
+        float, typer.Option(help="Adam learning rate.", callback=finite(0, above=True))
+    ] = _SAE.lr,
     seed: Annotated[int, typer.Option(help="Seed.")] = _SAE.seed,
     force: Annotated[bool, typer.Option(help="Retrain layers that already have an SAE.")] = False,
 ) -> None:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import http.server
+import socket
+import sys
 import webbrowser
 from pathlib import Path
 
@@ -19,13 +21,43 @@ def circuit_file(run_or_file: Path) -> Path:
     return path
 
 
+WILDCARDS = ("0.0.0.0", "::", "")  # addresses that listen on every interface
+
+
+def allowed_hosts(host: str, port: int) -> set[str]:
+    """The Host headers a server on ``host``:``port`` answers: the address itself, localhost and
+    the loopback addresses; listening on every interface (``0.0.0.0``, ``::``), also this
+    machine's names (``socket.gethostname``, ``getfqdn``) and the addresses they resolve to.
+    Any other Host (a DNS rebinding attack, an unknown proxy) is refused."""
+    names = {"localhost", "127.0.0.1", "::1"} | ({host} - set(WILDCARDS))
+    if host in WILDCARDS:
+        own = {socket.gethostname(), socket.getfqdn()}
+        for name in list(own):
+            try:
+                own |= {str(info[4][0]) for info in socket.getaddrinfo(name, None)}
+            except OSError:  # a name that does not resolve is still accepted as a name
+                pass
+        names |= own
+    hosts = {f"[{n}]" if ":" in n else n for n in names if n}
+    return {f"{h}:{port}" for h in hosts} | (hosts if port == 80 else set())
+
+
+class _Server(http.server.ThreadingHTTPServer):
+    """Serves each request in a thread; a client that goes away early is no error."""
+
+    def handle_error(self, request: object, client_address: object) -> None:
+        if not isinstance(sys.exc_info()[1], ConnectionError):
+            super().handle_error(request, client_address)  # type: ignore[arg-type]
+
+
 def make_server(page: Path, port: int, host: str = "127.0.0.1") -> http.server.HTTPServer:
     """A server of ``page`` alone (at ``/`` and ``/<its name>``): nothing else of its folder is
-    reachable, and a request whose Host header is not this address (DNS rebinding) is refused."""
+    reachable, and a request whose Host header is not one of :func:`allowed_hosts` (DNS
+    rebinding) is refused with 403. A client that disconnects early is ignored."""
     if not 0 < port < 65536:
         raise CircuitmapError(f"port {port} is out of range: valid values are 1..65535")
     body = page.read_bytes()
-    allowed = {f"{host}:{port}", f"localhost:{port}", f"127.0.0.1:{port}"}
+    allowed = allowed_hosts(host, port)
 
     class Handler(http.server.BaseHTTPRequestHandler):
         def do_GET(self) -> None:  # noqa: N802 (the http.server API)
@@ -44,7 +76,7 @@ def make_server(page: Path, port: int, host: str = "127.0.0.1") -> http.server.H
             """Quiet: the terminal shows the address once."""
 
     try:
-        return http.server.ThreadingHTTPServer((host, port), Handler)
+        return _Server((host, port), Handler)
     except OSError as exc:
         raise CircuitmapError(f"cannot serve on {host}:{port}: {exc.strerror}") from None
 

@@ -34,27 +34,23 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from circuitmap.circuit.effects import LayerEffects
-from circuitmap.circuit.faithfulness import FAITHFULNESS_FILE, Faithfulness
+from circuitmap.circuit.faithfulness import Faithfulness
 from circuitmap.circuit.prompts import POSITION_EFFECT, PromptSplit, check_fires
-from circuitmap.circuit.selection import SELECTION_FILE, Selection
+from circuitmap.circuit.saved import Done, load_baseline, save_baseline, saved_prompts
+from circuitmap.circuit.selection import Selection
 from circuitmap.circuit.sweep import TargetSweep
 from circuitmap.circuit.worker import Call, Worker
 from circuitmap.config import Target
 from circuitmap.errors import CircuitmapError
-from circuitmap.files.runs import BASELINE_FILE, LAYERS_DIR, open_map, target_dir
-from circuitmap.files.storage import (
-    atomic_save_tensors,
-    atomic_write_json,
-    read_json,
-    read_tensors,
-)
-from circuitmap.method.baseline import Baseline
+from circuitmap.files.runs import LAYERS_DIR, open_map, target_dir
+from circuitmap.files.storage import atomic_write_json
 from circuitmap.model.load import check_target, model_shape
 from circuitmap.progress import progress
 
 if TYPE_CHECKING:
     from circuitmap.circuit.executors import Executor
     from circuitmap.config import MapConfig
+    from circuitmap.method.baseline import Baseline
 
 Log = Callable[[str], None]
 
@@ -70,38 +66,6 @@ class TargetResult:
     faithfulness: Faithfulness | None  # None: not measured (config.faithfulness off)
 
 
-def done_effects(run_dir: Path, target: Target) -> dict[int, LayerEffects]:
-    """The layers of ``target`` whose ablation effects are already in ``run_dir``."""
-    found = sorted((target_dir(run_dir, target) / LAYERS_DIR).glob("layer_*.json"))
-    return {e.layer: e for e in map(LayerEffects.load, found)}
-
-
-def load_baseline(run_dir: Path, layers: list[int]) -> Baseline | None:
-    """The run's saved Mean Vectors, or None before they are computed."""
-    path = run_dir / BASELINE_FILE
-    if not path.exists():
-        return None
-    tensors, info = read_tensors(path), read_json(run_dir / "baseline.json")
-    return Baseline(
-        means={layer: tensors[f"mean_{layer}"] for layer in layers},
-        norm_ranges={int(k): tuple(v) for k, v in info["norm_ranges"].items()},
-        vectors={layer: tensors[f"vectors_{layer}"] for layer in layers},
-        target_max=None,
-        n_texts=info["n_texts"],
-    )
-
-
-def save_baseline(run_dir: Path, base: Baseline) -> None:
-    atomic_save_tensors(
-        run_dir / BASELINE_FILE,
-        {f"mean_{k}": v for k, v in base.means.items()}
-        | {f"vectors_{k}": v for k, v in base.vectors.items()},
-    )
-    atomic_write_json(
-        run_dir / "baseline.json", {"norm_ranges": base.norm_ranges, "n_texts": base.n_texts}
-    )
-
-
 def run_baseline(config: MapConfig, run_dir: Path, executor: Executor) -> Baseline:
     """The Mean Vectors of all mapped layers: computed once per run, then read back."""
     base = load_baseline(run_dir, config.all_layers())
@@ -114,11 +78,7 @@ def run_baseline(config: MapConfig, run_dir: Path, executor: Executor) -> Baseli
 def _prompts(config: MapConfig, run_dir: Path, executor: Executor) -> dict[str, PromptSplit]:
     """Each target's prompts, chosen once (for all targets still lacking them) and kept; a
     target that does not fire on them stops the map (a one-line error)."""
-    chosen = {}
-    for t in config.targets:
-        path = target_dir(run_dir, t) / "prompts.json"
-        if path.exists():
-            chosen[t.id] = PromptSplit.from_dict(read_json(path))
+    chosen = saved_prompts(config, run_dir)
     missing = [t for t in config.targets if t.id not in chosen]
     if missing:
         found = executor.call(Worker.prompts, missing)
@@ -164,43 +124,6 @@ def check_targets(config: MapConfig, shape: tuple[int, int]) -> None:
             )
 
 
-@dataclass
-class _Done:
-    """What a run folder already holds, by target id, and what arrives while it maps."""
-
-    sweeps: dict[str, TargetSweep]
-    selections: dict[str, Selection]
-    faithfulness: dict[str, Faithfulness]
-    effects: dict[str, dict[int, LayerEffects]]
-
-    @classmethod
-    def read(cls, config: MapConfig, run_dir: Path) -> _Done:
-        done = cls({}, {}, {}, {})
-        for t in config.targets:
-            folder = target_dir(run_dir, t)
-            if (folder / "sweep.json").exists():
-                done.sweeps[t.id] = TargetSweep.load(folder)
-            if (folder / SELECTION_FILE).exists():
-                done.selections[t.id] = Selection.load(folder)
-            if (folder / FAITHFULNESS_FILE).exists():
-                measured = Faithfulness.load(folder)
-                if measured.has_curve or not config.curve:  # else measured again, with it
-                    done.faithfulness[t.id] = measured
-            done.effects[t.id] = done_effects(run_dir, t)
-        return done
-
-    def units_left(self, config: MapConfig) -> int:
-        """Per target: its sweep, selection, layers and faithfulness still to do."""
-        return sum(
-            (t.id not in self.sweeps)
-            + (t.id not in self.selections)
-            + len(config.upstream_layers(t))
-            - len(self.effects[t.id])
-            + (config.faithfulness and t.id not in self.faithfulness)
-            for t in config.targets
-        )
-
-
 class _Plan:
     """Which units follow a finished one; each result is saved as it arrives."""
 
@@ -208,7 +131,7 @@ class _Plan:
         self,
         config: MapConfig,
         run_dir: Path,
-        done: _Done,
+        done: Done,
         prompts: dict[str, PromptSplit],
         baseline: Any,
         log: Log,
@@ -286,7 +209,7 @@ def map_circuit(
     """Map every unit not yet done in ``run_dir``; returns every target's results by id."""
     check_targets(config, model_shape(config.model))
     open_map(config, run_dir)
-    done = _Done.read(config, run_dir)
+    done = Done.read(config, run_dir)
     if done.sweeps:
         finished = sum(map(len, done.effects.values()))
         total = sum(len(config.upstream_layers(t)) for t in config.targets)

@@ -6,14 +6,17 @@ Graph attributes: ``model``, ``scan`` (the model's name for Neuronpedia), ``prom
 ``prompt_tokens`` (the strongest build prompt up to the target's peak, and its tokens as a JSON
 list), ``targets`` (comma-separated target ids), ``layers`` (comma-separated), ``select``
 (attribution|activation), ``ablation`` (silent|zero|mean), ``prompts`` (corpus or the prompt set
-the circuit was built on), ``n_prompts``, ``effect_prompts``, ``n_heldout``, ``lr``,
-``lr_units``, ``steps``, ``top_k``, ``max_features``, ``share``, ``restarts``, ``min_context``,
-``budget``, ``circuit_sites`` (comma-separated); the whole circuit's figures on the held-out
-prompts (see :mod:`circuitmap.circuit.whole`; with several targets, their median):
-``circuit_circuit`` (F(C)), ``circuit_no_error``, ``circuit_complement`` (F(M minus C)),
-``circuit_random``, ``circuit_area``, ``circuit_feature_nodes``, ``circuit_error_nodes``; the
-per-layer diagnostics (see :mod:`circuitmap.circuit.faithfulness`; with several targets, their
-mean): ``completeness``, ``sufficiency``, ``sufficiency_no_error``, ``error_share``,
+the circuit was built on), ``lr``, ``lr_units``, ``steps``, ``max_features``, ``share``,
+``restarts``, ``min_context``, ``budget``, ``circuit_sites`` (comma-separated); the counts that
+were used, which a small prompt set or SAE can make smaller than the options asked for (with
+several targets, the most any target used): ``n_prompts`` (build prompts), ``effect_prompts``,
+``n_heldout``, ``top_k`` (SAE features of X_l reported a layer), ``controls`` (control features
+a layer was measured against; 0: none); the whole circuit's figures on the held-out prompts
+(see :mod:`circuitmap.circuit.whole`; with several targets, their median): ``circuit_circuit``
+(F(C)), ``circuit_no_error``, ``circuit_complement`` (F(M minus C)), ``circuit_random``,
+``circuit_area``, ``circuit_feature_nodes``, ``circuit_error_nodes``; the per-layer diagnostics
+(see :mod:`circuitmap.circuit.faithfulness`; with several targets, their mean):
+``completeness``, ``sufficiency``, ``sufficiency_no_error``, ``error_share``,
 ``random_completeness``, ``random_sufficiency``, ``joint_sufficiency``,
 ``joint_random_sufficiency``, ``heldout_prompts`` (summed over targets); after pruning
 ``node_threshold``, ``edge_threshold``, ``nodes_total``, ``nodes_hidden``, ``edges_total``,
@@ -33,18 +36,20 @@ Nodes (id -> attributes):
 - ``L{l}.F{i}``, kind ``feature``: SAE feature i of the SAE reading resid_pre of layer l, kept
   in the circuit; ``layer``, ``index``, ``label`` (``F{i} L{l}:`` and the tokens where it fires
   most on the build prompts), ``contexts`` (its strongest snippets, ``" | "``-separated, the
-  firing token in ``[[ ]]``), ``rank`` (in its layer's selection),
+  firing token in ``[[ ]]``; left off where it never fires on them), ``rank`` (in its layer's
+  selection),
   ``influence`` (the target's drop on the effect prompts when it is removed, relative to the
   clean target), ``effect`` (that drop, raw), ``attribution`` (its first-order estimate),
   ``agreement`` (how often a bootstrap resample of the build prompts keeps it, or with
   ``--select activation`` the random-restart agreement), ``activation`` (on the optimised X_l),
-  ``vector_relative`` (the target's relative drop on X_l), with controls ``control_mean``,
-  ``p_value`` (paired sign-flip test over the effect prompts, against the controls closest to
-  its activation level), ``q_value`` (Benjamini-Hochberg over the graph's nodes),
-  ``effect_size``, ``ci_low``, ``ci_high``; ``patchscope`` and ``plain_decode``
+  ``vector_relative`` (the target's relative drop on X_l), with controls ``controls`` (how
+  many the layer's nodes were measured against), ``control_mean``, ``p_value`` (paired
+  sign-flip test over the effect prompts, against the controls closest to its activation
+  level), ``q_value`` (Benjamini-Hochberg over the graph's nodes), ``effect_size``,
+  ``ci_low``, ``ci_high``; ``patchscope`` and ``plain_decode``
   (the layer's gradient Patchscope decodes), ``layer_activation`` (the target reached from X_l),
-  ``neuronpedia`` (URL or ""), ``sae`` (the SAE: a release/id, or its folder's last two parts);
-  per-layer faithfulness
+  ``neuronpedia`` (its URL, where the SAE has one), ``sae`` (the SAE: a release/id, or its
+  folder's last two parts); per-layer faithfulness
   ``layer_completeness``, ``layer_sufficiency``, ``layer_error_share``; after
   ``circuitmap labels`` also ``imported_label``, ``snippets``, ``causal_description``,
   ``label_similarity`` and ``label_flagged``.
@@ -135,9 +140,10 @@ def _add_q_values(graph: nx.DiGraph) -> None:
 
 
 def _graph_attributes(config: MapConfig, target: Target, result: TargetResult) -> dict:
-    """The graph's own attributes: the model, the strongest build prompt, the settings, and
-    the faithfulness figures when they were measured."""
+    """The graph's own attributes: the model, the strongest build prompt, the settings (counts
+    as used), and the faithfulness figures when they were measured."""
     strongest = result.prompts.build
+    reported = [len(s.features.top) for s in result.sweep.layers.values()]
     attributes = dict(
         model=config.model.name,
         scan=scan_name(config.model.name),
@@ -148,13 +154,14 @@ def _graph_attributes(config: MapConfig, target: Target, result: TargetResult) -
         select=config.select,
         ablation=config.ablation,
         prompts=config.prompts or "corpus",
-        n_prompts=config.n_prompts,
-        effect_prompts=config.effect_prompts,
-        n_heldout=config.n_heldout,
+        n_prompts=len(strongest.texts),
+        effect_prompts=len(result.prompts.effect.texts),
+        n_heldout=len(result.prompts.heldout.texts),
+        controls=max((len(e.controls) for e in result.effects.values()), default=0),
         lr=config.optim.lr,
         lr_units=config.optim.lr_units,
         steps=config.optim.steps,
-        top_k=config.top_k,
+        top_k=max(reported, default=0),
         max_features=config.max_features,
         share=config.share,
         restarts=config.restarts,
@@ -181,6 +188,8 @@ def _add_layer_nodes(graph: nx.DiGraph, layer: int, result: TargetResult, target
         "sae": sae_name(search.features.sae_origin),
         "targets": target.id,
     }
+    if result.effects[layer].controls:
+        common["controls"] = len(result.effects[layer].controls)
     if result.faithfulness is not None:
         figures = result.faithfulness.layers[layer]
         for name in ("completeness", "sufficiency", "error_share"):
@@ -213,14 +222,17 @@ def _add_layer_nodes(graph: nx.DiGraph, layer: int, result: TargetResult, target
             "kind": "feature",
             "index": node.feature,
             "label": short_label(layer, node.feature, contexts),
-            "contexts": " | ".join(f"{c.before}[[{c.token}]]" for c in contexts),
             "rank": rank,
             "attribution": chosen.attribution[rank],
             "activation": chosen.activation[rank],
-            "neuronpedia": _neuronpedia(search.features, node.feature),
             **measured,
             **common,
         }
+        if contexts:
+            attrs["contexts"] = " | ".join(f"{c.before}[[{c.token}]]" for c in contexts)
+        url = _neuronpedia(search.features, node.feature)
+        if url is not None:
+            attrs["neuronpedia"] = url
         if chosen.agreement[rank] is not None:
             attrs["agreement"] = chosen.agreement[rank]
         graph.add_node(feature_id(layer, node.feature), **attrs)
@@ -239,9 +251,9 @@ def sae_name(origin: str) -> str:
     return "/".join(path.parts[-2:]) if path.is_absolute() else origin
 
 
-def _neuronpedia(report: FeatureReport, feature: int) -> str:
+def _neuronpedia(report: FeatureReport, feature: int) -> str | None:
     """The feature's Neuronpedia URL where the SAE has one (the report lists URLs by feature)."""
     for f in report.top:
         if f.neuronpedia_url:
             return f.neuronpedia_url.rsplit("/", 1)[0] + f"/{feature}"
-    return ""
+    return None

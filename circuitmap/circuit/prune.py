@@ -31,6 +31,10 @@ CIRCUIT_FIGURES = (
 )
 
 
+# Graph attributes that count what a target's map used: merging keeps the largest.
+USED_COUNTS = ("n_prompts", "effect_prompts", "n_heldout", "top_k", "controls")
+
+
 def _join(*ids: str) -> str:
     return ",".join(dict.fromkeys(i for text in ids for i in text.split(",")))
 
@@ -48,6 +52,10 @@ def merge_graphs(graphs: list[nx.DiGraph]) -> nx.DiGraph:
         values = [g.graph[name] for g in graphs if name in g.graph]
         if values:
             merged.graph[name] = statistics.median(values)
+    for name in USED_COUNTS:
+        counts = [g.graph[name] for g in graphs if name in g.graph]
+        if counts:
+            merged.graph[name] = max(counts)
     prompts = [g.graph["heldout_prompts"] for g in graphs if "heldout_prompts" in g.graph]
     if prompts:
         merged.graph["heldout_prompts"] = sum(prompts)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -12,6 +13,7 @@ from circuitmap.circuit.executors import LocalExecutor, make_executor
 from circuitmap.circuit.graph import build_graph
 from circuitmap.circuit.prompts import MAP_PROMPTS
 from circuitmap.circuit.prune import merge_graphs, prune
+from circuitmap.circuit.saved import check_saved
 from circuitmap.config import SAETrainConfig
 from circuitmap.errors import CircuitmapError, check_share
 from circuitmap.files.export import FORMATS, GRAPH_FILE, export, node_link_json
@@ -67,15 +69,22 @@ def check_map(config: MapConfig, train_saes: bool = True) -> None:
 
 
 def new_map(
-    config: MapConfig, out: Path, run_dir: Path | None = None, train_saes: bool = True
+    config: MapConfig,
+    out: Path,
+    run_dir: Path | None = None,
+    train_saes: bool = True,
+    confirm: Callable[[MapConfig], None] | None = None,
 ) -> Path:
     """Check a new map, then create its run folder (``run_dir``, or a new one under ``out``) and
-    write its config: from then on :func:`resume_map` can finish whatever fails."""
+    write its config: from then on :func:`resume_map` can finish whatever fails. ``confirm``
+    runs after the checks and before anything is written (it raises to stop)."""
     if run_dir is not None and run_dir.is_dir() and any(run_dir.iterdir()):
         raise CircuitmapError(
             f"run folder {str(run_dir)!r} is not empty: use --resume to finish it"
         )
     check_map(config, train_saes)
+    if confirm is not None:
+        confirm(config)
     if run_dir is None:
         name = "map-" + "-".join(t.id for t in config.targets[:3])
         run_dir = new_run_dir(writable_dir(out, "output folder"), name)
@@ -85,10 +94,12 @@ def new_map(
 
 
 def resume_map(run_dir: Path, train_saes: bool = True) -> MapConfig:
-    """The config of an interrupted map, checked like a new one."""
+    """The config of an interrupted map, checked like a new one, and every result the folder
+    holds read and checked (a damaged one is an error before SAE training or any other work)."""
     config = load_map_config(run_dir)
     check_map(config, train_saes)
     writable_dir(run_dir, "run folder")
+    check_saved(config, run_dir)
     return config
 
 

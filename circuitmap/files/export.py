@@ -40,12 +40,28 @@ def _kind(value: Any) -> str:
     return "int" if isinstance(value, int) else "float" if isinstance(value, float) else "string"
 
 
+def _missing(value: Any) -> bool:
+    """A value that stands for nothing measured: None, "", NaN or infinity."""
+    return value is None or value == "" or (isinstance(value, float) and not math.isfinite(value))
+
+
+def _left_off(graph: nx.DiGraph) -> nx.DiGraph:
+    """A copy without missing values (see :func:`_missing`) on the graph, its nodes and edges."""
+    kept = graph.copy()
+    nodes = (d for _, d in kept.nodes(data=True))
+    edges = (d for *_, d in kept.edges(data=True))
+    for attrs in [kept.graph, *nodes, *edges]:
+        for key in [k for k, v in attrs.items() if _missing(v)]:
+            del attrs[key]
+    return kept
+
+
 def _flat(graph: nx.DiGraph) -> nx.DiGraph:
-    """A copy that GraphML/GEXF readers accept: missing values (None, NaN, inf) are left off
+    """A copy that GraphML/GEXF readers accept: missing values are left off (:func:`_left_off`)
     rather than written as "" or "nan", lists and dicts become JSON text, and each attribute has
     one type across nodes (or edges): float where ints and floats mix, string where any other
     kinds mix (a number on one node and a text on another)."""
-    flat = graph.copy()
+    flat = _left_off(graph)
     groups = [
         [flat.graph],
         [d for _, d in flat.nodes(data=True)],
@@ -54,9 +70,7 @@ def _flat(graph: nx.DiGraph) -> nx.DiGraph:
     for group in groups:
         for attrs in group:
             for key, value in list(attrs.items()):
-                if value is None or (isinstance(value, float) and not math.isfinite(value)):
-                    del attrs[key]
-                elif isinstance(value, list | dict | tuple):  # GraphML/GEXF hold scalars only
+                if isinstance(value, list | dict | tuple):  # GraphML/GEXF hold scalars only
                     attrs[key] = json.dumps(value, ensure_ascii=False, default=str)
         kinds: dict[str, set[str]] = {}
         for attrs in group:
@@ -145,6 +159,7 @@ def neuronpedia_json(graph: nx.DiGraph, slug: str, scan: str | None = None) -> d
     targets = [ids[t] for t in g["targets"].split(",") if t in ids]
     settings = ("select", "ablation", "prompts", "n_prompts", "effect_prompts", "n_heldout")
     settings += ("max_features", "share", "lr", "lr_units", "steps", "top_k", "restarts")
+    settings += ("controls",)
     pruning = ("node_threshold", "edge_threshold", "nodes_total", "nodes_hidden")
     pruning += ("edges_total", "edges_hidden", "influence_hidden")
     metadata = {
@@ -215,7 +230,7 @@ def export(
         elif fmt == "gexf":
             write(f"{stem}.gexf", _gexf(graph))
         elif fmt == "json":
-            write(f"{stem}.json", node_link_json(graph))
+            write(f"{stem}.json", node_link_json(_left_off(graph)))
         elif fmt == "csv":
             write(f"{stem}_nodes.csv", _csv([{"id": n, **d} for n, d in graph.nodes(data=True)]))
             write(

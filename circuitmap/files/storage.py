@@ -7,6 +7,8 @@ import errno
 import json
 import os
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -101,6 +103,18 @@ def read_json(path: Path) -> Any:
         return json.loads(path.read_text(encoding="utf-8"), parse_constant=_no_constant)
     except (OSError, UnicodeDecodeError, ValueError) as exc:
         raise CircuitmapError(f"cannot read {path}: {exc}") from None
+
+
+@contextmanager
+def reading(path: Path) -> Iterator[None]:
+    """Around the code that rebuilds a saved result from ``path``: a file that parses but holds
+    the wrong shape (a missing key, a wrong type) is a one-line error naming it."""
+    try:
+        yield
+    except (KeyError, TypeError, ValueError, AttributeError, IndexError) as exc:
+        raise CircuitmapError(
+            f"cannot read {path}: it is not a result circuitmap wrote ({type(exc).__name__}: {exc})"
+        ) from None
 
 
 def read_text_file(path: Path, what: str) -> str:

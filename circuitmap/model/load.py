@@ -197,6 +197,11 @@ def model_shape(config: ModelConfig) -> tuple[int, int]:
     return text.num_hidden_layers, text.intermediate_size
 
 
+def model_width(config: ModelConfig) -> int:
+    """The residual stream's size (d_model) from the model's config alone."""
+    return _text_config(config, _source(config)).hidden_size
+
+
 def load_tokenizer(config: ModelConfig) -> PreTrainedTokenizerBase:
     """The model's tokenizer alone (checks that need no weights)."""
     try:

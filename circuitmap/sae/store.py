@@ -22,10 +22,10 @@ from sae_lens.constants import SAE_CFG_FILENAME, SAE_WEIGHTS_FILENAME
 
 from circuitmap.errors import CircuitmapError, fill_layer
 from circuitmap.files.storage import atomic_write_json, read_json, write_error
-from circuitmap.model.load import cache_root
+from circuitmap.model.load import cache_root, model_id_for, model_width
 
 if TYPE_CHECKING:
-    from circuitmap.config import SAESource
+    from circuitmap.config import ModelConfig, SAESource
     from circuitmap.model.load import LoadedModel
 
 QUALITY_FILE = "quality.json"
@@ -212,6 +212,14 @@ class SAEStore:
     def for_model(cls, lm: LoadedModel, source: SAESource, cache_dir: str | None) -> SAEStore:
         """The store for ``lm``, with circuitmap's own SAEs under the cache ``cache_dir``."""
         return cls(source, lm.d_model, lm.model_id, cache_root(cache_dir))
+
+    @classmethod
+    def for_config(cls, model: ModelConfig, source: SAESource) -> SAEStore:
+        """The same store from the model's config alone, before its weights load (SAEs and
+        feature indices are checked first)."""
+        return cls(
+            source, model_width(model), model_id_for(model.name), cache_root(model.cache_dir)
+        )
 
     def layer(self, layer: int) -> LayerSAE:
         if layer not in self._loaded:

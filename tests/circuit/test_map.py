@@ -43,7 +43,8 @@ def test_graph_has_the_documented_schema(full_run):
         d = graph.nodes[node]
         assert node == f"L{d['layer']}.F{d['index']}" and 0 <= d["layer"] < 3
         assert {"influence", "attribution", "activation", "patchscope", "in_circuit"} <= set(d)
-        assert {"label", "neuronpedia", "sae", "rank", "p_value"} <= set(d)
+        assert {"label", "sae", "rank", "p_value", "controls"} <= set(d)
+        assert "neuronpedia" not in d  # the tiny SAEs have no Neuronpedia page
     for u, v, d in graph.edges(data=True):
         source, dest = graph.nodes[u]["layer"], graph.nodes[v]["layer"]
         if v == "L3.N5":  # only the last mapped layer's nodes have edges to the target
@@ -536,8 +537,8 @@ def test_run_files_have_the_usual_permissions(full_run):
 
 
 def test_map_builds_and_tests_on_a_prompt_set(tiny_map_setup, tmp_path):
-    """--prompts FILE: build, effect and held-out prompts come from the file's three parts, the silent
-    reference from the corpus, and the graph says which prompts the circuit explains."""
+    """--prompts FILE: build, effect and held-out prompts come from the file's three parts, the
+    silent reference from the corpus, and the graph says which prompts the circuit explains."""
     from circuitmap.circuit.prompts import PromptSplit
     from circuitmap.files.storage import read_json
 

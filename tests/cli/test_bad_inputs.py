@@ -217,3 +217,342 @@ def test_view_serve_on_a_port_in_use(mapped, monkeypatch, capsys):
         code, _, err = run_main(monkeypatch, capsys, "view", mapped, "--serve", "--port", port)
     assert code == 2 and err.startswith(f"error: cannot serve on 127.0.0.1:{port}")
     assert len(err.strip().splitlines()) == 1
+
+
+def _is_float(param) -> bool:
+    """A float option, as typer (its own parameter classes) or click describes it."""
+    import typing
+
+    descriptor = getattr(param, "type_descriptor", None)
+    annotation = getattr(descriptor, "annotation", None)
+    click_type = getattr(getattr(param, "type", None), "name", "")
+    return float in (annotation, *typing.get_args(annotation)) or "float" in click_type
+
+
+def _float_options() -> list[tuple[str, ...]]:
+    """(command words..., option) for every float option of every command."""
+    import typer.main
+
+    from circuitmap_cli.main import app
+
+    def walk(command, words):
+        for name, sub in getattr(command, "commands", {}).items():
+            yield from walk(sub, [*words, name])
+        for param in getattr(command, "params", []):
+            if _is_float(param) and param.opts[0].startswith("--"):
+                yield (*words, param.opts[0])
+
+    return sorted(walk(typer.main.get_command(app), []))
+
+
+FLOAT_OPTIONS = _float_options()
+
+
+def test_float_options_are_found():
+    assert ("labels", "--min-similarity") in FLOAT_OPTIONS
+    assert ("export", "--node-threshold") in FLOAT_OPTIONS
+    assert ("sae", "train", "--l0-coefficient") in FLOAT_OPTIONS
+    assert len(FLOAT_OPTIONS) >= 15
+
+
+@pytest.mark.parametrize("value", ["nan", "inf", "-inf"])
+@pytest.mark.parametrize("words", FLOAT_OPTIONS, ids=" ".join)
+def test_every_float_option_is_finite_and_in_range(words, value, tmp_path, monkeypatch, capsys):
+    """Every float option of every command goes through one finite-and-in-range check, before
+    anything runs (here even before the missing required options are noticed)."""
+    *command, option = words
+    if command == ["steer"]:
+        pytest.skip("steer's numbers are lists")
+    monkeypatch.chdir(tmp_path)
+    code, out, err = run_main(monkeypatch, capsys, *command, option, value)
+    assert code == 2, (out, err)
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(f"error: {option} {value} is not valid"), err
+    assert "use a finite number" in lines[0]
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_min_similarity_out_of_range(mapped, monkeypatch, capsys):
+    code, _, err = run_main(monkeypatch, capsys, "labels", mapped, "--min-similarity", "1.5")
+    assert code == 2
+    assert err.strip() == (
+        "error: --min-similarity 1.5 is not valid: use a finite number of at least 0 and at most 1"
+    )
+
+
+def test_exports_leave_missing_values_off(mapped, tmp_path, monkeypatch, capsys):
+    """No attribute of a GraphML, GEXF or node-link JSON export is an empty string (a feature
+    of an SAE without a Neuronpedia page has no ``neuronpedia`` attribute at all)."""
+    import networkx as nx
+
+    code, _, err = run_main(
+        monkeypatch, capsys, "export", mapped, "--format", "graphml,gexf,json", "--out", tmp_path
+    )
+    assert code == 0, err
+    data = json.loads((tmp_path / "circuit.json").read_text())
+    graphs = {
+        "graphml": nx.read_graphml(tmp_path / "circuit.graphml"),
+        "gexf": nx.read_gexf(tmp_path / "circuit.gexf"),
+        "json": nx.node_link_graph(data, directed=True, edges="links"),
+    }
+    for name, graph in graphs.items():
+        features = [d for _, d in graph.nodes(data=True) if d.get("kind") == "feature"]
+        assert features, name
+        assert not any("neuronpedia" in d for d in features), name
+        values = [
+            *graph.graph.values(),
+            *(v for _, d in graph.nodes(data=True) for v in d.values()),
+            *(v for *_, d in graph.edges(data=True) for v in d.values()),
+        ]
+        assert "" not in values, name
+
+
+def test_a_map_records_the_counts_it_used(tiny_map_setup, tmp_path, monkeypatch, capsys):
+    """Counts beyond what exists (10 strongest of 4 build prompts, 500 held-out prompts of a
+    100-text half, 100 controls for a handful of kept features, 1000 of 64 SAE features) are
+    recorded as used, not as asked."""
+    s = tiny_map_setup
+    code, _, err = run_main(
+        monkeypatch,
+        capsys,
+        *("map", "--target-layer", 3, "--neuron", 5, "--layers", "1,2", "--model", s["model"]),
+        *("--dataset", s["corpus"], "--sae-dir", s["saes"], "--steps", 5, "--max-new-tokens", 3),
+        *("--n-prompts", 4, "--effect-prompts", 10, "--n-heldout", 500, "--controls", 100),
+        *("--top-k", 1000, "--run-dir", tmp_path / "run"),
+    )
+    assert code == 0, err
+    graph = json.loads((tmp_path / "run" / "graph.json").read_text())
+    about = graph["graph"]
+    assert (about["n_prompts"], about["effect_prompts"], about["top_k"]) == (4, 4, 64)
+    assert about["n_heldout"] == about["heldout_prompts"] == 100
+    kept = max(sum(n["layer"] == layer for n in graph["nodes"]) - 1 for layer in (1, 2))
+    assert 0 < about["controls"] <= kept < 100
+    assert {n["controls"] for n in graph["nodes"] if "p_value" in n} <= set(range(1, kept + 1))
+    settings = json.loads((tmp_path / "run" / "circuit_neuronpedia.json").read_text())
+    assert settings["metadata"]["generation_settings"]["effect_prompts"] == 4
+
+
+@pytest.mark.parametrize("damage", ["truncated", "wrong shape"])
+def test_resume_reads_every_result_before_any_work(damage, mapped, tmp_path, monkeypatch, capsys):
+    """A resumed map whose SAEs are missing (it would train them) and whose layer file is
+    damaged fails on the file, naming it, before any SAE is trained or any file written."""
+    import shutil
+
+    run = tmp_path / "run"
+    shutil.copytree(mapped, run)
+    (run / "graph.json").unlink()  # unfinished
+    config = json.loads((run / "config.json").read_text())
+    config["sae"]["sae_dir"] = str(tmp_path / "no-saes-yet")
+    (run / "config.json").write_text(json.dumps(config))
+    layer = run / "targets" / "L3.N5" / "layers" / "layer_02.json"
+    text = layer.read_text()
+    layer.write_text(text[: len(text) // 2] if damage == "truncated" else '{"layer": 2}')
+    before = _snapshot(tmp_path)
+    code, out, err = run_main(monkeypatch, capsys, "map", "--resume", run)
+    assert code == 2, (out, err)
+    assert err.startswith(f"error: cannot read {layer}") and len(err.strip().splitlines()) == 1
+    assert _snapshot(tmp_path) == before
+    assert not (tmp_path / "no-saes-yet").exists()
+
+
+@pytest.fixture
+def no_weights(monkeypatch):
+    """Loading a model's weights fails the test: the checks must come first."""
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("the model's weights loaded before the check")
+
+    monkeypatch.setattr("circuitmap.model.load.load_model", refuse)
+    monkeypatch.setattr("circuitmap.validate.probe.load_model", refuse)
+
+
+def _before_weights_cases(setup, run_dir: Path, tmp: Path) -> dict[str, tuple[list, str]]:
+    model = ["--model", setup["model"], "--sae-dir", setup["saes"]]
+    damaged = tmp / "damaged-run"
+    damaged.mkdir()
+    for name in ("config.json", "graph.json"):
+        (damaged / name).write_text((run_dir / name).read_text())
+    (damaged / "graph.json").write_text('{"nodes": [}')
+    return {
+        "probe feature index": (
+            ["probe", "--target-layer", 3, "--neuron", 5, "--feature", "2:999", *model],
+            "feature 999 is out of range: valid values are 0..63",
+        ),
+        "probe feature layer": (
+            ["probe", "--target-layer", 3, "--neuron", 5, "--feature", "9:1", *model],
+            "layer 9 is out of range",
+        ),
+        "probe neuron": (
+            ["probe", "--target-layer", 3, "--neuron", 999, *model],
+            "neuron 999",
+        ),
+        "steer feature index": (
+            ["steer", "--layer", 2, "--feature", 999, *model],
+            "feature 999 is out of range: valid values are 0..63",
+        ),
+        "steer neuron": (["steer", "--target-layer", 3, "--neuron", 999, *model], "neuron 999"),
+        "map find with a bad prompt set": (
+            ["map", "--find-layer", 3, "--prompts", tmp / "none.txt", *model],
+            "prompt set",
+        ),
+        "map find at a bad layer": (["map", "--find-layer", 9, *model], "9"),
+        "labels of a damaged run": (["labels", damaged], f"cannot read {damaged / 'graph.json'}"),
+    }
+
+
+BEFORE_WEIGHTS = [
+    "probe feature index",
+    "probe feature layer",
+    "probe neuron",
+    "steer feature index",
+    "steer neuron",
+    "map find with a bad prompt set",
+    "map find at a bad layer",
+    "labels of a damaged run",
+]
+
+
+@pytest.mark.parametrize("case", BEFORE_WEIGHTS)
+def test_checks_come_before_the_weights_load(
+    case, no_weights, tiny_map_setup, mapped, tmp_path, monkeypatch, capsys
+):
+    monkeypatch.chdir(tmp_path)
+    args, message = _before_weights_cases(tiny_map_setup, mapped, tmp_path)[case]
+    before = _snapshot(tmp_path), _snapshot(mapped)
+    code, out, err = run_main(monkeypatch, capsys, *args)
+    assert code == 2, (out, err)
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: ") and message in lines[0], err
+    assert (_snapshot(tmp_path), _snapshot(mapped)) == before
+
+
+def _big_request(setup, tmp: Path) -> list:
+    """A map of a 10 000-line targets file: 192 distinct targets, 960 units of work."""
+    lines = [f"{1 + i % 3}:{i % 64}" for i in range(10_000)]
+    (tmp / "targets.txt").write_text("\n".join(lines) + "\n")
+    return [
+        *("map", "--targets-file", tmp / "targets.txt", "--model", setup["model"]),
+        *("--dataset", setup["corpus"], "--sae-dir", setup["saes"], "--out", tmp / "runs"),
+    ]
+
+
+def test_a_big_map_needs_yes(tiny_map_setup, tmp_path, monkeypatch, capsys):
+    args = _big_request(tiny_map_setup, tmp_path)
+    before = _snapshot(tmp_path)
+    code, out, err = run_main(monkeypatch, capsys, *args)
+    assert code == 2, (out, err)
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: this map has 960 units of work"), err
+    assert "pass --yes to start it" in lines[0] and " h " in lines[0]
+    assert _snapshot(tmp_path) == before and not (tmp_path / "runs").exists()
+
+
+def test_a_big_map_asks_on_a_terminal(tiny_map_setup, tmp_path, monkeypatch, capsys):
+    args = _big_request(tiny_map_setup, tmp_path)
+    asked = []
+    monkeypatch.setattr(sys.stdin, "isatty", lambda: True, raising=False)
+    monkeypatch.setattr("typer.confirm", lambda text, **kw: asked.append(text) or False)
+    code, _, err = run_main(monkeypatch, capsys, *args)
+    assert code == 2 and err.strip().endswith("not started")
+    assert len(asked) == 1 and "960 units of work" in asked[0]
+    assert not (tmp_path / "runs").exists()
+
+
+def test_a_big_map_starts_with_yes_and_says_how_long(tiny_map_setup, tmp_path, monkeypatch, capsys):
+    from circuitmap.errors import CircuitmapError
+
+    def stop(config, run_dir, **kwargs):
+        raise CircuitmapError(f"stopped before the work on {len(config.targets)} targets")
+
+    monkeypatch.setattr("circuitmap.circuit.run.finish_map", stop)
+    args = _big_request(tiny_map_setup, tmp_path)
+    code, _, err = run_main(monkeypatch, capsys, *args, "--yes")
+    assert code == 2
+    assert "this map has 960 units of work left: about" in err
+    assert err.strip().endswith("stopped before the work on 192 targets")
+    assert len(list((tmp_path / "runs").iterdir())) == 1  # the run folder, with its config
+
+
+def _serving(mapped, monkeypatch, capsys, host: str = "127.0.0.1"):
+    """`circuitmap view RUN --serve` on a free port, in a thread: (port, server, thread)."""
+    import socket
+    import threading
+    import time
+
+    from circuitmap_cli import view
+
+    with socket.socket() as probe:
+        probe.bind((host, 0))
+        port = probe.getsockname()[1]
+    servers = []
+
+    def make(*args, **kwargs):
+        servers.append(view_make(*args, **kwargs))
+        return servers[-1]
+
+    view_make = view.make_server
+    monkeypatch.setattr(view, "make_server", make)
+    monkeypatch.setattr(sys, "argv", ["circuitmap", "view", str(mapped), "--serve"])
+    monkeypatch.setattr(sys, "argv", [*sys.argv, "--port", str(port), "--host", host])
+
+    def serve():
+        try:
+            main()
+        except SystemExit:
+            pass
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    for _ in range(500):
+        if servers:
+            break
+        time.sleep(0.01)
+    return port, servers[0], thread
+
+
+def _get(port: int, host_header: str) -> int:
+    import http.client
+
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    connection.request("GET", "/", headers={"Host": host_header})
+    status = connection.getresponse().status
+    connection.close()
+    return status
+
+
+def test_view_serve_ignores_clients_that_leave_early(mapped, monkeypatch, capsys):
+    """Clients that reset the connection mid-request or mid-response print no traceback, and
+    the server keeps serving."""
+    import socket
+    import struct
+
+    port, server, thread = _serving(mapped, monkeypatch, capsys)
+    requests = [b"GET / HTTP/1.1\r\nHo", f"GET / HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n\r\n"]
+    try:
+        for _ in range(3):
+            for request in requests:
+                client = socket.create_connection(("127.0.0.1", port))
+                client.sendall(request if isinstance(request, bytes) else request.encode())
+                client.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+                client.close()  # a reset, not a clean close
+        assert _get(port, f"127.0.0.1:{port}") == 200
+        assert _get(port, f"evil.example:{port}") == 403
+        assert _get(port, f"{socket.gethostname()}:{port}") == 403  # loopback only
+    finally:
+        server.shutdown()
+        thread.join(10)
+    err = capsys.readouterr().err
+    assert "Traceback" not in err and "Error" not in err, err
+
+
+def test_view_serve_on_every_interface_accepts_the_machines_names():
+    import socket
+
+    from circuitmap_cli.view import allowed_hosts
+
+    everywhere = allowed_hosts("0.0.0.0", 8000)
+    assert {f"{socket.gethostname()}:8000", "localhost:8000", "127.0.0.1:8000"} <= everywhere
+    assert f"{socket.getfqdn()}:8000" in everywhere and "evil.example:8000" not in everywhere
+    assert "0.0.0.0:8000" not in everywhere
+    assert allowed_hosts("127.0.0.1", 8000) == {"127.0.0.1:8000", "localhost:8000", "[::1]:8000"}
+    assert "localhost" in allowed_hosts("127.0.0.1", 80)
