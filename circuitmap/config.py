@@ -210,21 +210,16 @@ class MapConfig:
     optim: OptimConfig = field(default_factory=OptimConfig)
     patchscope: PatchscopeConfig = field(default_factory=PatchscopeConfig)
     sae: SAESource = field(default_factory=SAESource)
-    # How a layer's circuit features are chosen: "attribution" ranks features by (activation -
-    # silent mean) x d(target)/d(feature) over the build prompts and keeps them until they carry
-    # ``share`` of the positive total, at most ``max_features``; "activation": the report's.
+    # A layer's features: "attribution" (circuit.selection) or "activation" (the report's).
     select: SelectMethod = "attribution"
     # Attribution's gradient: averaged over this many points of the path from the reference to
     # the clean activations (1: its midpoint; 0: the clean gradient).
     ig_steps: int = 1
-    # Attribution keeps max_features in this many rounds, each ranking the rest along the path
-    # from the circuit kept so far to the clean stream (2: benchmark sufficiency 0.64, 1: 0.59).
-    rounds: int = 2
+    rounds: int = 2  # attribution keeps max_features in rounds, each given the features kept
     max_features: int = 40
     share: float = 0.9
     top_k: int = 5  # SAE features of X_l reported per layer (and kept with --select activation)
-    # What "removed" means: "silent" replaces a feature (or the error term) by its mean over
-    # tokens of texts where the target is silent; "zero"; "mean" (its mean over the corpus).
+    # "Removed" means replaced by: the mean where the target is silent; zero; the corpus mean.
     ablation: Ablation = "silent"
     n_prompts: int = 16  # build prompts where the target fires (choose the circuit)
     effect_prompts: int = 8  # prompts of a third part, on which nodes and edges are measured
@@ -234,10 +229,8 @@ class MapConfig:
     prompt_pool: int = 300  # corpus texts ranked to choose the prompts
     prompt_tokens: int = 64  # the longest prompt window, <bos> and the peak included
     min_context: int = 8  # real tokens a prompt holds before its peak, at least
-    # The whole circuit, chosen jointly over its sites for the target on the build prompts:
-    # ``sites`` (None: the best on the build prompts of the sets of ``n_sites`` mapped layers
-    # evenly spaced back from the last) and at most ``budget`` feature nodes over all of them
-    # (error nodes come on top).
+    # The whole circuit (circuit.whole): its sites (None: the best of the sets of n_sites evenly
+    # spaced mapped layers) and at most budget feature nodes over them (error nodes on top).
     sites: list[int] | None = None
     n_sites: int = 3
     budget: int = 60
@@ -249,9 +242,8 @@ class MapConfig:
     resamples: int = 100  # bootstrap resamples of the build prompts (selection stability)
     faithfulness: bool = True  # measure the circuit on the held-out prompts
     curve: bool = False  # and its completeness/sufficiency at 5, 10, 20, 40 features a layer
-    # The matmuls of the circuit's batched forwards (prompt ranking, attribution, ablations,
-    # faithfulness): "bfloat16" (torch.autocast; the residual stream and the SAEs stay float32)
-    # or "float32". The sweep (the report's method) runs in the model's own dtype.
+    # The matmuls of the circuit's batched forwards: "bfloat16" (torch.autocast; the stream and
+    # the SAEs stay float32) or "float32". The sweep runs in the model's own dtype.
     precision: Precision = "bfloat16"
 
     def __post_init__(self) -> None:
@@ -260,7 +252,7 @@ class MapConfig:
         for name in ("share", "node_threshold", "edge_threshold"):
             check_share(name, getattr(self, name))
         names = ("max_features", "top_k", "n_prompts", "effect_prompts", "n_heldout", "n_silent")
-        for name in names:
+        for name in (*names, "n_sites", "budget"):
             if getattr(self, name) < 1:
                 raise CircuitmapError(f"{name} {getattr(self, name)} must be at least 1")
         for name in ("restarts", "controls", "ig_steps", "resamples"):
@@ -269,8 +261,6 @@ class MapConfig:
         check_number("prompt_pool", self.prompt_pool, 2)
         check_number("prompt_tokens", self.prompt_tokens, 3)
         check_number("min_context", self.min_context, 1, self.prompt_tokens - 2)
-        check_number("n_sites", self.n_sites, 1)
-        check_number("budget", self.budget, 1)
         if self.sites is not None and not self.sites:
             raise CircuitmapError("the circuit's sites are empty: name at least one mapped layer")
 
@@ -278,20 +268,6 @@ class MapConfig:
         """The layers mapped for ``target``: ``layers`` below it, or all of 0..L-1."""
         chosen = range(target.layer) if self.layers is None else self.layers
         return sorted(layer for layer in set(chosen) if layer < target.layer)
-
-    def site_options(self, target: Target) -> list[list[int]]:
-        """The sets of layers where ``target``'s whole circuit may edit the residual stream:
-        ``sites`` (those among its mapped layers), or every set of ``n_sites`` mapped layers
-        evenly spaced back from the last one (one set per spacing)."""
-        layers = self.upstream_layers(target)
-        if self.sites is not None:
-            return [sorted(set(self.sites) & set(layers))]
-        count = min(self.n_sites, len(layers))
-        widest = (len(layers) - 1) // max(count - 1, 1)
-        return [
-            sorted(layers[len(layers) - 1 - k * gap] for k in range(count))
-            for gap in range(1, max(widest, 1) + 1)
-        ]
 
     def all_layers(self) -> list[int]:
         """Every layer some target maps (their Mean Vectors and SAEs are shared)."""

@@ -31,13 +31,8 @@ from typing import TYPE_CHECKING
 import torch
 
 from circuitmap.circuit.decompose import removal_forward, removal_masks
-from circuitmap.circuit.whole import (
-    WholeFaithfulness,
-    masked_target,
-    masks_of,
-    measure_whole,
-    ratio,
-)
+from circuitmap.circuit.whole import masked_target, masks_of, ratio
+from circuitmap.circuit.whole_faithfulness import WholeFaithfulness, measure_whole
 from circuitmap.files.storage import atomic_write_json, read_json
 
 if TYPE_CHECKING:

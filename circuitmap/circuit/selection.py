@@ -25,7 +25,7 @@ import torch
 
 from circuitmap.circuit.attribution import attribution, choose
 from circuitmap.circuit.contexts import Context, feature_contexts
-from circuitmap.circuit.whole import WholeCircuit, choose_sites, choose_whole
+from circuitmap.circuit.whole import WholeCircuit, choose_sites, choose_whole, site_options
 from circuitmap.config import Target
 from circuitmap.files.storage import atomic_write_json, read_json
 
@@ -139,7 +139,7 @@ def select_circuit(
             contexts=[],
             agreement=agreement,
         )
-    options = config.site_options(target)
+    options = site_options(config, target)
     sites = choose_sites(lm, decompositions, run, target, options, config.budget)
     circuit = choose_whole(lm, decompositions, run, target, sites, config.budget)
     for layer, dec in sorted(decompositions.items()):

@@ -1,5 +1,4 @@
-"""The whole circuit: nodes at several sites chosen together, and how much of the target they
-reproduce on their own when every site is edited in one forward.
+"""The whole circuit: nodes at several sites chosen together for the target.
 
 After Marks et al., *Sparse Feature Circuits* (2024), ``ablation.py``: the nodes of a site are
 its SAE features and its error term (the error node). A circuit C keeps some nodes of each site;
@@ -22,15 +21,14 @@ candidate node has a logit, and each of ``MASK_STEPS`` Adam steps runs the circu
 one forward and backward, with straight-through gradients (the sigmoid's) for the logits, on
 the loss mean over prompts of ((m_p(C) - m_p(M)) / (m(M) - m(empty)))^2. The circuit kept is
 the one of lowest loss seen. Candidates are each site's ``CANDIDATES`` active features of
-highest attribution, which start ranked by it, so the first step is the attribution circuit
-with the budget shared equally; error nodes start kept and do not count against the budget.
-The sites, unless given, are the set of evenly spaced layers whose attribution circuit does
-best on the build prompts (:func:`choose_sites`).
+highest attribution, ranked by it at the start (the first step is the attribution circuit
+with the budget shared equally); error nodes start kept and do not count against the budget.
+The sites, unless given, are the evenly spaced layers whose attribution circuit does best on
+the build prompts (:func:`choose_sites`).
 """
 
 from __future__ import annotations
 
-import dataclasses
 import math
 import time
 from dataclasses import dataclass
@@ -45,22 +43,20 @@ from circuitmap.model.hooks import edit_resid_pre, start_at
 if TYPE_CHECKING:
     from circuitmap.circuit.attribution import PromptRun
     from circuitmap.circuit.decompose import LayerDecomposition
-    from circuitmap.config import Target
+    from circuitmap.config import MapConfig, Target
     from circuitmap.model.load import LoadedModel
 
 MASK_STEPS = 24  # forward-and-backward passes that learn the circuit
 MASK_LR = 0.1  # Adam's step on the nodes' logits
 CANDIDATES = 256  # features per site that may join the circuit: the best by attribution
 CURVE = (5, 10, 20, 40)  # feature nodes of the whole-circuit curve (and the budget itself)
-
 Masks = dict[int, torch.Tensor]  # site -> (rows, d_sae + 1) kept weights; the last: error node
 
 
 @dataclass
 class WholeCircuit:
-    """A target's circuit over its sites: each site's kept features, best first, and whether
-    its error node is kept; ``scores``: each kept feature's learned logit (same order; higher:
-    more wanted by the circuit)."""
+    """A target's circuit over its sites: each site's kept features, best first, whether its
+    error node is kept, and each kept feature's learned logit (``scores``, same order)."""
 
     sites: list[int]
     features: dict[int, list[int]]
@@ -96,10 +92,7 @@ class WholeCircuit:
     def from_dict(cls, data: dict) -> WholeCircuit:
         keyed = {k: {int(s): v for s, v in data[k].items()} for k in ("features", "errors")}
         scores = {int(s): v for s, v in data["scores"].items()}
-        return cls(data["sites"], keyed["features"], keyed["errors"], scores, data["seconds"])
-
-    def to_dict(self) -> dict:
-        return dataclasses.asdict(self)
+        return cls(data["sites"], **keyed, scores=scores, seconds=data["seconds"])
 
 
 def ratio(numerator: float, denominator: float, scale: float) -> float | None:
@@ -181,7 +174,7 @@ def _group(
     return mlp[target.layer][:, -1, target.neuron].float().cpu().view(rows, n)
 
 
-def _active(dec: LayerDecomposition, run: PromptRun) -> torch.Tensor:
+def active(dec: LayerDecomposition, run: PromptRun) -> torch.Tensor:
     """(d_sae,) bool: the features of ``dec``'s layer active at some real token of ``run``."""
     f, _ = dec.encode(run.resid[dec.layer])  # (n, seq, d_sae)
     return (f * run.real[..., None]).amax((0, 1)) > 0
@@ -200,6 +193,21 @@ def _hard(logits: dict[int, torch.Tensor], budget: int) -> dict[int, torch.Tenso
         hard[site] = torch.cat([chosen[offset : offset + n], (v[-1:] > 0).float()])
         offset += n
     return hard
+
+
+def site_options(config: MapConfig, target: Target) -> list[list[int]]:
+    """The sets of layers where ``target``'s whole circuit may edit the residual stream:
+    ``config.sites`` (those among its mapped layers), or every set of ``config.n_sites`` mapped
+    layers evenly spaced back from the last one (one set per spacing)."""
+    layers = config.upstream_layers(target)
+    if config.sites is not None:
+        return [sorted(set(config.sites) & set(layers))]
+    count = min(config.n_sites, len(layers))
+    widest = (len(layers) - 1) // max(count - 1, 1)
+    return [
+        sorted(layers[len(layers) - 1 - k * gap] for k in range(count))
+        for gap in range(1, max(widest, 1) + 1)
+    ]
 
 
 @torch.no_grad()
@@ -252,9 +260,9 @@ def choose_whole(
     candidates, logits = {}, {}
     for site, dec in decs.items():
         scores = attribution(dec, run)[0].mean(0)  # (d_sae,)
-        active = _active(dec, run)
-        order = scores.masked_fill(~active, -math.inf).argsort(descending=True)
-        count = min(CANDIDATES, int(active.sum()))
+        fires = active(dec, run)
+        order = scores.masked_fill(~fires, -math.inf).argsort(descending=True)
+        count = min(CANDIDATES, int(fires.sum()))
         candidates[site] = order[:count]
         rank = torch.linspace(1.0, -1.0, count)  # the site's best first
         logits[site] = torch.cat([rank, torch.ones(1)]).requires_grad_(True)
@@ -290,111 +298,3 @@ def choose_whole(
 def _nothing(sites: list[int]) -> tuple[dict[int, list[int] | None], dict[int, bool]]:
     """The empty circuit: every feature and error node removed at every site."""
     return {site: [] for site in sites}, {site: False for site in sites}
-
-
-@dataclass
-class WholeFaithfulness:
-    """The whole circuit measured on held-out prompts (see the module docstring): F of the
-    circuit, of the circuit without its error nodes, of its complement, of random circuits with
-    as many features per site (error nodes removed), the curve of F over the circuit's best k
-    features (its error nodes kept) and the curve's area (trapezoid over k / budget, from the
-    error nodes alone at 0)."""
-
-    sites: list[int]
-    feature_nodes: int
-    error_nodes: int
-    clean: float  # m(M)
-    empty: float  # m(empty)
-    circuit: float | None  # F(C)
-    no_error: float | None  # F(C without its error nodes)
-    complement: float | None  # F(M minus C)
-    random: float | None  # F(random features, as many per site)
-    curve: dict[str, float | None]  # k -> F(the best k features and C's error nodes)
-    area: float | None
-
-
-def random_circuit(
-    circuit: WholeCircuit,
-    decompositions: dict[int, LayerDecomposition],
-    run: PromptRun,
-    seed: int,
-) -> dict[int, list[int]]:
-    """As many random active features per site as the circuit keeps, none of the circuit's."""
-    chosen = {}
-    gen = torch.Generator().manual_seed(seed)
-    for site in circuit.sites:
-        pool = _active(decompositions[site], run)
-        pool[circuit.features[site]] = False
-        options = pool.nonzero()[:, 0]
-        pick = torch.randperm(len(options), generator=gen)[: len(circuit.features[site])]
-        chosen[site] = options[pick].tolist()
-    return chosen
-
-
-@torch.no_grad()
-def measure_whole(
-    lm: LoadedModel,
-    decompositions: dict[int, LayerDecomposition],
-    run: PromptRun,
-    target: Target,
-    circuit: WholeCircuit,
-    budget: int,
-    seed: int = 0,
-) -> WholeFaithfulness:
-    """Every figure of :class:`WholeFaithfulness` on ``run`` in one batched forward."""
-    sites = circuit.sites
-    decs = {site: decompositions[site] for site in sites}
-    every: dict[int, list[int] | None] = {site: None for site in sites}
-    none: dict[int, list[int] | None] = {site: [] for site in sites}
-    all_errors = {site: True for site in sites}
-    no_errors = {site: False for site in sites}
-    complement: dict[int, list[int] | None] = {}
-    for site in sites:
-        d_sae = decs[site].directions.shape[0]
-        inside = set(circuit.features[site])
-        complement[site] = [f for f in range(d_sae) if f not in inside]
-    not_errors = {site: not kept for site, kept in circuit.errors.items()}
-    ks = [k for k in CURVE if k < circuit.feature_nodes]
-    conditions = {
-        "M": (every, all_errors),
-        "empty": (none, no_errors),
-        "C": (dict(circuit.features), circuit.errors),
-        "no_error": (dict(circuit.features), no_errors),
-        "complement": (complement, not_errors),
-        "random": (dict(random_circuit(circuit, decs, run, seed)), no_errors),
-        "errors_only": (none, circuit.errors),
-    } | {f"top{k}": (dict(circuit.top(k)), circuit.errors) for k in ks}
-    names = list(conditions)
-    m = masked_target(lm, decs, run, target, masks_of(decs, list(conditions.values())))
-    a = dict(zip(names, m.mean(1).tolist(), strict=True))
-    clean, empty = a["M"], a["empty"]
-
-    def f(name: str) -> float | None:
-        return ratio(a[name] - empty, clean - empty, clean)
-
-    points = [(0.0, f("errors_only"))] + [(k / budget, f(f"top{k}")) for k in ks]
-    points.append((circuit.feature_nodes / budget, f("C")))
-    return WholeFaithfulness(
-        sites=sites,
-        feature_nodes=circuit.feature_nodes,
-        error_nodes=circuit.error_nodes,
-        clean=clean,
-        empty=empty,
-        circuit=f("C"),
-        no_error=f("no_error"),
-        complement=f("complement"),
-        random=f("random"),
-        curve={str(k): f(f"top{k}") for k in ks} | {str(circuit.feature_nodes): f("C")},
-        area=_area(points),
-    )
-
-
-def _area(points: list[tuple[float, float | None]]) -> float | None:
-    """The trapezoid area under (x, y) points over [0, last x], or None where a y is
-    undefined or the points span nothing."""
-    if any(y is None for _, y in points) or points[-1][0] <= 0:
-        return None
-    area = sum(
-        (x1 - x0) * (y0 + y1) / 2 for (x0, y0), (x1, y1) in zip(points, points[1:], strict=False)
-    )
-    return area / points[-1][0]
