@@ -1,58 +1,134 @@
-"""How faithful are circuitmap's circuits, by how their features are chosen?
+"""How faithful are circuitmap's whole circuits on prompts they never saw?
 
-    python benchmarks/faithfulness.py [--layers 6,9,12 --per-layer 4] [--mapped-layers 2,5,8]
-        [--sae-dir DIR] [--select attribution] [--precision float32] [--n-prompts 16]
-        [--ig-steps 2] [--rounds 1]
+    python benchmarks/faithfulness.py [--layers 6,9,12,15 --per-layer 3] [--budget 60]
+        [--n-sites 3] [--sae-dir DIR] [--precision float32]
 
 Targets: the top ``--per-layer`` neurons of `circuitmap find` (definitions vs licences) at each
-target layer. For each target, the map's own units run once (`circuitmap.circuit.worker.Worker`:
-Mean Vectors, prompts split into build / held-out / silent, the sweep, the build prompts' gradient
-pass); then each selection is measured on the **held-out** prompts, which it never saw, with
-`circuitmap.circuit.faithfulness.measure`:
+target layer (SAEs are needed for every layer below the deepest: `circuitmap sae train --layers
+0-14`). Each target is mapped by the map's own units (`circuitmap.circuit.worker.Worker`): Mean
+Vectors, prompts split into build / effect / held-out / silent, the sweep, the per-layer
+selection and the whole circuit chosen on the build prompts; then the circuit is measured on the
+**held-out** prompts (`circuitmap.circuit.faithfulness.measure`).
 
-- ``attribution`` (the default): each layer's features ranked by attribution on the build
-  prompts, kept until they carry 0.9 of the layer's positive attribution, at most 40, in two
-  rounds of 20 (the second ranked given the first);
-- ``activation`` (the report's): ranked by activation on the optimised X_l, the top 5 kept.
-
-Prints the means over targets of: the per-layer mean completeness and sufficiency (error node
-kept) of the kept features and of each ranking cut at 5, 10, 20 and 40 features a layer (the
-curve), the joint sufficiency (all layers edited at once), the random floor (as many random
-active features), the error node's share, features kept per layer, the bootstrap agreement of
-each layer's top 5 kept features, and seconds per target; then one row per target.
+Per target: the whole circuit's F(C), F(C) without its error nodes, F(M minus C), the random
+floor, the curve's area, its sites and feature / error node counts, and the per-layer
+diagnostics (mean completeness and sufficiency of each layer's circuit edited alone); then the
+medians over targets. A ratio above 1 is shown as it is. The table is written to
+``benchmarks/results/faithfulness.md`` with the command and the commit.
 """
 
 from __future__ import annotations
 
 import argparse
-import dataclasses
+import statistics
 import time
 
-from circuitmap.circuit.faithfulness import CURVE, Faithfulness, defined_mean, measure
-from circuitmap.circuit.selection import Selection, select_circuit
+from record import record
+
+from circuitmap.circuit.faithfulness import measure
+from circuitmap.circuit.selection import select_circuit
 from circuitmap.circuit.worker import Worker
-from circuitmap.config import SELECTIONS, MapConfig, ModelConfig, SAESource, Target
+from circuitmap.config import MapConfig, ModelConfig, SAESource, Target
 from circuitmap.files.prompt_sets import read_prompt_set
 from circuitmap.model.forward import matmul_precision
 from circuitmap.model.load import load_model
 from circuitmap.validate.probe import find_neurons
 
+COLUMNS = (
+    ("F(C)", "circuit"),
+    ("F(C) no error nodes", "no_error"),
+    ("F(M∖C)", "complement"),
+    ("random", "random"),
+    ("curve area", "area"),
+)
+
 
 def _fmt(value: float | None) -> str:
-    return "n/a" if value is None else f"{value:.2f}"
+    return "–" if value is None else f"{value:.2f}"
+
+
+def _median(values: list[float | None]) -> str:
+    defined = [v for v in values if v is not None]
+    return _fmt(statistics.median(defined)) if defined else "–"
+
+
+def measure_target(target: Target, args: argparse.Namespace, lm) -> dict:
+    """One target mapped by the map's units and measured on its held-out prompts."""
+    config = MapConfig(
+        targets=[target],
+        sae=SAESource(sae_dir=args.sae_dir),
+        precision=args.precision,
+        budget=args.budget,
+        n_sites=args.n_sites,
+    )
+    worker = Worker(config, lm)
+    start = time.perf_counter()
+    baseline = worker.baseline()
+    split = worker.prompts([target])[target.id]
+    sweep = worker.sweep(target, baseline)
+    build = worker.encoded_prompts(target, split, "build")
+    heldout = worker.encoded_prompts(target, split, "heldout")
+    decompositions = worker.decompositions(target, split, baseline)
+    with matmul_precision(lm.input_device, config.precision):  # as the map's units
+        chosen = select_circuit(lm, config, sweep, build, decompositions)
+        result = measure(lm, chosen, heldout, decompositions, config.budget, curve=False)
+    whole = result.whole
+    row = {name: getattr(whole, name) for _, name in COLUMNS}
+    row |= {
+        "sites": ",".join(map(str, whole.sites)),
+        "features": whole.feature_nodes,
+        "errors": whole.error_nodes,
+        "completeness": result.mean("completeness"),
+        "sufficiency": result.mean("sufficiency"),
+        "joint": result.joint_sufficiency,
+        "prompts": f"{len(split.build.texts)}/{len(split.effect.texts)}/{result.n_prompts}",
+        "seconds": time.perf_counter() - start,
+    }
+    print(
+        f"{target.id}: F(C) {_fmt(whole.circuit)} (no error nodes {_fmt(whole.no_error)}), "
+        f"F(M∖C) {_fmt(whole.complement)}, random {_fmt(whole.random)}, "
+        f"{whole.feature_nodes} features + {whole.error_nodes} error nodes at {row['sites']}, "
+        f"{row['seconds']:.0f} s",
+        flush=True,
+    )
+    return row
+
+
+def table(targets: list[Target], rows: list[dict]) -> str:
+    head = (
+        "| target | sites | feature nodes | error nodes | "
+        + " | ".join(title for title, _ in COLUMNS)
+        + " | per-layer completeness | per-layer sufficiency | per-layer circuits joint | "
+        "prompts build/effect/held-out | s |"
+    )
+    lines = [head, "|" + " --- |" * 14]
+    for target, row in zip(targets, rows, strict=True):
+        figures = " | ".join(_fmt(row[name]) for _, name in COLUMNS)
+        lines.append(
+            f"| {target.id} | {row['sites']} | {row['features']} | {row['errors']} | {figures} "
+            f"| {_fmt(row['completeness'])} | {_fmt(row['sufficiency'])} | {_fmt(row['joint'])} "
+            f"| {row['prompts']} | {row['seconds']:.0f} |"
+        )
+    medians = " | ".join(_median([row[name] for row in rows]) for _, name in COLUMNS)
+    lines.append(
+        f"| **median of {len(rows)}** | | "
+        f"{statistics.median(r['features'] for r in rows):.0f} | "
+        f"{statistics.median(r['errors'] for r in rows):.0f} | {medians} "
+        f"| {_median([r['completeness'] for r in rows])} "
+        f"| {_median([r['sufficiency'] for r in rows])} | {_median([r['joint'] for r in rows])} "
+        f"| | {statistics.median(r['seconds'] for r in rows):.0f} |"
+    )
+    return "\n".join(lines)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--layers", default="6,9,12", help="target layers")
-    parser.add_argument("--per-layer", type=int, default=4, help="targets per layer")
-    parser.add_argument("--mapped-layers", default=None, help="upstream layers (default: all)")
+    parser.add_argument("--layers", default="6,9,12,15", help="target layers")
+    parser.add_argument("--per-layer", type=int, default=3, help="targets per layer")
     parser.add_argument("--sae-dir", default=None, help="circuitmap SAEs (default: the cache's)")
-    parser.add_argument("--select", default=",".join(SELECTIONS), help="selections to measure")
     parser.add_argument("--precision", default=MapConfig.precision, help="bfloat16 | float32")
-    parser.add_argument("--n-prompts", type=int, default=MapConfig.n_prompts, help="build prompts")
-    parser.add_argument("--ig-steps", type=int, default=MapConfig.ig_steps, help="0: the gradient")
-    parser.add_argument("--rounds", type=int, default=MapConfig.rounds, help="selection rounds")
+    parser.add_argument("--budget", type=int, default=MapConfig.budget, help="feature nodes")
+    parser.add_argument("--n-sites", type=int, default=MapConfig.n_sites, help="circuit sites")
     args = parser.parse_args()
     lm = load_model(ModelConfig())
     _, positive = read_prompt_set("definitions")
@@ -62,92 +138,10 @@ def main() -> None:
         for layer in args.layers.split(",")
         for s in find_neurons(lm, int(layer), positive, negative, args.per_layer)
     ]
-    rows: dict[str, list[tuple[Faithfulness, Selection, float]]] = {}
-    for target in targets:
-        config = MapConfig(
-            targets=[target],
-            layers=[int(x) for x in args.mapped_layers.split(",")] if args.mapped_layers else None,
-            sae=SAESource(sae_dir=args.sae_dir),
-            precision=args.precision,
-            n_prompts=args.n_prompts,
-            ig_steps=args.ig_steps,
-            rounds=args.rounds,
-        )
-        worker = Worker(config, lm)
-        start = time.perf_counter()
-        baseline = worker.baseline()
-        split = worker.prompts([target])[target.id]
-        sweep = worker.sweep(target, baseline)
-        run = worker.encoded_prompts(target, split, "build")
-        heldout = worker.encoded_prompts(target, split, "heldout")
-        decompositions = worker.decompositions(target, split, baseline)
-        common = time.perf_counter() - start
-        for select in args.select.split(","):
-            start = time.perf_counter()
-            with matmul_precision(lm.input_device, config.precision):  # as the map's units
-                chosen = select_circuit(
-                    lm, dataclasses.replace(config, select=select), sweep, run, decompositions
-                )
-                result = measure(lm, chosen, heldout, decompositions)
-            rows.setdefault(select, []).append(
-                (result, chosen, common + time.perf_counter() - start)
-            )
-            print(
-                f"{target.id} {select}: completeness {_fmt(result.mean('completeness'))}, "
-                f"sufficiency {_fmt(result.mean('sufficiency'))}, joint "
-                f"{_fmt(result.joint_sufficiency)}",
-                flush=True,
-            )
-
-    print(f"\n{len(targets)} targets: {', '.join(t.id for t in targets)}\n")
-    print(
-        "| selection | features per layer | completeness | sufficiency (error kept) | joint "
-        "sufficiency | random completeness | random sufficiency | error share | top-5 "
-        "agreement | s per target |"
-    )
-    print("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
-    for select, results in rows.items():
-        faithful = [f for f, _, _ in results]
-        sizes = [
-            sum(s.kept for s in sel.layers.values()) / len(sel.layers) for _, sel, _ in results
-        ]
-        agreement = [
-            a
-            for _, sel, _ in results
-            for s in sel.layers.values()
-            for a in s.agreement[:5]
-            if a is not None
-        ]
-
-        def over(name: str, faithful: list[Faithfulness] = faithful) -> str:
-            return _fmt(defined_mean([f.mean(name) for f in faithful]))
-
-        joint = defined_mean([f.joint_sufficiency for f in faithful])
-        print(
-            f"| {select} (kept) | {sum(sizes) / len(sizes):.1f} | {over('completeness')} "
-            f"| {over('sufficiency')} | {_fmt(joint)} "
-            f"| {over('random_completeness')} | {over('random_sufficiency')} "
-            f"| {over('error_share')} | {_fmt(defined_mean(agreement))} "
-            f"| {sum(s for *_, s in results) / len(results):.0f} |"
-        )
-        for k in CURVE:
-            figures = {
-                name: defined_mean([f.curve_mean(k, name) for f in faithful])
-                for name in ("completeness", "sufficiency")
-            }
-            print(
-                f"| {select} top {k} | {k} | {_fmt(figures['completeness'])} "
-                f"| {_fmt(figures['sufficiency'])} | | | | | | |"
-            )
-    print("\n| target | selection | completeness | sufficiency | joint sufficiency | error share |")
-    print("| --- | --- | ---: | ---: | ---: | ---: |")
-    for select, results in rows.items():
-        for target, (f, _, _) in zip(targets, results, strict=True):
-            print(
-                f"| {target.id} | {select} | {_fmt(f.mean('completeness'))} "
-                f"| {_fmt(f.mean('sufficiency'))} | {_fmt(f.joint_sufficiency)} "
-                f"| {_fmt(f.mean('error_share'))} |"
-            )
+    rows = [measure_target(target, args, lm) for target in targets]
+    text = table(targets, rows)
+    print("\n" + text)
+    print(f"\nwrote {record('faithfulness', text)}")
 
 
 if __name__ == "__main__":

@@ -1,6 +1,6 @@
 """Real prompts where a target fires: windows of corpus texts ranked by the target's activation.
 
-Each text of the pool is read from its start (its first ``2 * window`` tokens). The target's
+Each text of the pool is read from its start (its first ``window`` tokens). The target's
 peak in a text is its largest activation at a token with at least ``min_context`` real tokens
 before it: a neuron that fires hardest on the first tokens of any text answers to the position,
 not to a context, and a prompt of ``<bos>`` and one token holds no circuit to map. A prompt is
@@ -122,7 +122,7 @@ def _peaks(
     found: dict[str, list[_Peak | None]] = {t.id: [] for t in targets}
     for first in range(0, len(texts), batch_size):
         rows = [
-            tok(text, truncation=True, max_length=2 * window)["input_ids"]
+            tok(text, truncation=True, max_length=window)["input_ids"]
             for text in texts[first : first + batch_size]
         ]
         batch = pad_token_ids(lm, rows)
