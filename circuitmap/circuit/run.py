@@ -11,6 +11,7 @@ from circuitmap.circuit.driver import check_targets, map_circuit
 from circuitmap.circuit.executors import LocalExecutor, make_executor
 from circuitmap.circuit.graph import build_graph
 from circuitmap.circuit.prune import merge_graphs, prune
+from circuitmap.circuit.supernodes import add_supernodes
 from circuitmap.config import SAETrainConfig
 from circuitmap.errors import CircuitmapError
 from circuitmap.files.export import FORMATS, GRAPH_FILE, export, node_link_json
@@ -120,7 +121,7 @@ def run_map(
         atomic_write_text(target_dir(run_dir, t) / GRAPH_FILE, node_link_json(graphs[-1]))
     graph = merge_graphs(graphs)
     atomic_write_text(run_dir / GRAPH_FILE, node_link_json(graph))
-    pruned = prune(graph, config.node_threshold, config.edge_threshold)
+    pruned = add_supernodes(prune(graph, config.node_threshold, config.edge_threshold))
     return pruned, [run_dir / GRAPH_FILE, *export(pruned, run_dir)]
 
 
@@ -142,4 +143,5 @@ def reexport(
         config.node_threshold if node is None else node,
         config.edge_threshold if edge is None else edge,
     )
+    add_supernodes(pruned)
     return pruned, export(pruned, out or run_dir, formats, scan=scan)

@@ -1,5 +1,6 @@
 """The exported HTML in a real headless Chromium (Debian's chromium, driven by Playwright)."""
 
+import json
 import os
 import shutil
 
@@ -277,3 +278,29 @@ def test_without_a_circuit_mark_the_first_view_is_the_whole_exported_graph(brows
     _click(page, "L1.E")
     text = page.inner_text("#cm-panel")
     assert "influence (share of the target)\t0.300" in text and "attribution\t–" in text
+
+
+def test_a_supernode_collapses_and_expands(browser, tmp_path):
+    graph = _layered(layers=3, per_layer=4)
+    members = ["L1.F0", "L1.F1", "L1.F2"]
+    graph.graph["supernodes"] = json.dumps([["L1 word", *members]])
+    page = _open(browser, tmp_path, graph, width=1600)
+    panel = page.locator("#cm-panel")
+    _click(page, "L1.F1")
+    assert "supernode L1 word" in panel.inner_text()
+    panel.locator("button", has_text="collapse").click()
+    shown = _shown(page)
+    assert "S0" in shown and not set(members) & set(shown)
+    assert "L1 word (3)" in [label["text"] for label in page.evaluate("cm.labels()")]
+    # The collapsed supernode's edges go to it; clicking it lists its members.
+    _click(page, "S0")
+    assert [b.inner_text() for b in panel.locator("button.cm-link").all()] == [
+        "F0 L1: word0",
+        "F1 L1: word1",
+        "F2 L1: word2",
+    ]
+    panel.locator("button", has_text="expand").click()
+    assert _shown(page) == sorted(graph.nodes)
+    # The checkbox collapses every supernode at once.
+    page.locator("#cm-group").check()
+    assert "S0" in _shown(page)
