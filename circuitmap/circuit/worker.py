@@ -15,6 +15,8 @@ from typing import TYPE_CHECKING, Any
 import torch
 
 from circuitmap.circuit.attribution import prompt_run
+from circuitmap.circuit.dashboards import TEXTS as DASHBOARD_TEXTS
+from circuitmap.circuit.dashboards import node_dashboards
 from circuitmap.circuit.decompose import decompose, token_vectors
 from circuitmap.circuit.effects import layer_effects
 from circuitmap.circuit.faithfulness import measure
@@ -182,6 +184,13 @@ class Worker:
             strongest,
             self.decompositions(t, split, baseline),
         )
+
+    @_measuring
+    def dashboards(self, selection: Selection) -> dict[str, Any]:
+        """The dashboards of ``selection``'s target and kept features."""
+        kept = {layer: s.features for layer, s in selection.layers.items() if s.features}
+        texts = corpus_texts(self.config.corpus, self.cache, n=DASHBOARD_TEXTS)
+        return node_dashboards(self.lm, self.saes(list(kept)), selection.target, kept, texts)
 
     @_measuring
     def faithfulness(

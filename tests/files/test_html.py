@@ -304,3 +304,38 @@ def test_a_supernode_collapses_and_expands(browser, tmp_path):
     # The checkbox collapses every supernode at once.
     page.locator("#cm-group").check()
     assert "S0" in _shown(page)
+
+
+def test_panel_shows_a_nodes_dashboard(browser, tmp_path):
+    graph = _graph()
+    graph.graph["dashboard_texts"] = 64
+    graph.nodes["L1.F7"].update(
+        corpus_contexts=[
+            {"before": "the area of a", "token": " circle", "after": " is", "activation": 4.5},
+            {"before": "a unit", "token": EVIL, "after": "", "activation": 2.0},
+        ],
+        activation_histogram={
+            "edges": [0.0, 1.0, 2.0, 3.0],
+            "counts": [5, 2, 1],
+            "active": 8,
+            "tokens": 4096,
+        },
+        promoted_tokens=[{"token": " radius", "logit": 3.1}, {"token": " 円", "logit": 2.0}],
+    )
+    graph.nodes["L3.N5"]["top_prompts"] = [
+        {"before": "let", "token": " x", "after": " be", "activation": 9.0}
+    ]
+    page = _open(browser, tmp_path, graph, width=1600)
+    panel = page.locator("#cm-panel")
+    _click(page, "L1.F7")
+    text = panel.inner_text()
+    assert "top activations over 64 corpus texts" in text
+    assert [m.inner_text() for m in panel.locator("mark").all()][:2] == [" circle", EVIL]
+    assert panel.locator(".cm-bar").count() == 3
+    assert "active on 8 of 4096 tokens" in text
+    assert [t.inner_text() for t in panel.locator(".cm-token").all()] == [" radius", " 円"]
+    assert "causal decode (Patchscope of the feature)\n–" in text  # not measured
+    _click(page, "L3.N5")
+    assert "prompts where it fires most" in panel.inner_text()
+    assert panel.locator("mark").first.inner_text() == " x"
+    assert page.evaluate("window.__pwned") is None and "\ufffd" not in page.content()
