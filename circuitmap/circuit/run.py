@@ -12,14 +12,14 @@ from circuitmap.circuit.dashboards import TEXTS as DASHBOARD_TEXTS
 from circuitmap.circuit.driver import check_targets, map_circuit
 from circuitmap.circuit.executors import LocalExecutor, make_executor
 from circuitmap.circuit.graph import build_graph, feature_id
-from circuitmap.circuit.prune import merge_graphs, prune
+from circuitmap.circuit.prune import exported_graph, merge_graphs, prune
 from circuitmap.circuit.supernodes import add_supernodes
 from circuitmap.circuit.worker import Worker
 from circuitmap.config import SAETrainConfig
 from circuitmap.errors import CircuitmapError
 from circuitmap.files.export import FORMATS, GRAPH_FILE, export, node_link_json
 from circuitmap.files.prompt_sets import read_prompt_set
-from circuitmap.files.runs import load_finished_map, load_map_config, start_map, target_dir
+from circuitmap.files.runs import load_map_config, start_map, target_dir
 from circuitmap.files.storage import (
     atomic_write_json,
     atomic_write_text,
@@ -174,14 +174,7 @@ def reexport(
 ) -> tuple[nx.DiGraph, list[Path]]:
     """Export a finished map again (other formats, or other node and edge thresholds; None:
     the run's) without the model."""
-    config, graph = load_finished_map(run_dir)
+    pruned = exported_graph(run_dir, thresholds)
     if out is not None:
         writable_dir(out, "output folder")
-    node, edge = thresholds
-    pruned = prune(
-        graph,
-        config.node_threshold if node is None else node,
-        config.edge_threshold if edge is None else edge,
-    )
-    add_supernodes(pruned)
     return pruned, export(pruned, out or run_dir, formats, scan=scan)

@@ -3,6 +3,7 @@
 import json
 import os
 import shutil
+from pathlib import Path
 
 import networkx as nx
 import pytest
@@ -339,3 +340,26 @@ def test_panel_shows_a_nodes_dashboard(browser, tmp_path):
     assert "prompts where it fires most" in panel.inner_text()
     assert panel.locator("mark").first.inner_text() == " x"
     assert page.evaluate("window.__pwned") is None and "\ufffd" not in page.content()
+
+
+def test_show_renders_the_explorer_inline_offline(browser, tmp_path):
+    """``circuitmap.show(run)`` in a notebook: the page in a sandboxed iframe, no network."""
+    import circuitmap
+
+    run = Path(__file__).parents[2] / "graphs" / "gemma-3-270m-L12-N1742"
+    shown = circuitmap.show(run, height=700)
+    cell = tmp_path / "cell.html"
+    cell.write_text(f"<html><body>{shown._repr_html_()}</body></html>")
+    context = browser.new_context(offline=True, viewport={"width": 1600, "height": 900})
+    requests = []
+    context.on("request", lambda request: requests.append(request.url))
+    page = context.new_page()
+    page.goto(cell.as_uri())
+    frame = page.frame_locator("iframe")
+    frame.locator("#cm-canvas").wait_for()
+    inner = page.frames[1]
+    inner.wait_for_function("window.cm && cm.ready")
+    assert len(inner.evaluate("cm.shown()")) == shown.graph.number_of_nodes()
+    assert "L12.N1742" in frame.locator("#cm-head").inner_text()
+    assert requests == [cell.as_uri()]
+    context.close()
