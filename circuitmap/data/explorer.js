@@ -102,13 +102,17 @@
         col[i] = c;
         var share = maxInfluence ? Math.sqrt(Math.abs(nodes[i].influence || 0) / maxInfluence) : 0;
         pr[i] = isTarget[i] ? Math.min(14, rMax + 2) : Math.min(rMax, 4 + 10 * share);
-        labels[i] = fit(nodes[i].label, room - pr[i] - 6);
+        labels[i] = fit(shortLabel(nodes[i]), room - pr[i] - 6);
       });
       return {layer: l, x: x, room: Math.max(30, (c === layers.length - 1 ? W - x : colStep) - 8),
         heading: headingText(l)};
     });
     columns.forEach(function (c) { c.short = fit(c.heading, c.room); });
     state.view = {s: 1, x: 0, y: 0};
+  }
+  function shortLabel(d) {  // the column names the layer: 'F905 L7: morphism' -> 'F905 morphism'
+    if (d.kind === 'error') return 'error';
+    return String(d.label).replace(new RegExp('^(F\\d+) L' + d.layer + '\\b:?'), '$1');
   }
   function headingText(layer) {
     var decode = data.layers[layer];

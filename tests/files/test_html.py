@@ -255,6 +255,8 @@ def test_first_view_is_the_circuit_filling_the_canvas_with_readable_labels(brows
     labels = page.evaluate("cm.labels()")
     assert {label["id"] for label in labels} == CIRCUIT
     assert min(label["px"] for label in labels) >= 12
+    texts = {label["id"]: label["text"] for label in labels}
+    assert texts["L0.F0"] == "F0 word0" and texts["L1.E"] == "error"  # the column names the layer
     box = page.evaluate("cm.bbox()")
     covered = (box["x1"] - box["x0"]) * (box["y1"] - box["y0"])
     assert covered >= 0.7 * box["width"] * box["height"]
