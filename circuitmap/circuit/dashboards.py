@@ -1,7 +1,8 @@
 """Per-node dashboards for the explorer's panel, computed once per target at the end of a map:
 where each circuit feature fires over a slice of the corpus (its strongest contexts, at most one
 per text, and a histogram of its activations), the tokens its decoder direction promotes through
-the unembedding, and, for the target, the corpus texts where it fires most and its histogram.
+the unembedding, and, for the target, the corpus texts where it fires most (the map's build
+prompts, chosen from the prompt pool) and its histogram.
 
 Call point: :func:`circuitmap.circuit.run.run_dashboards` (a worker unit,
 :meth:`circuitmap.circuit.worker.Worker.dashboards`) after the map's units; the results are saved
@@ -18,6 +19,7 @@ character's bytes is shown as its vocabulary entry, and a snippet never starts o
 
 from __future__ import annotations
 
+import re
 from typing import TYPE_CHECKING, Any
 
 import torch
@@ -26,12 +28,13 @@ from circuitmap.model.forward import full_precision, run_recorded
 from circuitmap.model.tokens import batches
 
 if TYPE_CHECKING:
+    from circuitmap.circuit.prompts import Prompts
     from circuitmap.config import Target
     from circuitmap.model.load import LoadedModel
     from circuitmap.sae.store import LayerSAE
 
 FILE = "dashboards.json"  # in each target's folder of the run
-TEXTS = 64  # corpus texts read for the dashboards
+TEXTS = 32  # corpus texts read for the dashboards
 TOKENS = 64  # their last tokens
 TOP = 5  # contexts (texts) and ...
 PROMOTED = 10  # ... promoted tokens listed per node
@@ -41,7 +44,8 @@ BAD = "\ufffd"
 
 
 def whole_text(tokenizer: Any, ids: list[int]) -> str:
-    """``ids`` decoded, without the partial characters a cut at either end leaves (U+FFFD)."""
+    """``ids`` decoded on one line (whitespace runs and newlines as one space and ⏎), without
+    the partial characters a cut at either end leaves (U+FFFD)."""
     text = tokenizer.decode(ids)
     start, end = 0, len(ids)
     while BAD in text[:1] and start < end:  # a character whose first bytes were cut off
@@ -50,14 +54,16 @@ def whole_text(tokenizer: Any, ids: list[int]) -> str:
     while BAD in text[-1:] and end > start:  # a character whose last bytes are cut off
         end -= 1
         text = tokenizer.decode(ids[start:end])
-    return " ".join(text.replace(BAD, "").replace("\n", " ⏎ ").split())
+    return re.sub(r"\s+", " ", text.replace(BAD, "").replace("\n", " ⏎ "))
 
 
 def token_text(tokenizer: Any, token: int) -> str:
     """One token's text; its vocabulary entry (such as ``<0xE2>``) when it is part of a
-    character."""
+    character, and ``U+FFFD`` written out for the replacement character itself."""
     text = tokenizer.decode([token])
-    return str(tokenizer.convert_ids_to_tokens(token)) if BAD in text else text
+    if BAD in text:
+        text = str(tokenizer.convert_ids_to_tokens(token))
+    return text.replace(BAD, "U+FFFD")
 
 
 def _histogram(values: torch.Tensor, active_only: bool) -> dict[str, Any]:
@@ -88,16 +94,29 @@ def _contexts(
         if text in seen:
             continue
         seen.add(text)
-        row = rows[text]
-        found.append(
-            {
-                "before": whole_text(lm.tokenizer, row[max(1, pos - BEFORE) : pos]),
-                "token": token_text(lm.tokenizer, row[pos]),
-                "after": whole_text(lm.tokenizer, row[pos + 1 : pos + 1 + AFTER]),
-                "activation": float(values[i]),
-            }
-        )
+        found.append(_snippet(lm, rows[text], pos, float(values[i])))
     return found
+
+
+def _snippet(lm: LoadedModel, row: list[int], pos: int, activation: float) -> dict[str, Any]:
+    """Token ``pos`` of ``row`` with :data:`BEFORE` tokens before it (BOS left out) and
+    :data:`AFTER` after it."""
+    first = 1 if row and row[0] == lm.tokenizer.bos_token_id else 0
+    return {
+        "before": whole_text(lm.tokenizer, row[max(first, pos - BEFORE) : pos]),
+        "token": token_text(lm.tokenizer, row[pos]),
+        "after": whole_text(lm.tokenizer, row[pos + 1 : pos + 1 + AFTER]),
+        "activation": activation,
+    }
+
+
+def peak_contexts(lm: LoadedModel, prompts: Prompts) -> list[dict[str, Any]]:
+    """The :data:`TOP` strongest of a target's prompts (each cut right after its peak, strongest
+    first: the map's build prompts, the pool's texts where it fires most) as snippets."""
+    return [
+        _snippet(lm, row, len(row) - 1, activation)
+        for row, activation in zip(prompts.token_ids[:TOP], prompts.activations, strict=False)
+    ]
 
 
 @torch.no_grad()
@@ -124,11 +143,13 @@ def node_dashboards(
     target: Target,
     features: dict[int, list[int]],
     texts: list[str],
+    strongest: Prompts,
 ) -> dict[str, Any]:
     """``{"target": {...}, "features": {layer: {feature: {...}}}}`` (keys as text, JSON's way):
-    the target's ``top_prompts`` and each feature's ``corpus_contexts``, lists of ``{before,
-    token, after, activation}``; ``activation_histogram`` ``{edges, counts, active, tokens}``;
-    each feature's ``promoted_tokens``, a list of ``{token, logit}``."""
+    the target's ``top_prompts`` (from ``strongest``, its prompts strongest first) and each
+    feature's ``corpus_contexts`` (over ``texts``), lists of ``{before, token, after,
+    activation}``; ``activation_histogram`` (over ``texts``) ``{edges, counts, active,
+    tokens}``; each feature's ``promoted_tokens``, a list of ``{token, logit}``."""
     layers = sorted(features)
     acts: dict[int, list[torch.Tensor]] = {layer: [] for layer in layers}
     target_acts, where, rows = [], [], []
@@ -151,7 +172,7 @@ def node_dashboards(
     on_target = torch.cat(target_acts)
     out: dict[str, Any] = {
         "target": {
-            "top_prompts": _contexts(lm, on_target, where, rows),
+            "top_prompts": peak_contexts(lm, strongest),
             "activation_histogram": _histogram(on_target, active_only=False),
         },
         "features": {},

@@ -145,7 +145,10 @@ def run_dashboards(
     for t in config.targets:
         path = target_dir(run_dir, t) / DASHBOARDS_FILE
         if not path.exists():
-            atomic_write_json(path, executor.call(Worker.dashboards, results[t.id].selection))
+            result = results[t.id]
+            atomic_write_json(
+                path, executor.call(Worker.dashboards, result.selection, result.prompts)
+            )
         found[t.id] = read_json(path)
     return found
 

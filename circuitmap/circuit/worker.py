@@ -186,11 +186,12 @@ class Worker:
         )
 
     @_measuring
-    def dashboards(self, selection: Selection) -> dict[str, Any]:
+    def dashboards(self, selection: Selection, split: PromptSplit) -> dict[str, Any]:
         """The dashboards of ``selection``'s target and kept features."""
         kept = {layer: s.features for layer, s in selection.layers.items() if s.features}
         texts = corpus_texts(self.config.corpus, self.cache, n=DASHBOARD_TEXTS)
-        return node_dashboards(self.lm, self.saes(list(kept)), selection.target, kept, texts)
+        saes = self.saes(list(kept))
+        return node_dashboards(self.lm, saes, selection.target, kept, texts, split.build)
 
     @_measuring
     def faithfulness(

@@ -18,14 +18,26 @@ class _Bytes:
         return f"<0x{token:02X}>"
 
 
+class _Replacement:
+    """A vocabulary whose token 0 is the replacement character itself."""
+
+    def decode(self, ids):
+        return "\ufffd" * len(ids)
+
+    def convert_ids_to_tokens(self, token):
+        return "\ufffd"
+
+
 def test_text_is_decoded_by_whole_characters():
     ids = list("a é b\n∑".encode())  # é is 2 bytes, ∑ 3
     tok = _Bytes()
     assert whole_text(tok, ids) == "a é b ⏎ ∑"
-    assert whole_text(tok, ids[:3]) == "a"  # é's first byte alone is left out
-    assert whole_text(tok, ids[3:]) == "b ⏎ ∑"  # so is its last byte
-    assert whole_text(tok, ids[:-1]) == "a é b ⏎"
+    assert whole_text(tok, ids[:3]) == "a "  # é's first byte alone is left out
+    assert whole_text(tok, ids[3:]) == " b ⏎ ∑"  # so is its last byte; spaces stay
+    assert whole_text(tok, ids[:-1]) == "a é b ⏎ "
     assert token_text(tok, ids[2]) == "<0xC3>" and token_text(tok, ids[0]) == "a"
+    assert token_text(tok, list("\ufffd".encode())[0]) == "<0xEF>"
+    assert token_text(_Replacement(), 0) == "U+FFFD"
 
 
 def test_a_map_stores_each_nodes_dashboard(tiny_map_setup, tmp_path):
@@ -49,6 +61,8 @@ def test_a_map_stores_each_nodes_dashboard(tiny_map_setup, tmp_path):
         assert hist["tokens"] >= hist["active"]
         assert len(d["promoted_tokens"]) == PROMOTED
     target = graph.nodes["L3.N5"]
-    assert len(target["top_prompts"]) == 5 and target["activation_histogram"]["tokens"] > 0
+    build = json.loads((run_dir / "targets" / "L3.N5" / "prompts.json").read_text())["build"]
+    assert [p["activation"] for p in target["top_prompts"]] == build["activations"][:5]
+    assert target["activation_histogram"]["tokens"] > 0
     text = (run_dir / "circuit.html").read_text()
     assert "corpus_contexts" in text and "promoted_tokens" in text and "\ufffd" not in text
