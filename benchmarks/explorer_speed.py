@@ -8,8 +8,9 @@ supernodes, and opened at 1600x900. Two views are timed: the whole export shown,
 view where the nodes that the run's own thresholds keep are marked ``in_circuit`` (the first view
 then draws those, the rest behind the toggle). Each time is measured inside the page
 (``performance.now()`` around the event handler, drawing included: ``cm.timings``): a hover is the
-pointer entering or leaving a node, a slider move one ``input`` event of the influence or the
-edge-weight slider. Prints a table and writes it, with the command and the commit, to ``--out``.
+pointer entering a node (its paths highlighted), a slider move one ``input`` event of the
+influence or the edge-weight slider. Prints a table and writes it, with the command and the
+commit, to ``--out``.
 """
 
 from __future__ import annotations
@@ -73,7 +74,7 @@ def _time_view(page, hovers: int, moves: int) -> tuple[list[float], list[float],
                 slider, f"s => {{ s.value = {value}; s.dispatchEvent(new Event('input')); }}"
             )
     timings = page.evaluate("cm.timings")
-    hover = [t["ms"] for t in timings if t["what"] == "hover"]
+    hover = [t["ms"] for t in timings if t["what"] == "hover"]  # entering a node
     slide = [t["ms"] for t in timings if t["what"] == "slider"]
     return hover, slide, *drawn
 

@@ -374,7 +374,9 @@
       return;
     }
     var i = hit(p);
-    if (i !== state.hover) timed('hover', function () { state.hover = i; present(); });
+    if (i !== state.hover) {
+      timed(i >= 0 ? 'hover' : 'leave', function () { state.hover = i; present(); });
+    }
     var h = i < 0 ? headingAt(p) : -1;
     showTip(i >= 0 ? tooltipOf(i) : h >= 0 ? columns[h].heading : '', p);
   });

@@ -209,7 +209,7 @@ def test_explorer_panel_slider_and_search(browser, tmp_path):
     # Hovers and slider moves are timed in the page (the benchmark reads them).
     _hover(page, "L1.F7")
     kinds = {t["what"] for t in page.evaluate("cm.timings")}
-    assert kinds == {"hover", "slider"}
+    assert {"hover", "slider"} <= kinds <= {"hover", "leave", "slider"}
 
 
 def _layered(layers=4, per_layer=6, circuit=None):
