@@ -94,7 +94,9 @@
     var rMax = tallest > 1 ? Math.max(3, rowStep * 0.42) : 16;
     columns = layers.map(function (l, c) {
       var list = byLayer[l], x = layers.length > 1 ? x0 + c * colStep : W / 2;
-      var y0 = tallest > 1 ? top + (tallest - list.length) * rowStep / 2 : (top + bottom) / 2;
+      // One node a column: alternately high and low, so the chain spans the canvas.
+      var single = layers.length < 2 ? (top + bottom) / 2 : c % 2 ? bottom - 40 : top + 40;
+      var y0 = tallest > 1 ? top + (tallest - list.length) * rowStep / 2 : single;
       var room = (c === layers.length - 1 ? W - x - PAD : colStep) - 8;
       list.forEach(function (i, r) {
         px[i] = x;

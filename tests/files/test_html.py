@@ -272,6 +272,15 @@ def test_first_view_is_the_circuit_filling_the_canvas_with_readable_labels(brows
     assert _shown(page) == sorted(CIRCUIT)
 
 
+def test_a_circuit_of_one_feature_a_layer_still_fills_the_canvas(browser, tmp_path):
+    chain = {"L0.F0", "L1.F0", "L2.F0", "L3.F0", "L3.N5"}
+    page = _open(browser, tmp_path, _layered(circuit=chain), width=1600, height=900)
+    assert _shown(page) == sorted(chain)
+    box = page.evaluate("cm.bbox()")
+    covered = (box["x1"] - box["x0"]) * (box["y1"] - box["y0"])
+    assert covered >= 0.7 * box["width"] * box["height"]
+
+
 def test_without_a_circuit_mark_the_first_view_is_the_whole_exported_graph(browser, tmp_path):
     graph = _layered(layers=2, per_layer=3)
     page = _open(browser, tmp_path, graph, width=1600, height=900)
