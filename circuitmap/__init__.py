@@ -36,6 +36,7 @@ _EXPORTS = {
     "PatchscopeResult": "method.patchscope",
     "contrastive_logits": "method.patchscope",
     "patchscope": "method.patchscope",
+    "show": "circuit.notebook",
 }
 
 __all__ = sorted(_EXPORTS)

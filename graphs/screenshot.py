@@ -24,26 +24,21 @@ def main() -> None:
         browser = p.chromium.launch(executable_path=chromium, args=["--no-sandbox"])
         page = browser.new_page(viewport={"width": 1600, "height": 900})
         page.goto(args.html.resolve().as_uri())
-        page.wait_for_function("typeof network !== 'undefined'")
+        page.wait_for_function("window.cm && cm.ready")
         if args.target:
             page.select_option("#target-filter", args.target)
-        page.evaluate("network.fit()")
-        page.wait_for_timeout(500)
         # Click the most influential feature, so the picture shows its panel and its paths.
         best = page.evaluate(
             "(() => { const d = JSON.parse(document.getElementById('cm-data').textContent).nodes;"
-            " const ids = Object.keys(d)"
-            ".filter(i => d[i].kind === 'feature' && !nodes.get(i).hidden);"
-            " ids.sort((a, b) => Math.abs(d[b].influence) - Math.abs(d[a].influence));"
-            " return ids[0]; })()"
+            " const shown = new Set(cm.shown());"
+            " const f = d.filter(n => n.kind === 'feature' && shown.has(n.id));"
+            " f.sort((a, b) => Math.abs(b.influence) - Math.abs(a.influence));"
+            " return f.length ? f[0].id : null; })()"
         )
         if best:
-            box = page.evaluate(
-                "document.getElementById('mynetwork').getBoundingClientRect().toJSON()"
-            )
-            pos = page.evaluate(f"network.canvasToDOM(network.getPositions(['{best}'])['{best}'])")
-            page.mouse.click(box["x"] + pos["x"], box["y"] + pos["y"])
-            page.wait_for_timeout(500)
+            at = page.evaluate(f"cm.at({best!r})")
+            page.mouse.click(at["x"], at["y"])
+            page.wait_for_timeout(300)
         page.screenshot(path=str(args.png), full_page=True)
         browser.close()
 

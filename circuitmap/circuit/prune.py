@@ -1,12 +1,17 @@
 """Operations on built circuit graphs, without the model: merging several targets' graphs,
 one target's part of a merged graph, pruning by cumulative influence and edge weight (as
-circuit-tracer's ``prune_graph`` does), and the strongest chain into a target."""
+circuit-tracer's ``prune_graph`` does), a finished map's graph as it is exported (pruned and
+grouped into supernodes), and the strongest chain into a target."""
 
 from __future__ import annotations
 
 import statistics
+from pathlib import Path
 
 import networkx as nx
+
+from circuitmap.circuit.supernodes import add_supernodes
+from circuitmap.files.runs import load_finished_map
 
 # Graph attributes that merging several targets averages (per-layer diagnostics) ...
 FAITHFULNESS_FIGURES = (
@@ -129,6 +134,21 @@ def prune(graph: nx.DiGraph, node_threshold: float, edge_threshold: float) -> nx
         influence_hidden=hidden_share / total_share if total_share > 0 else 0.0,
     )
     return pruned
+
+
+def exported_graph(
+    run_dir: Path, thresholds: tuple[float | None, float | None] = (None, None)
+) -> nx.DiGraph:
+    """A finished map's graph as it is exported: pruned with ``thresholds`` (node, edge; None:
+    the run's) and grouped into supernodes."""
+    config, graph = load_finished_map(run_dir)
+    node, edge = thresholds
+    pruned = prune(
+        graph,
+        config.node_threshold if node is None else node,
+        config.edge_threshold if edge is None else edge,
+    )
+    return add_supernodes(pruned)
 
 
 def _cumulative(values: list[float], threshold: float) -> int:

@@ -8,19 +8,29 @@ from typing import TYPE_CHECKING, Any
 
 import networkx as nx
 
+from circuitmap.circuit.dashboards import FILE as DASHBOARDS_FILE
+from circuitmap.circuit.dashboards import TEXTS as DASHBOARD_TEXTS
 from circuitmap.circuit.driver import check_targets, map_circuit
 from circuitmap.circuit.executors import LocalExecutor, make_executor
-from circuitmap.circuit.graph import build_graph
+from circuitmap.circuit.graph import build_graph, feature_id
 from circuitmap.circuit.prompts import MAP_PROMPTS
-from circuitmap.circuit.prune import merge_graphs, prune
+from circuitmap.circuit.prune import exported_graph, merge_graphs, prune
 from circuitmap.circuit.saved import check_saved
+from circuitmap.circuit.supernodes import add_supernodes
+from circuitmap.circuit.worker import Worker
 from circuitmap.config import SAETrainConfig
 from circuitmap.errors import CircuitmapError, check_share
 from circuitmap.files.export import FORMATS, GRAPH_FILE, export, node_link_json
 from circuitmap.files.lock import run_lock
 from circuitmap.files.prompt_sets import read_prompt_set
-from circuitmap.files.runs import load_finished_map, load_map_config, start_map, target_dir
-from circuitmap.files.storage import atomic_write_text, new_run_dir, writable_dir
+from circuitmap.files.runs import load_map_config, start_map, target_dir
+from circuitmap.files.storage import (
+    atomic_write_json,
+    atomic_write_text,
+    new_run_dir,
+    read_json,
+    writable_dir,
+)
 from circuitmap.method.patchscope import check_prompt
 from circuitmap.model.load import (
     cache_root,
@@ -33,7 +43,7 @@ from circuitmap.sae.store import check_sae_folders
 from circuitmap.sae.train import missing_own_saes, other_recipe_saes, train_missing_saes
 
 if TYPE_CHECKING:
-    from circuitmap.circuit.driver import Log
+    from circuitmap.circuit.driver import Log, TargetResult
     from circuitmap.circuit.executors import Executor
     from circuitmap.config import MapConfig
 
@@ -150,15 +160,50 @@ def run_map(
     holding the folder's lock (a folder another process maps is a one-line error).
     Returns the pruned merged graph and the files written."""
     with run_lock(run_dir):
-        results = map_circuit(config, run_dir, executor or LocalExecutor(config), log)
+        executor = executor or LocalExecutor(config)
+        results = map_circuit(config, run_dir, executor, log)
+        dashboards = run_dashboards(config, run_dir, executor, results)
         graphs = []
         for t in config.targets:
-            graphs.append(build_graph(config, t, results[t.id]))
-            atomic_write_text(target_dir(run_dir, t) / GRAPH_FILE, node_link_json(graphs[-1]))
+            graph = with_dashboards(build_graph(config, t, results[t.id]), dashboards[t.id])
+            graphs.append(graph)
+            atomic_write_text(target_dir(run_dir, t) / GRAPH_FILE, node_link_json(graph))
         graph = merge_graphs(graphs)
         atomic_write_text(run_dir / GRAPH_FILE, node_link_json(graph))
-        pruned = prune(graph, config.node_threshold, config.edge_threshold)
+        pruned = add_supernodes(prune(graph, config.node_threshold, config.edge_threshold))
         return pruned, [run_dir / GRAPH_FILE, *export(pruned, run_dir)]
+
+
+def run_dashboards(
+    config: MapConfig, run_dir: Path, executor: Executor, results: dict[str, TargetResult]
+) -> dict[str, dict[str, Any]]:
+    """Each target's node dashboards (:mod:`circuitmap.circuit.dashboards`), computed once and
+    kept in ``targets/<id>/dashboards.json``; by target id."""
+    found = {}
+    for t in config.targets:
+        path = target_dir(run_dir, t) / DASHBOARDS_FILE
+        if not path.exists():
+            result = results[t.id]
+            atomic_write_json(
+                path, executor.call(Worker.dashboards, result.selection, result.prompts)
+            )
+        found[t.id] = read_json(path)
+    return found
+
+
+def with_dashboards(graph: nx.DiGraph, dashboards: dict[str, Any]) -> nx.DiGraph:
+    """``graph`` with its target's and features' dashboard attributes set (see
+    :func:`circuitmap.circuit.dashboards.node_dashboards`) and the corpus texts they read,
+    ``dashboard_texts``."""
+    found = {graph.graph["targets"]: dashboards["target"]}
+    for layer, by_feature in dashboards["features"].items():
+        for feature, attributes in by_feature.items():
+            found[feature_id(int(layer), int(feature))] = attributes
+    for node, attributes in found.items():
+        if node in graph:
+            graph.nodes[node].update(attributes)
+    graph.graph["dashboard_texts"] = DASHBOARD_TEXTS
+    return graph
 
 
 def reexport(
@@ -173,13 +218,7 @@ def reexport(
     for name, value in zip(("node threshold", "edge threshold"), thresholds, strict=True):
         if value is not None:
             check_share(name, value)
-    config, graph = load_finished_map(run_dir)
+    pruned = exported_graph(run_dir, thresholds)
     if out is not None:
         writable_dir(out, "output folder")
-    node, edge = thresholds
-    pruned = prune(
-        graph,
-        config.node_threshold if node is None else node,
-        config.edge_threshold if edge is None else edge,
-    )
     return pruned, export(pruned, out or run_dir, formats, scan=scan)

@@ -13,6 +13,8 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from circuitmap.circuit.attribution import prompt_run
+from circuitmap.circuit.dashboards import TEXTS as DASHBOARD_TEXTS
+from circuitmap.circuit.dashboards import node_dashboards
 from circuitmap.circuit.decompose import decompose, token_vectors
 from circuitmap.circuit.effects import layer_effects
 from circuitmap.circuit.faithfulness import measure
@@ -181,6 +183,14 @@ class Worker:
             self.encoded_prompts(t, split, "effect"),
             self.decompositions(t, split, baseline),
         )
+
+    @_measuring
+    def dashboards(self, selection: Selection, split: PromptSplit) -> dict[str, Any]:
+        """The dashboards of ``selection``'s target and kept features."""
+        kept = {layer: s.features for layer, s in selection.layers.items() if s.features}
+        texts = corpus_texts(self.config.corpus, self.cache, n=DASHBOARD_TEXTS)
+        saes = self.saes(list(kept))
+        return node_dashboards(self.lm, saes, selection.target, kept, texts, split.build)
 
     @_measuring
     def faithfulness(

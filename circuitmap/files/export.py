@@ -15,6 +15,7 @@ import networkx as nx
 
 from circuitmap.errors import CircuitmapError
 from circuitmap.files.explorer import circuit_html
+from circuitmap.files.explorer_data import supernode_list
 from circuitmap.files.storage import atomic_write_text, read_json
 
 FORMATS = ("html", "graphml", "gexf", "json", "csv", "neuronpedia")
@@ -122,7 +123,8 @@ def neuronpedia_json(graph: nx.DiGraph, slug: str, scan: str | None = None) -> d
     placed at the strongest build prompt's last token (where the target peaks and is read),
     although it aggregates every token of the build prompts; ``scan`` defaults to the model's.
     Node ids (``node_id``, ``jsNodeId``, the Cantor-paired ``feature``) are unique across node
-    kinds; error nodes share ``feature`` -1 as circuit-tracer's do."""
+    kinds; error nodes share ``feature`` -1 as circuit-tracer's do. The graph's supernodes (graph
+    attribute ``supernodes``) go to ``qParams.supernodes``."""
     g = graph.graph
     tokens = json.loads(g.get("prompt_tokens", "[]"))
     if len(tokens) < 2:  # the viewers need two tokens at least
@@ -186,9 +188,10 @@ def neuronpedia_json(graph: nx.DiGraph, slug: str, scan: str | None = None) -> d
     }
     if "node_threshold" in g:
         metadata["node_threshold"] = g["node_threshold"]
+    supernodes = supernode_list(graph)
     q_params = {
         "pinnedIds": targets,
-        "supernodes": [],
+        "supernodes": [[label, *(ids[m] for m in members)] for label, *members in supernodes],
         "linkType": "both",
         "clickedId": targets[0] if targets else "",
         "sg_pos": "",

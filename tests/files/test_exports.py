@@ -56,6 +56,21 @@ def test_neuronpedia_export_passes_circuit_tracer_and_neuronpedia_checks(mapped)
     assert (run_dir / f"{meta['slug']}.json").is_file()
 
 
+def test_supernodes_go_to_the_neuronpedia_export_which_stays_valid(mapped, tmp_path):
+    graph, _ = mapped
+    assert "supernodes" in graph.graph  # the map groups its exported graph
+    graph = graph.copy()
+    features = [n for n, d in graph.nodes(data=True) if d["kind"] == "feature"][:3]
+    graph.graph["supernodes"] = json.dumps([["L1 group", *features]])
+    export(graph, tmp_path, ("neuronpedia",))
+    path = tmp_path / "circuit_neuronpedia.json"
+    assert _validator()(path) == []
+    data = json.loads(path.read_text())
+    ((label, *members),) = data["qParams"]["supernodes"]
+    assert label == "L1 group" and len(members) == 3
+    assert set(members) <= {n["node_id"] for n in data["nodes"]}
+
+
 def test_committed_examples_load_in_both_viewers():
     check = _validator()
     examples = sorted((ROOT / "graphs").glob("*/circuit_neuronpedia.json"))
