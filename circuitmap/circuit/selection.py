@@ -25,7 +25,8 @@ import torch
 
 from circuitmap.circuit.attribution import attribution, choose
 from circuitmap.circuit.contexts import Context, feature_contexts
-from circuitmap.circuit.whole import WholeCircuit, choose_sites, choose_whole, site_options
+from circuitmap.circuit.whole import WholeCircuit
+from circuitmap.circuit.whole_choice import choose_sites, choose_whole, site_options
 from circuitmap.config import Target
 from circuitmap.files.storage import atomic_write_json, read_json
 

@@ -20,7 +20,8 @@ from circuitmap.circuit.faithfulness import layer_faithfulness
 from circuitmap.circuit.prompts import top_prompts
 from circuitmap.circuit.run import run_map
 from circuitmap.circuit.selection import Selection
-from circuitmap.circuit.whole import WholeCircuit, choose_whole, masked_target, masks_of
+from circuitmap.circuit.whole import WholeCircuit, masked_target, masks_of
+from circuitmap.circuit.whole_choice import choose_whole
 from circuitmap.circuit.whole_faithfulness import measure_whole
 from circuitmap.config import (
     CorpusConfig,

@@ -308,28 +308,31 @@ def test_exports_leave_missing_values_off(mapped, tmp_path, monkeypatch, capsys)
 
 
 def test_a_map_records_the_counts_it_used(tiny_map_setup, tmp_path, monkeypatch, capsys):
-    """Counts beyond what exists (10 strongest of 4 build prompts, 500 held-out prompts of a
-    100-text half, 100 controls for a handful of kept features, 1000 of 64 SAE features) are
-    recorded as used, not as asked."""
+    """Counts beyond what exists (500 effect and 500 held-out prompts of 100-text thirds of the
+    pool, 100 controls for a handful of kept features, 1000 of 64 SAE features) are recorded as
+    used, not as asked."""
     s = tiny_map_setup
     code, _, err = run_main(
         monkeypatch,
         capsys,
         *("map", "--target-layer", 3, "--neuron", 5, "--layers", "1,2", "--model", s["model"]),
         *("--dataset", s["corpus"], "--sae-dir", s["saes"], "--steps", 5, "--max-new-tokens", 3),
-        *("--n-prompts", 4, "--effect-prompts", 10, "--n-heldout", 500, "--controls", 100),
+        *("--n-prompts", 4, "--effect-prompts", 500, "--n-heldout", 500, "--controls", 100),
         *("--top-k", 1000, "--run-dir", tmp_path / "run"),
     )
     assert code == 0, err
     graph = json.loads((tmp_path / "run" / "graph.json").read_text())
     about = graph["graph"]
-    assert (about["n_prompts"], about["effect_prompts"], about["top_k"]) == (4, 4, 64)
-    assert about["n_heldout"] == about["heldout_prompts"] == 100
+    assert (about["n_prompts"], about["top_k"]) == (4, 64)
+    split = json.loads((tmp_path / "run" / "targets" / "L3.N5" / "prompts.json").read_text())
+    assert 0 < about["effect_prompts"] == len(split["effect"]["texts"]) <= 100
+    assert 0 < about["n_heldout"] == about["heldout_prompts"] == len(split["heldout"]["texts"])
+    assert about["n_heldout"] <= 100
     kept = max(sum(n["layer"] == layer for n in graph["nodes"]) - 1 for layer in (1, 2))
     assert 0 < about["controls"] <= kept < 100
     assert {n["controls"] for n in graph["nodes"] if "p_value" in n} <= set(range(1, kept + 1))
     settings = json.loads((tmp_path / "run" / "circuit_neuronpedia.json").read_text())
-    assert settings["metadata"]["generation_settings"]["effect_prompts"] == 4
+    assert settings["metadata"]["generation_settings"]["effect_prompts"] == about["effect_prompts"]
 
 
 @pytest.mark.parametrize("damage", ["truncated", "wrong shape"])

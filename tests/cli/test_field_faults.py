@@ -232,13 +232,13 @@ def test_degenerate_values_are_refused(tiny_map_setup, mapped, tmp_path, monkeyp
     cases = [
         (
             _map(tiny_map_setup, *saes, "--prompts", one, "--run-dir", tmp_path / "run"),
-            "has 1 prompt(s): at least 2 are needed",
+            "has 1 prompt(s): at least 3 are needed",
         ),
         ([*steer, "--layer", "1", "--feature", "0", "--strengths", "nan,inf"], "--strengths"),
         ([*steer, "--layer", "1", "--feature", "0", "--strengths", "1,-inf"], "finite numbers"),
         ([*steer, "--target-layer", "3", "--neuron", "5", "--clamp", "nan"], "--clamp 'nan'"),
-        (["export", mapped, "--node-threshold", "0"], "node threshold 0.0 is outside (0, 1]"),
-        (["export", mapped, "--edge-threshold", "0"], "edge threshold 0.0 is outside (0, 1]"),
+        (["export", mapped, "--node-threshold", "0"], "--node-threshold 0.0 is not valid"),
+        (["export", mapped, "--edge-threshold", "0"], "--edge-threshold 0.0 is not valid"),
     ]
     before = _snapshot(tmp_path), _snapshot(mapped)
     for args, message in cases:
@@ -371,12 +371,12 @@ def test_a_target_that_never_fires_stops_the_map_in_one_line(
 
 def test_ratios_of_a_zero_or_wrong_sign_denominator_are_undefined():
     from circuitmap.circuit.effects import _relative
-    from circuitmap.circuit.faithfulness import _ratio
+    from circuitmap.circuit.whole import ratio
 
-    assert _ratio(1.0, 2.0, 4.0) == 0.5
-    assert _ratio(-1.0, -2.0, 4.0) is None  # removing everything raised the target
-    assert _ratio(-0.3, -0.6, -0.61) is None  # a target below zero has no share to lose
-    assert _ratio(1.0, 0.0, 4.0) is None
+    assert ratio(1.0, 2.0, 4.0) == 0.5
+    assert ratio(-1.0, -2.0, 4.0) is None  # removing everything raised the target
+    assert ratio(-0.3, -0.6, -0.61) is None  # a target below zero has no share to lose
+    assert ratio(1.0, 0.0, 4.0) is None
     assert _relative(0.5, 2.0) == 0.25
     assert _relative(0.5, 0.0) is None and _relative(0.5, -1.0) is None
 
