@@ -1,14 +1,15 @@
 """How faithful are circuitmap's whole circuits on prompts they never saw?
 
     python benchmarks/faithfulness.py [--layers 6,9,12,15 --per-layer 3] [--budget 60]
-        [--n-sites 3] [--sae-dir DIR] [--precision float32]
+        [--n-sites 3] [--sae-dir DIR] [--precision float32] [--steps 50]
 
 Targets: the top ``--per-layer`` neurons of `circuitmap find` (definitions vs licences) at each
 target layer (SAEs are needed for every layer below the deepest: `circuitmap sae train --layers
 0-14`). Each target is mapped by the map's own units (`circuitmap.circuit.worker.Worker`): Mean
 Vectors, prompts split into build / effect / held-out / silent, the sweep, the per-layer
 selection and the whole circuit chosen on the build prompts; then the circuit is measured on the
-**held-out** prompts (`circuitmap.circuit.faithfulness.measure`).
+**held-out** prompts (`circuitmap.circuit.faithfulness.measure`). The sweep's steps
+(``--steps``) only change the layers' decodes and X's features, not the circuit.
 
 Per target: the whole circuit's F(C), F(C) without its error nodes, F(M minus C), the random
 floor, the curve's area, its sites and feature / error node counts, and the per-layer
@@ -28,7 +29,7 @@ from record import record
 from circuitmap.circuit.faithfulness import measure
 from circuitmap.circuit.selection import select_circuit
 from circuitmap.circuit.worker import Worker
-from circuitmap.config import MapConfig, ModelConfig, SAESource, Target
+from circuitmap.config import MapConfig, ModelConfig, OptimConfig, SAESource, Target
 from circuitmap.files.prompt_sets import read_prompt_set
 from circuitmap.model.forward import matmul_precision
 from circuitmap.model.load import load_model
@@ -56,6 +57,7 @@ def measure_target(target: Target, args: argparse.Namespace, lm) -> dict:
     """One target mapped by the map's units and measured on its held-out prompts."""
     config = MapConfig(
         targets=[target],
+        optim=OptimConfig(steps=args.steps),
         sae=SAESource(sae_dir=args.sae_dir),
         precision=args.precision,
         budget=args.budget,
@@ -129,6 +131,9 @@ def main() -> None:
     parser.add_argument("--precision", default=MapConfig.precision, help="bfloat16 | float32")
     parser.add_argument("--budget", type=int, default=MapConfig.budget, help="feature nodes")
     parser.add_argument("--n-sites", type=int, default=MapConfig.n_sites, help="circuit sites")
+    parser.add_argument(
+        "--steps", type=int, default=OptimConfig.steps, help="gradient Patchscope steps (labels)"
+    )
     args = parser.parse_args()
     lm = load_model(ModelConfig())
     _, positive = read_prompt_set("definitions")
