@@ -240,7 +240,7 @@ def layer_effects(
     f_clean, _ = dec.encode(clean)  # (n, seq, d_sae)
     activity = (f_clean * run.real[..., None]).sum((0, 1)) / run.real.sum()  # (d_sae,)
     levels = spread_levels(activity, kept, config.controls)
-    controls = [c for row in control_features(activity, levels, 1) for c in row]
+    controls = [c for row in control_features(activity, levels, 1, exclude=kept) for c in row]
 
     # Conditions: clean, each kept feature, the error node, all kept features, each control.
     groups = [[], *([f] for f in kept), [], list(kept), *([c] for c in controls)]

@@ -92,7 +92,8 @@ class PromptSplit:
 class _Peak:
     """One text's peak: its scan activation, the text's index, its tokens and the window."""
 
-    value: float
+    value: float  # the target's activation at the peak (with min_context tokens before it)
+    largest: float  # its largest activation anywhere in the text (the position effect too)
     text: int
     ids: list[int]  # the text's scanned tokens (<bos> first when the tokenizer adds it)
     peak: int  # index into ids
@@ -143,7 +144,9 @@ def _peaks(
                 peak = head + min_context + int(eligible.argmax())
                 start = max(head, peak + 1 - (window - head))
                 early = int(real.argmax()) < min_context
-                found[t.id].append(_Peak(float(row[peak]), first + i, ids, peak, start, early))
+                found[t.id].append(
+                    _Peak(float(row[peak]), float(real.max()), first + i, ids, peak, start, early)
+                )
     return found
 
 
@@ -200,11 +203,11 @@ def _silent(texts: list[str], peaks: list[_Peak | None], n: int, window: int) ->
     """The ``n`` texts of the build part whose largest activation is lowest, each its first
     ``window`` tokens: they define what "removed" means."""
     candidates = [p for p in peaks if p is not None and p.text % len(PARTS) == 0]
-    ranked = sorted(candidates, key=lambda p: p.value)[:n]
+    ranked = sorted(candidates, key=lambda p: p.largest)[:n]  # silent at every position
     return Prompts(
         texts=[texts[p.text] for p in ranked],
         token_ids=[p.ids[:window] for p in ranked],
-        activations=[p.value for p in ranked],
+        activations=[p.largest for p in ranked],
         offsets=[0] * len(ranked),
         peaks=[p.peak for p in ranked],
     )
@@ -265,7 +268,7 @@ def top_prompts(
     for t in targets:
         own = [p for p in found[t.id][offset:] if p is not None]
         chosen = _distinct(own, {0: n, 1: n_effect, 2: n_heldout}, bos, offset)
-        strongest = sorted(own, key=lambda p: -p.value)[: n + n_effect + n_heldout]
+        strongest = sorted(own, key=lambda p: -p.largest)[: n + n_effect + n_heldout]
         parts = {part: _prompts(lm, everything, chosen[i], t) for i, part in enumerate(PARTS)}
         split[t.id] = PromptSplit(
             build=parts["build"],

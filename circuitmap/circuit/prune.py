@@ -71,6 +71,8 @@ def merge_graphs(graphs: list[nx.DiGraph]) -> nx.DiGraph:
         for node, d in graph.nodes(data=True):
             if node in merged:
                 merged.nodes[node]["targets"] = _join(merged.nodes[node]["targets"], d["targets"])
+                if d.get("in_circuit"):  # in the whole circuit of any of its targets
+                    merged.nodes[node]["in_circuit"] = True
             else:
                 merged.add_node(node, **d)
         for u, v, d in graph.edges(data=True):
@@ -103,15 +105,16 @@ def prune(graph: nx.DiGraph, node_threshold: float, edge_threshold: float) -> nx
     thresholds), with every edge between two nodes of the whole circuit; records what it hid."""
     by_layer: dict[int, list[tuple[float, str]]] = {}
     for node, d in graph.nodes(data=True):
-        if d["kind"] == "feature" and not d.get("in_circuit"):
+        if d["kind"] == "feature":
             by_layer.setdefault(d["layer"], []).append((abs(d.get("influence", 0.0)), node))
     hidden_nodes, hidden_share, total_share = [], 0.0, 0.0
     for items in by_layer.values():
         items.sort(reverse=True)
         total = sum(value for value, _ in items)
         kept = _cumulative([value for value, _ in items], node_threshold)
-        hidden_nodes += [node for _, node in items[kept:]]
-        hidden_share += sum(value for value, _ in items[kept:])
+        hidden = [(v, node) for v, node in items[kept:] if not graph.nodes[node].get("in_circuit")]
+        hidden_nodes += [node for _, node in hidden]
+        hidden_share += sum(value for value, _ in hidden)
         total_share += total
     pruned = graph.copy()
     pruned.remove_nodes_from(hidden_nodes)

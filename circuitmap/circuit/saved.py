@@ -12,6 +12,7 @@ from circuitmap.circuit.faithfulness import FAITHFULNESS_FILE, Faithfulness
 from circuitmap.circuit.prompts import PromptSplit
 from circuitmap.circuit.selection import SELECTION_FILE, Selection
 from circuitmap.circuit.sweep import TargetSweep
+from circuitmap.errors import CircuitmapError
 from circuitmap.files.runs import BASELINE_FILE, LAYERS_DIR, target_dir
 from circuitmap.files.storage import (
     atomic_save_tensors,
@@ -78,6 +79,11 @@ def saved_prompts(config: MapConfig, run_dir: Path) -> dict[str, PromptSplit]:
         path = target_dir(run_dir, t) / "prompts.json"
         if path.exists():
             data = read_json(path)
+            if "effect" not in data:
+                raise CircuitmapError(
+                    f"{path} has no effect prompts (only build and held-out ones), and a map "
+                    "measures its nodes on effect prompts: map into a new folder"
+                )
             with reading(path):
                 chosen[t.id] = PromptSplit.from_dict(data)
     return chosen

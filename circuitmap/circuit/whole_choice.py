@@ -63,9 +63,9 @@ def choose_sites(
     budget: int,
 ) -> list[int]:
     """The set of sites among ``options`` whose circuit of each site's best features by
-    attribution (``budget`` shared equally, error nodes kept) reproduces the target best on the
-    build prompts ``run``: one forward, a row per option (a layer outside an option is left
-    as it is)."""
+    attribution (``budget`` shared equally, error nodes kept) comes closest to the clean target
+    on the build prompts ``run`` (mean squared difference over prompts): one forward, a row per
+    option (a layer outside an option is left as it is)."""
     if len(options) == 1:
         return options[0]
     union = sorted({site for option in options for site in option})
@@ -74,13 +74,13 @@ def choose_sites(
     for site, dec in decs.items():
         scores = attribution(dec, run)[0].mean(0)  # (d_sae,)
         best[site] = scores.argsort(descending=True).tolist()
-    keep = [nothing(union)]
+    keep = []
     for option in options:
         share = budget // len(option)
         features = {site: best[site][:share] if site in option else None for site in union}
         keep.append((features, {site: True for site in union}))
-    m = masked_target(lm, decs, run, target, masks_of(decs, keep)).mean(1)  # (1 + options,)
-    return options[int(m[1:].argmax())]
+    m = masked_target(lm, decs, run, target, masks_of(decs, keep))  # (options, n)
+    return options[int(((m - run.target) ** 2).mean(1).argmin())]
 
 
 def choose_whole(
@@ -110,29 +110,31 @@ def choose_whole(
         rank = torch.linspace(1.0, -1.0, count)  # the site's best first
         logits[site] = torch.cat([rank, torch.ones(1)]).requires_grad_(True)
     optimiser = torch.optim.Adam(list(logits.values()), lr=MASK_LR)
-    best: tuple[float, dict[int, torch.Tensor]] = (math.inf, {})
+    best: tuple[float, dict[int, torch.Tensor], dict[int, torch.Tensor]] = (math.inf, {}, {})
     for _ in range(steps):
-        hard = _hard({site: v.detach() for site, v in logits.items()}, budget)
-        masks = {}
-        for site, dec in decs.items():
-            soft = torch.sigmoid(logits[site])
-            kept = hard[site] + soft - soft.detach()  # straight-through: hard forward
-            full = torch.zeros(dec.directions.shape[0] + 1)
-            index = torch.cat([candidates[site], torch.tensor([len(full) - 1])])
-            masks[site] = full.index_put((index,), kept)[None]
+        now = {site: v.detach().clone() for site, v in logits.items()}
+        hard = _hard(now, budget)
         with torch.enable_grad():
+            masks = {}
+            for site, dec in decs.items():
+                soft = torch.sigmoid(logits[site])
+                kept = hard[site] + soft - soft.detach()  # straight-through: hard forward
+                full = torch.zeros(dec.directions.shape[0] + 1)
+                index = torch.cat([candidates[site], torch.tensor([len(full) - 1])])
+                masks[site] = full.index_put((index,), kept)[None]
             values = masked_target(lm, decs, run, target, masks)[0]  # (n,)
             loss = (((values - clean) / span) ** 2).mean()
             optimiser.zero_grad()
             loss.backward()
         if loss.item() < best[0]:
-            best = (loss.item(), hard)
+            best = (loss.item(), hard, now)
         optimiser.step()
     features, site_scores, errors = {}, {}, {}
+    _, hard, chosen_logits = best
     for site in sites:
-        chosen = best[1][site][:-1].nonzero()[:, 0]
-        order = logits[site].detach()[chosen].argsort(descending=True)
+        chosen = hard[site][:-1].nonzero()[:, 0]
+        order = chosen_logits[site][chosen].argsort(descending=True)
         features[site] = candidates[site][chosen[order]].tolist()
-        site_scores[site] = logits[site].detach()[chosen[order]].tolist()
-        errors[site] = bool(best[1][site][-1])
+        site_scores[site] = chosen_logits[site][chosen[order]].tolist()
+        errors[site] = bool(hard[site][-1])
     return WholeCircuit(sites, features, errors, site_scores, time.perf_counter() - start)

@@ -34,9 +34,10 @@ class WholeFaithfulness:
     circuit: float | None  # F(C)
     no_error: float | None  # F(C without its error nodes)
     complement: float | None  # F(M minus C)
-    random: float | None  # F(random features, as many per site)
+    random: float | None  # F(random features, as many per site; no error node)
     curve: dict[str, float | None]  # k -> F(the best k features and C's error nodes)
     area: float | None
+    errors_only: float | None = None  # F(C's error nodes alone), which C's features add to
 
 
 def random_circuit(
@@ -110,6 +111,7 @@ def measure_whole(
         no_error=f("no_error"),
         complement=f("complement"),
         random=f("random"),
+        errors_only=f("errors_only"),
         curve={str(k): f(f"top{k}") for k in ks} | {str(circuit.feature_nodes): f("C")},
         area=_area(points),
     )

@@ -425,6 +425,7 @@
   }
   var FIGURES = [['influence', 'influence (share of the target)'], ['attribution', 'attribution'],
     ['agreement', 'kept in bootstrap resamples'], ['p_value', 'p-value vs controls'],
+    ['q_value', 'q-value (Benjamini-Hochberg over the nodes)'],
     ['effect_size', 'effect size (control sd)'], ['activation', 'activation on X'],
     ['layer_completeness', 'layer completeness'], ['layer_sufficiency', 'layer sufficiency'],
     ['layer_activation', 'target reached from this layer']];

@@ -35,16 +35,29 @@ def _figure(value: object) -> str:
 
 
 def _faithfulness(raw: dict) -> str:
-    if "completeness" not in raw and "sufficiency" not in raw:
-        return ""
-    return (
-        f"<div>held-out faithfulness ({html.escape(str(raw.get('heldout_prompts', '?')))} "
-        f"prompts, mean over layers): completeness {_figure(raw.get('completeness'))} · "
-        f"sufficiency {_figure(raw.get('sufficiency'))} (random features: "
-        f"{_figure(raw.get('random_completeness'))} / {_figure(raw.get('random_sufficiency'))})"
-        f" · error nodes carry {_figure(raw.get('error_share'))} · all layers at once: "
-        f"sufficiency {_figure(raw.get('joint_sufficiency'))}</div>"
-    )
+    """The heading's figures: the whole circuit's first, then the per-layer diagnostics."""
+    lines = []
+    prompts = html.escape(str(raw.get("heldout_prompts", "?")))
+    if "circuit_circuit" in raw or "circuit_feature_nodes" in raw:
+        lines.append(
+            f"<div>whole circuit on {prompts} held-out prompts (sites "
+            f"{html.escape(str(raw.get('circuit_sites', '?')))}, "
+            f"{raw.get('circuit_feature_nodes', '?')} feature and "
+            f"{raw.get('circuit_error_nodes', '?')} error nodes, every site edited at once): "
+            f"F(C) {_figure(raw.get('circuit_circuit'))} · without its error nodes "
+            f"{_figure(raw.get('circuit_no_error'))} · F(M∖C) "
+            f"{_figure(raw.get('circuit_complement'))} · random features "
+            f"{_figure(raw.get('circuit_random'))}</div>"
+        )
+    if "completeness" in raw or "sufficiency" in raw:
+        lines.append(
+            f"<div>per layer ({prompts} prompts, each layer edited alone, mean over layers): "
+            f"completeness {_figure(raw.get('completeness'))} · "
+            f"sufficiency {_figure(raw.get('sufficiency'))} (random features: "
+            f"{_figure(raw.get('random_completeness'))} / {_figure(raw.get('random_sufficiency'))})"
+            f" · error nodes carry {_figure(raw.get('error_share'))}</div>"
+        )
+    return "".join(lines)
 
 
 def _shown(graph: nx.DiGraph, cut: Cut | None) -> str:

@@ -43,13 +43,14 @@ def tooltip(d: dict[str, Any]) -> str:
     if d["kind"] == "neuron":
         return f"{d['label']}\ntarget neuron"
     lines = [
-        d["label"],
-        f"influence {_figure(d.get('influence'))} of the target (removed on the build prompts)",
+        d["label"] + ("  (in the whole circuit)" if d.get("in_circuit") else ""),
+        f"influence {_figure(d.get('influence'))} of the target (removed on the effect prompts)",
         f"attribution {_figure(d.get('attribution'))}",
     ]
     if "p_value" in d:
         lines.append(
-            f"vs controls: p {d['p_value']:.3f}, effect size {_figure(d.get('effect_size'))}, "
+            f"vs controls: p {d['p_value']:.3f} (q {_figure(d.get('q_value'))} over the graph's "
+            f"nodes, Benjamini-Hochberg), effect size {_figure(d.get('effect_size'))}, "
             f"95% CI [{_figure(d.get('ci_low'))}, {_figure(d.get('ci_high'))}]"
         )
     if "agreement" in d:

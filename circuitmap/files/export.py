@@ -118,10 +118,28 @@ def _cantor(x: int, y: int) -> int:
 NEURON_OFFSET = 1 << 24
 
 
+def _description(g: dict[str, Any]) -> str:
+    """The Neuronpedia export's description: what its edges mean and the whole circuit's
+    held-out faithfulness."""
+    figures = (
+        ("F(C)", "circuit_circuit"),
+        ("F(C) without error nodes", "circuit_no_error"),
+        ("F(M minus C)", "circuit_complement"),
+    )
+    return (
+        f"circuitmap circuit of {g['targets']}: edges are ablation effects (how much of "
+        "the target stops flowing through the destination when the source is removed "
+        "on the effect prompts, relative to the target), not attributions; nodes "
+        "aggregate every token of the prompts and sit at the strongest build prompt's "
+        "peak token. Held-out faithfulness of the whole circuit: "
+        + ", ".join(f"{name} {g[k]:.2f}" for name, k in figures if k in g)
+    )
+
+
 def neuronpedia_json(graph: nx.DiGraph, slug: str, scan: str | None = None) -> dict[str, Any]:
     """The circuit-tracer / Neuronpedia graph format (``schema_version`` 1): every node is
     placed at the strongest build prompt's last token (where the target peaks and is read),
-    although it aggregates every token of the build prompts; ``scan`` defaults to the model's.
+    although it aggregates every token of the prompts; ``scan`` defaults to the model's.
     Node ids (``node_id``, ``jsNodeId``, the Cantor-paired ``feature``) are unique across node
     kinds; error nodes share ``feature`` -1 as circuit-tracer's do. The graph's supernodes (graph
     attribute ``supernodes``) go to ``qParams.supernodes``."""
@@ -172,14 +190,7 @@ def neuronpedia_json(graph: nx.DiGraph, slug: str, scan: str | None = None) -> d
         "prompt": g.get("prompt", ""),
         "schema_version": 1,
         "info": {
-            "description": (
-                f"circuitmap circuit of {g['targets']}: edges are ablation effects (how much of "
-                "the target stops flowing through the destination when the source is removed "
-                "on the build prompts, relative to the target), not attributions; nodes "
-                "aggregate every token of the build prompts and sit at the strongest prompt's "
-                "peak token. Held-out faithfulness: "
-                + ", ".join(f"{k} {g[k]:.2f}" for k in ("completeness", "sufficiency") if k in g)
-            ),
+            "description": _description(g),
             "creator_name": "circuitmap",
             "generator": {"name": "circuitmap", "version": "0.1.0"},
         },
@@ -189,8 +200,9 @@ def neuronpedia_json(graph: nx.DiGraph, slug: str, scan: str | None = None) -> d
     if "node_threshold" in g:
         metadata["node_threshold"] = g["node_threshold"]
     supernodes = supernode_list(graph)
+    circuit = [ids[n] for n, d in graph.nodes(data=True) if d.get("in_circuit")]
     q_params = {
-        "pinnedIds": targets,
+        "pinnedIds": list(dict.fromkeys([*targets, *circuit])),  # the targets, the circuit
         "supernodes": [[label, *(ids[m] for m in members)] for label, *members in supernodes],
         "linkType": "both",
         "clickedId": targets[0] if targets else "",

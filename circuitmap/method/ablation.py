@@ -8,7 +8,7 @@ or the feature's mean activation on the corpus (mean ablation). Only those featu
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -110,10 +110,13 @@ def spread_levels(activity: torch.Tensor, features: list[int], count: int) -> li
     return list(dict.fromkeys(ordered[i] for i in picks.tolist()))
 
 
-def control_features(activity: torch.Tensor, top: list[int], per_feature: int) -> list[list[int]]:
+def control_features(
+    activity: torch.Tensor, top: list[int], per_feature: int, exclude: Sequence[int] = ()
+) -> list[list[int]]:
     """For each top feature, ``per_feature`` other features whose activity (d_sae,) is closest
-    to its own on a log scale, each used once; only features that fire (activity > 0) qualify."""
-    used = set(top)
+    to its own on a log scale, each used once, none of ``exclude``; only features that fire
+    (activity > 0) qualify."""
+    used = set(top) | set(exclude)
     log_act = activity.clamp(min=1e-12).log()
     controls = []
     for feature in top:

@@ -85,7 +85,8 @@ def test_pruning_keeps_the_influential_nodes_and_records_what_it_hid(full_run):
             for n, d in graph.nodes(data=True)
             if d["layer"] == layer and d["kind"] == "feature" and n not in pruned
         ]
-        assert not hidden or min(shown) >= max(hidden)  # the most influential stay
+        assert not hidden or not shown or min(shown) >= max(hidden)  # the most influential stay
+    assert all(n in pruned for n, d in graph.nodes(data=True) if d.get("in_circuit"))
     assert all(n in pruned for n, d in graph.nodes(data=True) if d["kind"] != "feature")
     whole = prune(graph, 1.0, 1.0)
     assert whole.number_of_nodes() == graph.number_of_nodes()
@@ -260,7 +261,8 @@ def test_validate_faithfulness_measures_a_map_made_without_it(run_cli, tiny_map_
     assert "held-out prompts" in result.output and "all layers edited at once" in result.output
     graph = load_graph(tmp_path / "graph.json")
     assert {"completeness", "sufficiency", "error_share"} <= set(graph.graph)
-    assert "held-out faithfulness" in (tmp_path / "circuit.html").read_text()
+    page = (tmp_path / "circuit.html").read_text()
+    assert "whole circuit on" in page and "per layer (" in page
     bad = run_cli("validate", "faithfulness", str(tmp_path / "nope"))
     assert bad.exit_code == 2 and "Traceback" not in bad.output
 

@@ -47,7 +47,9 @@ def test_neuronpedia_export_passes_circuit_tracer_and_neuronpedia_checks(mapped)
     meta = data["metadata"]
     assert meta["schema_version"] == 1 and len(meta["prompt_tokens"]) >= 2
     ctx = len(meta["prompt_tokens"]) - 1
-    assert data["qParams"]["pinnedIds"] == [f"3_{5 + NEURON_OFFSET}_{ctx}"]
+    pinned = data["qParams"]["pinnedIds"]  # the target first, then the whole circuit's nodes
+    assert pinned[0] == f"3_{5 + NEURON_OFFSET}_{ctx}" and len(pinned) == len(set(pinned)) > 1
+    assert set(pinned) <= {n["node_id"] for n in data["nodes"]}
     assert "ablation effects" in meta["info"]["description"]
     assert all("influence" in n for n in data["nodes"])
     # circuit-tracer's local server reads <slug>.json listed in graph-metadata.json.
