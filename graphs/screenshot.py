@@ -1,7 +1,8 @@
 """Screenshot a circuit.html as headless Chromium renders it, its most influential feature
-clicked (needs chromium and playwright).
+clicked, and with ``--first-view`` also the page as it opens (needs chromium and playwright).
 
 python graphs/screenshot.py graphs/<run>/circuit.html graphs/<run>.png [--target L12.N1742]
+    [--first-view graphs/<run>-first-view.png]
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ def main() -> None:
     parser.add_argument("html", type=Path)
     parser.add_argument("png", type=Path)
     parser.add_argument("--target", help="with several targets: show this one's circuit")
+    parser.add_argument("--first-view", type=Path, help="also the page as it opens, here")
     args = parser.parse_args()
     chromium = shutil.which("chromium") or shutil.which("chromium-browser")
     with sync_playwright() as p:
@@ -27,6 +29,8 @@ def main() -> None:
         page.wait_for_function("window.cm && cm.ready")
         if args.target:
             page.select_option("#target-filter", args.target)
+        if args.first_view:
+            page.screenshot(path=str(args.first_view), full_page=True)
         # Click the most influential feature, so the picture shows its panel and its paths.
         best = page.evaluate(
             "(() => { const d = JSON.parse(document.getElementById('cm-data').textContent).nodes;"
