@@ -30,15 +30,20 @@ COMMAND = ["map", "--target-layer", "12", "--neuron", "1742"]
 
 def timed_map(tree: Path, run_dir: Path) -> float:
     """Seconds of one default map with ``tree``'s code (its ``cli`` folder as
-    ``circuitmap_cli``), written into ``run_dir``."""
+    ``circuitmap_cli``), written into ``run_dir`` (an absolute path)."""
     links = Path(tempfile.mkdtemp())
     (links / "circuitmap_cli").symlink_to(tree / "cli")
     env = dict(os.environ, PYTHONPATH=f"{links}{os.pathsep}{tree}")
-    code = "from circuitmap_cli.main import main; main()"
+    # Run from the links folder: the working folder would come first on the import path.
+    code = (
+        "import sys, circuitmap; assert circuitmap.__file__.startswith(sys.argv[1]), "
+        "circuitmap.__file__; del sys.argv[1]; from circuitmap_cli.main import main; main()"
+    )
     start = time.perf_counter()
     subprocess.run(
-        [sys.executable, "-c", code, *COMMAND, "--run-dir", str(run_dir)],
+        [sys.executable, "-c", code, str(tree), *COMMAND, "--run-dir", str(run_dir)],
         env=env,
+        cwd=links,
         check=True,
         stdout=subprocess.DEVNULL,
     )

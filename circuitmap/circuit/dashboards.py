@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 
 from circuitmap.model.forward import full_precision, run_recorded
+from circuitmap.model.generate import control_tokens
 from circuitmap.model.tokens import batches
 
 if TYPE_CHECKING:
@@ -122,11 +123,13 @@ def peak_contexts(lm: LoadedModel, prompts: Prompts) -> list[dict[str, Any]]:
 @torch.no_grad()
 def _promoted(lm: LoadedModel, sae: LayerSAE, features: list[int]) -> list[list[dict[str, Any]]]:
     """Per feature, the :data:`PROMOTED` tokens whose unembedding its decoder direction raises
-    most."""
+    most (control tokens, which no text contains, left out)."""
     unembed = lm.model.get_output_embeddings().weight  # (vocab, d_model)
+    blocked = control_tokens(lm.tokenizer, len(unembed)).to(unembed.device)  # (vocab,)
     with full_precision(unembed.device):
         directions = sae.sae.W_dec[features].to(unembed.device, unembed.dtype)  # (k, d_model)
-        logits, tokens = (directions @ unembed.T).topk(PROMOTED, dim=-1)  # (k, PROMOTED)
+        raised = (directions @ unembed.T).masked_fill(blocked, float("-inf"))  # (k, vocab)
+        logits, tokens = raised.topk(PROMOTED, dim=-1)  # (k, PROMOTED)
     return [
         [
             {"token": token_text(lm.tokenizer, t), "logit": float(v)}
