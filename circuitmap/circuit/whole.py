@@ -128,14 +128,10 @@ def masked_target(
     group of prompts of similar length started at the first site; differentiable in the masks
     where gradients are enabled."""
     rows = len(next(iter(masks.values())))
-    out = torch.zeros(rows, len(run.input_ids))
-    parts = []
-    for index, part in run.chunks(rows=rows):
-        parts.append((index, _group(lm, decompositions, part, target, masks)))
-    if not torch.is_grad_enabled():
-        for index, values in parts:
-            out[:, index] = values
-        return out
+    parts = [
+        (index, _group(lm, decompositions, part, target, masks))
+        for index, part in run.chunks(rows=rows)
+    ]
     columns = torch.cat([index for index, _ in parts])
     values = torch.cat([v for _, v in parts], 1)  # (rows, n) in the groups' order
     return values[:, columns.argsort()]

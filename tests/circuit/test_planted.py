@@ -176,6 +176,15 @@ def test_faithfulness_is_one_with_every_feature_and_zero_with_none(planted):
     assert whole.error_share == pytest.approx(0, abs=1e-4)
 
 
+def _measured(planted):
+    """The planted model, its prompts and the decompositions of layers 1 and 2."""
+    root, _ = planted
+    lm = load_model(ModelConfig(name=str(root / "model")))
+    texts = (root / "corpus.txt").read_text().split("\n\n")
+    split = top_prompts(lm, texts, [TARGET], n=8, n_heldout=8, n_silent=16)[TARGET.id]
+    return lm, split, _decompositions(root, lm, split)
+
+
 def _decompositions(root, lm, split):
     reference = token_vectors(lm, split.silent, [1, 2])
     return {
@@ -193,11 +202,7 @@ def test_the_whole_circuit_is_the_planted_path_and_reproduces_the_target(planted
     """Chosen jointly over sites 1 and 2 with a budget of two features, the circuit is A -> B;
     every node kept reproduces the target (F 1), none kept gives F 0, and so does the
     complement of the planted path."""
-    root, _ = planted
-    lm = load_model(ModelConfig(name=str(root / "model")))
-    texts = (root / "corpus.txt").read_text().split("\n\n")
-    split = top_prompts(lm, texts, [TARGET], n=8, n_heldout=8, n_silent=16)[TARGET.id]
-    decs = _decompositions(root, lm, split)
+    lm, split, decs = _measured(planted)
     build = prompt_run(lm, split.build, [1, 2], TARGET)
     heldout = prompt_run(lm, split.heldout, [1, 2], TARGET)
     circuit = choose_whole(lm, decs, build, TARGET, [1, 2], budget=2, steps=4)
@@ -219,11 +224,7 @@ def test_a_circuit_that_explains_one_layer_alone_scores_nothing_whole(planted):
     """A circuit whose layer-2 part (B) explains layer 2 alone and whose layer-1 part is the
     distractor D: the per-layer figures (each layer edited alone, the others clean) give it
     1 and 0, half credit on average; edited at once it reproduces nothing."""
-    root, _ = planted
-    lm = load_model(ModelConfig(name=str(root / "model")))
-    texts = (root / "corpus.txt").read_text().split("\n\n")
-    split = top_prompts(lm, texts, [TARGET], n=8, n_heldout=8, n_silent=16)[TARGET.id]
-    decs = _decompositions(root, lm, split)
+    lm, split, decs = _measured(planted)
     heldout = prompt_run(lm, split.heldout, [1, 2], TARGET)
     keep = [
         ({1: None, 2: [B]}, {1: True, 2: False}),  # layer 2 alone keeps B: sufficient
