@@ -35,6 +35,7 @@ import time
 from pathlib import Path
 
 import torch
+from record import record
 from reference import (
     reference_effects,
     reference_mean,
@@ -151,21 +152,25 @@ def run_reference(worker: Worker, config: MapConfig, target: Target, prompt_text
     return times
 
 
-def _phases(paths: list[tuple[str, dict]], n: int) -> None:
-    print(
+def _phases(paths: list[tuple[str, dict]], n: int) -> str:
+    """The phase table of ``paths`` (printed, and returned for the results file)."""
+    lines = [
         "| path | Mean Vectors s | prompts s | optimise+decode+select s | ablations s "
-        "| faithfulness s | total s | s per layer | peak RSS GiB |"
-    )
-    print("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
+        "| faithfulness s | total s | s per layer | peak RSS GiB |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+    ]
     for name, r in paths:
         ablations = sum(r["layers"].values())
         if name.startswith("report"):
             ablations -= r["baseline"] + r["sweep"]
-        print(
+        lines.append(
             f"| {name} | {r['baseline']:.1f} | {r['prompts']:.1f} | {r['sweep']:.1f} "
             f"| {ablations:.1f} | {r['faithfulness']:.1f} | {r['total']:.1f} "
             f"| {r['total'] / n:.1f} | {r['peak']:.2f} |"
         )
+    table = "\n".join(lines)
+    print(table)
+    return table
 
 
 def step_overhead(worker: Worker, config: MapConfig, target: Target, layer: int, steps: int):
@@ -250,7 +255,7 @@ def main() -> None:
     mapped = run_circuitmap(Worker(default, worker.lm), default, target)
     paths = [("circuitmap, the report's choices", ours), ("circuitmap, default map", mapped)]
     if args.skip_reference:
-        _phases(paths, len(layers))
+        print(f"\nwrote {record('map_vs_report', _phases(paths, len(layers)))}")
         return
     ref = run_reference(worker, config, target, ours["prompt_texts"])
     _phases([("report's method, layer by layer", ref), *paths], len(layers))
