@@ -23,7 +23,7 @@ from circuitmap.errors import CircuitmapError, check_share
 from circuitmap.files.export import FORMATS, GRAPH_FILE, export, node_link_json
 from circuitmap.files.lock import run_lock
 from circuitmap.files.prompt_sets import read_prompt_set
-from circuitmap.files.runs import load_map_config, start_map, target_dir
+from circuitmap.files.runs import check_made_with, load_map_config, start_map, target_dir
 from circuitmap.files.storage import (
     atomic_write_json,
     atomic_write_text,
@@ -104,12 +104,14 @@ def new_map(
 
 
 def resume_map(run_dir: Path, train_saes: bool = True) -> MapConfig:
-    """The config of an interrupted map, checked like a new one, and every result the folder
-    holds read and checked (a damaged one is an error before SAE training or any other work)."""
+    """The config of an interrupted map, checked like a new one, every result the folder holds
+    read and checked, and the config compared with what its finished parts were made with (a
+    damaged result or an edited config is an error before SAE training or any other work)."""
     config = load_map_config(run_dir)
     check_map(config, train_saes)
     writable_dir(run_dir, "run folder")
     check_saved(config, run_dir)
+    check_made_with(config, run_dir)
     return config
 
 

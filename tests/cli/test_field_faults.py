@@ -440,6 +440,10 @@ def test_resume_refuses_a_config_edited_after_parts_were_made(
     config["node_threshold"] = 0.7  # exports only: allowed
     (run / "config.json").write_text(json.dumps(config))
     before = _snapshot(run)
+    # Refused while the resume is checked, before any work (SAE training included).
+    monkeypatch.setattr(
+        "circuitmap.circuit.run.finish_map", lambda *a, **k: pytest.fail("work started")
+    )
     code, _, err = run_main(monkeypatch, capsys, "map", "--resume", run)
     line = _one_error(code, err, "was mapped with another config than its config.json holds now")
     assert "ablation 'silent' -> 'zero'" in line and "max_features 40 -> 3" in line
