@@ -10,9 +10,7 @@ gradient along its direction, summed over real tokens (Marks et al., *Sparse Fea
 the first-order estimate of what removing it takes from the target; the error term's is
 ``sum_t (e_t - r_e) . g_l,t``. With ``ig_steps`` > 0 the features' gradient is averaged along
 the path from the reference to the clean activations (integrated gradients; with one step, the
-gradient at the path's midpoint). Two steps chose more sufficient circuits on held-out prompts
-than the clean gradient in `benchmarks/faithfulness.py`, and one step was at least as
-sufficient as two on 5 of 6 targets in scratch runs, at half the cost. A layer keeps its
+gradient at the path's midpoint, the default: one gradient pass a round). A layer keeps its
 features by attribution until they carry ``share`` of the layer's positive attribution, at most
 ``max_features``, in rounds (:func:`choose`); resampling the build prompts (bootstrap) says how
 stable that choice is.

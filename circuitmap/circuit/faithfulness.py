@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING
 import torch
 
 from circuitmap.circuit.decompose import removal_forward, removal_masks
-from circuitmap.circuit.whole import masked_target, masks_of, ratio
+from circuitmap.circuit.whole import active, masked_target, masks_of, ratio
 from circuitmap.circuit.whole_faithfulness import WholeFaithfulness, measure_whole
 from circuitmap.files.storage import atomic_write_json, read_json
 
@@ -222,9 +222,8 @@ def measure(
     layers, randoms = {}, {}
     for layer, dec in sorted(decompositions.items()):
         chosen = selection.layers[layer]
-        f, _ = dec.encode(run.resid[layer])  # (n, seq, d_sae)
-        active = (f * run.real[..., None]).amax((0, 1)) > 0  # (d_sae,)
-        randoms[layer] = random_features(active, chosen.ranked, chosen.kept, seed + layer)
+        fires = active(dec, run)  # (d_sae,)
+        randoms[layer] = random_features(fires, chosen.ranked, chosen.kept, seed + layer)
         layers[layer] = layer_faithfulness(
             lm, dec, run, target, chosen.features, chosen.ranked, randoms[layer], curve
         )

@@ -9,7 +9,7 @@ bootstrap resample of the build prompts keeps it too, within its round.
 optimised X_l (agreement: random restarts, when the map ran them).
 
 Either way the target's whole circuit is then chosen jointly over its sites
-(:func:`circuitmap.circuit.whole.choose_whole`), and each site's layer keeps the whole
+(:func:`circuitmap.circuit.whole_choice.choose_whole`), and each site's layer keeps the whole
 circuit's features too, so every node of the circuit is measured and drawn.
 """
 

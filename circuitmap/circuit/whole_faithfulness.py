@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import torch
+from scipy.integrate import trapezoid
 
 from circuitmap.circuit.whole import CURVE, WholeCircuit, active, masked_target, masks_of, ratio
 
@@ -118,11 +119,9 @@ def measure_whole(
 
 
 def _area(points: list[tuple[float, float | None]]) -> float | None:
-    """The trapezoid area under (x, y) points over [0, last x], or None where a y is
-    undefined or the points span nothing."""
+    """The trapezoid area under (x, y) points over [0, last x], divided by the last x; None
+    where a y is undefined or the points span nothing."""
     if any(y is None for _, y in points) or points[-1][0] <= 0:
         return None
-    area = sum(
-        (x1 - x0) * (y0 + y1) / 2 for (x0, y0), (x1, y1) in zip(points, points[1:], strict=False)
-    )
-    return area / points[-1][0]
+    xs, ys = zip(*points, strict=True)
+    return float(trapezoid(ys, xs)) / xs[-1]
