@@ -38,7 +38,7 @@ def main() -> None:
     t = time.perf_counter()
     mean = compute_baseline(lm, texts, [args.layer]).means[args.layer]
     baseline_s = time.perf_counter() - t
-    optim = OptimConfig(lr_units=args.lr_units)
+    optim = OptimConfig.report(lr_units=args.lr_units)
     scope = PatchscopeConfig()
 
     t = time.perf_counter()

@@ -67,7 +67,7 @@ def measure_target(target: Target, args: argparse.Namespace, lm) -> dict:
     start = time.perf_counter()
     baseline = worker.baseline()
     split = worker.prompts([target])[target.id]
-    sweep = worker.sweep(target, baseline)
+    sweep = worker.sweep(target, baseline, split)
     build = worker.encoded_prompts(target, split, "build")
     heldout = worker.encoded_prompts(target, split, "heldout")
     decompositions = worker.decompositions(target, split, baseline)

@@ -30,6 +30,7 @@ one gradient step against a bare truncated forward+backward of the same layers.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import re
 import time
 from pathlib import Path
@@ -44,9 +45,10 @@ from reference import (
 )
 
 from circuitmap.circuit.worker import Worker
-from circuitmap.config import MapConfig, ModelConfig, Target
+from circuitmap.config import MapConfig, ModelConfig, OptimConfig, Target
 from circuitmap.files.corpus import corpus_texts
-from circuitmap.method.optimise import optimise_rows, step_size
+from circuitmap.method.optimise import optimise_rows
+from circuitmap.method.x_space import LayerSpace
 from circuitmap.model.hooks import edit_resid_pre, record_mlp_post, run_body
 from circuitmap.model.load import cache_root, load_model
 from circuitmap.sae.features import feature_report
@@ -83,7 +85,7 @@ def run_circuitmap(worker: Worker, config: MapConfig, target: Target) -> dict:
     prompts = worker.prompts([target])[target.id]
     times["prompts"] = time.perf_counter() - t
     t = time.perf_counter()
-    sweep = worker.sweep(target, baseline)
+    sweep = worker.sweep(target, baseline, prompts)
     selection = worker.select(sweep, prompts, baseline)
     times["sweep"] = time.perf_counter() - t
     effects = {}
@@ -181,15 +183,11 @@ def step_overhead(worker: Worker, config: MapConfig, target: Target, layer: int,
     lm = worker.lm
     baseline = worker.baseline()
     mean = baseline.means[layer]
-    common = dict(
-        target=target,
-        steps=steps,
-        dummy_prompt=config.optim.dummy_prompt,
-    )
-    lr = step_size(config.optim, mean)
-    optimise_rows(lm, layers=[layer], inits=mean[None], lrs=[lr], **{**common, "steps": 2})
+    optim = dataclasses.replace(config.optim, space="resid", steps=steps)
+    one = [LayerSpace(layer, mean, None)]
+    optimise_rows(lm, target=target, spaces=one, inits=mean[None], config=optim)  # warm-up
     t = time.perf_counter()
-    optimise_rows(lm, layers=[layer], inits=mean[None], lrs=[lr], **common)
+    optimise_rows(lm, target=target, spaces=one, inits=mean[None], config=optim)
     ours = (time.perf_counter() - t) / steps
 
     ids = lm.tokenizer(config.optim.dummy_prompt, return_tensors="pt")["input_ids"]
@@ -211,9 +209,9 @@ def step_overhead(worker: Worker, config: MapConfig, target: Target, layer: int,
 
     layers = config.upstream_layers(target)
     inits = torch.stack([baseline.means[m] for m in layers])
-    lrs = [step_size(config.optim, baseline.means[m]) for m in layers]
+    spaces = [LayerSpace(m, baseline.means[m], None) for m in layers]
     t = time.perf_counter()
-    optimise_rows(lm, layers=layers, inits=inits, lrs=lrs, **common)
+    optimise_rows(lm, target=target, spaces=spaces, inits=inits, config=optim)
     sweep = (time.perf_counter() - t) / steps
     return ours, bare, sweep
 
@@ -235,6 +233,7 @@ def main() -> None:
     config = MapConfig(
         targets=[target],
         layers=layers,
+        optim=OptimConfig.report(lr_units="rms"),
         select="activation",
         ablation="zero",
         controls=4,

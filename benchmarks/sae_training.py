@@ -15,10 +15,11 @@ import tempfile
 import time
 from pathlib import Path
 
-from circuitmap.config import CorpusConfig, ModelConfig, SAETrainConfig
+from circuitmap.config import CorpusConfig, ModelConfig
 from circuitmap.files.corpus import corpus_texts
 from circuitmap.model.load import cache_root, load_model
 from circuitmap.sae.train import train_layer_saes
+from circuitmap.sae.train_config import SAETrainConfig
 
 
 def main() -> None:

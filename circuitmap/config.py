@@ -22,6 +22,7 @@ ExecutorName = Literal["local", "ray"]
 DType = Literal["float32", "bfloat16", "float16", "auto"]
 LrUnits = Literal["rms", "raw"]
 Init = Literal["mean", "random"]
+Space = Literal["sae", "resid"]
 SAEHook = Literal["resid_post", "resid_pre"]
 Architecture = Literal["topk", "jumprelu"]
 Precision = Literal["bfloat16", "float32"]
@@ -77,28 +78,42 @@ class CorpusConfig:
 
 @dataclass
 class OptimConfig:
-    """Gradient ascent on the injected vector X (the report: Adam, lr 0.05, 50 steps).
+    """Gradient ascent on the injected vector X (see :mod:`circuitmap.method.optimise`).
 
-    ``lr_units``: ``"raw"`` uses ``lr`` as Adam's step as the report did; ``"rms"`` multiplies it by
-    the root-mean-square coordinate of the layer's Mean Vector, so the same lr moves X by the same
-    fraction of its size at every depth (residual norms grow ~6x from layer 4 to 11 in Gemma 3).
-    ``norm_constraint`` keeps ||X|| inside the range of resid norms seen on the corpus.
-    ``init``: ``"mean"`` starts from the Mean Vector; ``"random"`` from a random direction scaled
-    to the Mean Vector's norm (seeded by ``seed``).
+    ``space``: ``"sae"`` optimises X as a sparse code of the layer's SAE (X = decode(z) + the
+    Mean Vector's SAE error, z >= 0, an L1 pull of weight ``sparsity`` towards the Mean
+    Vector's code) up to ``level`` x the target's corpus maximum (``None``: without limit), with
+    ||X|| in the corpus range when ``norm_constraint``; ``"resid"`` optimises X itself. ``lr``
+    is Adam's step: ``lr_units`` ``"raw"`` as given (the report), ``"rms"`` x the Mean Vector's
+    RMS coordinate (``"sae"``: x its largest feature activation). ``init``: ``"mean"`` (the
+    Mean Vector) or ``"random"`` (a random direction of its norm, seeded by ``seed``).
+    :meth:`report` is the report's setting: Adam lr 0.05 on X, 50 steps, no bound.
     """
 
     lr: float = 0.05
-    steps: int = 50
+    steps: int = 100
     seed: int = 0
     lr_units: LrUnits = "rms"
-    norm_constraint: bool = False
+    norm_constraint: bool = True
     init: Init = "mean"
     dummy_prompt: str = "<pad> <pad> <pad> x"
+    space: Space = "sae"
+    level: float | None = 2.0
+    sparsity: float = 0.05
 
     def __post_init__(self) -> None:
         check_number("lr", self.lr, 0, above=True)
         check_number("steps", self.steps, 1, 100_000)
+        check_number("sparsity", self.sparsity, 0)
+        if self.level is not None:
+            check_number("level", self.level, 0, above=True)
         check_literals(self)
+
+    @classmethod
+    def report(cls, **changes: Any) -> OptimConfig:
+        """The report's setting: Adam lr 0.05 on X itself, 50 steps, no bound or constraint."""
+        setting = dict(space="resid", lr_units="raw", steps=50, level=None, norm_constraint=False)
+        return cls(**(setting | changes))
 
 
 @dataclass
@@ -139,30 +154,6 @@ class SAESource:
         for option, template in (("--sae-id", self.sae_id), ("--sae-path", self.path)):
             if template:
                 fill_layer(template, 0, option)
-
-
-@dataclass
-class SAETrainConfig:
-    """How circuitmap trains an SAE for one resid_pre layer."""
-
-    architecture: Architecture = "topk"
-    width: int = 2048
-    k: int = 16  # TopK: active latents per token (16 beat 32 and 64 on the faithfulness benchmark)
-    l0_coefficient: float = 1.0  # JumpReLU: sparsity penalty
-    n_tokens: int = 200_000
-    eval_tokens: int = 10_000
-    context: int = 128
-    batch_tokens: int = 512
-    lr: float = 1e-3
-    seed: int = 0
-    eval_texts: int = 8  # texts for the spliced next-token loss
-
-    def __post_init__(self) -> None:
-        check_literals(self)
-        for name in ("width", "k", "n_tokens", "eval_tokens", "context", "batch_tokens"):
-            check_number(name, getattr(self, name), 1)
-        check_number("lr", self.lr, 0, above=True)
-        check_number("l0_coefficient", self.l0_coefficient, 0)
 
 
 @dataclass
@@ -237,7 +228,7 @@ class MapConfig:
     node_threshold: float = 0.5  # exports keep the nodes carrying this share of influence
     edge_threshold: float = 0.8  # and the edges carrying this share of edge weight
     skip_edges: bool = False  # also feature -> feature edges that skip mapped layers
-    restarts: int = 0  # random restarts per layer; feature nodes then carry an agreement rate
+    restarts: int = 3  # restarts per layer from corpus vectors (method.restarts)
     controls: int = 5  # control features per layer, for each node's paired p-value (0: none)
     resamples: int = 100  # bootstrap resamples of the build prompts (selection stability)
     faithfulness: bool = True  # measure the circuit on the held-out prompts

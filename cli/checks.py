@@ -3,6 +3,7 @@ the checks of what a map claims."""
 
 from __future__ import annotations
 
+import statistics
 from pathlib import Path
 from typing import Annotated
 
@@ -191,7 +192,7 @@ def restarts_cmd(
     neuron: o.Neuron,
     layers: Annotated[str, typer.Option(help="Upstream layers, e.g. 4,8 (default: 0..L-1).")] = "",
     restarts: Annotated[
-        int, typer.Option(help="Random starts besides the Mean Vector.", min=1)
+        int, typer.Option(help="Starts from corpus vectors besides the Mean Vector.", min=1)
     ] = 8,
     top_k: o.TopK = 5,
     dataset: o.Dataset = None,
@@ -200,9 +201,14 @@ def restarts_cmd(
     steps: o.Steps = _OPT.steps,
     seed: o.Seed = _OPT.seed,
     norm_constraint: o.NormConstraint = _OPT.norm_constraint,
+    space: o.Space = _OPT.space,
+    level: o.Level = _OPT.level or 0.0,
+    sparsity: o.Sparsity = _OPT.sparsity,
+    report_setting: o.ReportSetting = False,
 ) -> None:
-    """Optimise from the Mean Vector and random starts at each layer: does the same SAE feature
-    come back? Prints top-1 agreement, Jaccard of top-k sets and the activation spread."""
+    """Optimise from the Mean Vector and corpus vectors at each layer: does the same SAE feature
+    come back? Prints, on the features X adds over the Mean Vector: top-1 agreement, Jaccard of
+    top-k sets, the consensus, and the activation spread as multiples of the corpus maximum."""
     from circuitmap.config import CorpusConfig
     from circuitmap.files.corpus import corpus_texts
     from circuitmap.method.restarts import restart_layers
@@ -216,17 +222,25 @@ def restarts_cmd(
     saes = SAEStore.for_model(lm, sae, model_config.cache_dir)
     saes.layers(chosen)  # every SAE is there, before the work
     texts = corpus_texts(CorpusConfig(dataset=dataset), cache_root(model_config.cache_dir))
-    optim = o.optim_config(lr, lr_units, steps, seed, "mean", norm_constraint)
+    optim = o.optim_config(
+        lr, lr_units, steps, seed, "mean", norm_constraint, space, level, sparsity, report_setting
+    )
     reports = restart_layers(lm, saes, target, chosen, texts, optim, restarts, top_k)
     typer.echo(
-        f"{'layer':>5} {'top-1 agree':>11} {'jaccard':>8}  activation min..max   reference top-k"
+        f"{'layer':>5} {'top-1 agree':>11} {'jaccard':>8}  {'x corpus max':>14}  consensus  "
+        "(X's top-k: share of restarts)"
     )
-    for layer, r in zip(chosen, reports, strict=True):
-        lo, hi = r.activation_spread
+    for r in reports:
+        lo, hi = r.level_spread if r.level_spread else (None, None)
+        spread = "–" if lo is None else f"{lo:.2f}..{hi:.2f}"
+        consensus = ",".join(f"F{f}" for f in r.consensus) or "–"
         top = ", ".join(f"F{f} ({a:.0%})" for f, a in r.agreement.items())
         typer.echo(
-            f"{layer:>5} {r.top1_agreement:>11.0%} {r.jaccard:>8.2f}  {lo:>9.2f}..{hi:<9.2f}  {top}"
+            f"{r.layer:>5} {r.top1_agreement:>11.0%} {r.jaccard:>8.2f}  {spread:>14}  "
+            f"{consensus}  ({top})"
         )
+    agreements = [r.top1_agreement for r in reports if r.top1_agreement is not None]
+    typer.echo(f"median top-1 agreement: {statistics.median(agreements):.0%}")
 
 
 @validate_app.command("faithfulness")

@@ -10,10 +10,10 @@ import typer
 
 from circuitmap.config import (
     MapConfig,
-    SAETrainConfig,
     Target,
 )
 from circuitmap.errors import CircuitmapError
+from circuitmap.sae.train_config import SAETrainConfig
 
 from . import options as o
 from .app import app, finite, log, user_errors

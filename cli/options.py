@@ -162,6 +162,35 @@ Init = Annotated[str, typer.Option(help='"mean" (the report) or "random".')]
 NormConstraint = Annotated[
     bool, typer.Option(help="Keep ||X|| within the resid norms seen on the corpus.")
 ]
+Space = Annotated[
+    str,
+    typer.Option(
+        help='"sae": X is the Mean Vector\'s SAE error plus a sparse non-negative code of the '
+        'layer\'s SAE features; "resid": X itself (the report).'
+    ),
+]
+Level = Annotated[
+    float,
+    typer.Option(
+        help="Drive the target up to this multiple of its corpus maximum (0: without limit).",
+        callback=finite(0),
+    ),
+]
+Sparsity = Annotated[
+    float,
+    typer.Option(
+        help="--space sae: L1 pull of X's code towards the Mean Vector's.", callback=finite(0)
+    ),
+]
+ReportSetting = Annotated[
+    bool,
+    typer.Option(
+        "--report-setting",
+        help="The report's optimisation: Adam lr 0.05 on X itself for 50 steps, without limit "
+        "(--space resid --lr-units raw --steps 50 --level 0 --no-norm-constraint; it overrides "
+        "those options).",
+    ),
+]
 Prompt = Annotated[str, typer.Option(help="Patchscope prompt.")]
 InjectToken = Annotated[str, typer.Option(help="Prompt token that receives X.")]
 Alpha = Annotated[float, typer.Option(help="Contrast strength.", callback=finite())]
@@ -179,10 +208,30 @@ Out = Annotated[Path, typer.Option(help="Folder that receives the run folder.")]
 
 
 def optim_config(
-    lr: float, lr_units: str, steps: int, seed: int, init: str, norm_constraint: bool
+    lr: float,
+    lr_units: str,
+    steps: int,
+    seed: int,
+    init: str,
+    norm_constraint: bool,
+    space: str,
+    level: float,
+    sparsity: float,
+    report_setting: bool,
 ) -> OptimConfig:
+    """The optimisation's config; ``level`` 0 is no bound; ``report_setting``: the report's."""
+    if report_setting:
+        return OptimConfig.report(seed=seed, init=init)
     return OptimConfig(
-        lr=lr, lr_units=lr_units, steps=steps, seed=seed, init=init, norm_constraint=norm_constraint
+        lr=lr,
+        lr_units=lr_units,
+        steps=steps,
+        seed=seed,
+        init=init,
+        norm_constraint=norm_constraint,
+        space=space,
+        level=level or None,
+        sparsity=sparsity,
     )
 
 
@@ -252,6 +301,10 @@ def method_options(
     seed: Seed = OptimConfig.seed,
     init: Init = OptimConfig.init,
     norm_constraint: NormConstraint = OptimConfig.norm_constraint,
+    space: Space = OptimConfig.space,
+    level: Level = OptimConfig.level or 0.0,
+    sparsity: Sparsity = OptimConfig.sparsity,
+    report_setting: ReportSetting = False,
     prompt: Prompt = PatchscopeConfig.prompt,
     inject_token: InjectToken = PatchscopeConfig.inject_token,
     alpha: Alpha = PatchscopeConfig.alpha,
@@ -267,7 +320,9 @@ def method_options(
     return Method(
         model=model_options(model, device, dtype, cache_dir),
         corpus=corpus_config(dataset, split, text_column, n_texts, max_tokens),
-        optim=optim_config(lr, lr_units, steps, seed, init, norm_constraint),
+        optim=optim_config(
+            lr, lr_units, steps, seed, init, norm_constraint, space, level, sparsity, report_setting
+        ),
         patchscope=patchscope_config(prompt, inject_token, alpha, plausibility, max_new_tokens),
         sae=sae_options(sae_release, sae_id, sae_path, sae_hook, sae_dir),
         top_k=top_k,

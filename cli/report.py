@@ -128,7 +128,8 @@ def print_map(graph: Any, config: Any, run_dir: Path) -> None:
     the per-layer diagnostics, and the strongest chain through the whole circuit."""
     from circuitmap.circuit.faithfulness import FAITHFULNESS_FILE, Faithfulness
     from circuitmap.circuit.prune import circuit_subgraph, prune, strongest_chain
-    from circuitmap.circuit.selection import Selection
+    from circuitmap.circuit.selection import SELECTION_FILE, Selection
+    from circuitmap.circuit.sweep import SWEEP_FILE, TargetSweep
     from circuitmap.files.export import GRAPH_FILE, load_graph
     from circuitmap.files.runs import target_dir
 
@@ -175,6 +176,8 @@ def print_map(graph: Any, config: Any, run_dir: Path) -> None:
                 f"all layers edited at once: sufficiency {_figure(f.joint_sufficiency).strip()} "
                 f"(random features: {_figure(f.joint_random_sufficiency).strip()})"
             )
+        if (folder / SELECTION_FILE).exists() and (folder / SWEEP_FILE).exists():
+            _print_x(t.id, TargetSweep.load(folder), Selection.load(folder))
         own = prune(load_graph(folder / GRAPH_FILE), config.node_threshold, config.edge_threshold)
         chain = strongest_chain(circuit_subgraph(own), t.id)
         if len(chain) > 1:
@@ -183,3 +186,21 @@ def print_map(graph: Any, config: Any, run_dir: Path) -> None:
             typer.echo(
                 "strongest chain: no chain of features passes the thresholds, only error nodes"
             )
+
+
+def _print_x(target: str, sweep: Any, selection: Any) -> None:
+    """Each layer's optimised X against its circuit: the level X reaches, its restarts'
+    agreement and its top features' share among the circuit's top 10."""
+    typer.echo(
+        f"\ngradient Patchscope of {target} against its circuit:\n"
+        "layer  x corpus max  restart top-1  jaccard  X's top 5 in circuit top 10  "
+        "(attribution ranks)"
+    )
+    for layer, search in sorted(sweep.layers.items()):
+        chosen = selection.layers[layer]
+        agree = "–" if search.top1_agreement is None else f"{search.top1_agreement:.0%}"
+        ranks = ",".join(map(str, chosen.x_ranks)) or "–"
+        typer.echo(
+            f"{layer:>5} {_figure(search.level):>13} {agree:>14} {_figure(search.jaccard):>8} "
+            f"{_figure(chosen.x_overlap):>28}  ({ranks})"
+        )

@@ -9,9 +9,9 @@ import typer
 from circuitmap.config import (
     Architecture,
     ModelConfig,
-    SAETrainConfig,
     choices,
 )
+from circuitmap.sae.train_config import SAETrainConfig
 
 from . import options as o
 from .app import finite, sae_app, user_errors
@@ -50,7 +50,6 @@ def sae_train_cmd(
 ) -> None:
     """Train one SAE per resid_pre layer on the corpus (one activation pass for all layers) and
     cache it where every command finds it. Finished layers are kept if the run is interrupted."""
-    from circuitmap.config import SAETrainConfig
     from circuitmap.files.corpus import load_corpus
     from circuitmap.model.load import cache_root, load_model
     from circuitmap.sae.store import own_sae_root

@@ -24,10 +24,10 @@ from circuitmap.config import (
     OptimConfig,
     PatchscopeConfig,
     SAESource,
-    SAETrainConfig,
     Target,
 )
 from circuitmap.model.load import LoadedModel
+from circuitmap.sae.train_config import SAETrainConfig
 
 SPECIAL = ["<pad>", "<eos>", "<bos>", "<unk>"]
 WORDS = (

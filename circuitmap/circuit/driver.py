@@ -145,7 +145,7 @@ class _Plan:
             if t.id in self.done.sweeps:
                 calls += self.after_sweep(self.done.sweeps[t.id])
             else:
-                calls.append(Call(Worker.sweep, (t, self.baseline)))
+                calls.append(Call(Worker.sweep, (t, self.baseline, self.prompts[t.id])))
         return calls
 
     def after_sweep(self, sweep: TargetSweep) -> list[Call]:

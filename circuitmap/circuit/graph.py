@@ -48,6 +48,12 @@ Nodes (id -> attributes):
   level), ``q_value`` (Benjamini-Hochberg over the graph's nodes), ``effect_size``,
   ``ci_low``, ``ci_high``; ``patchscope`` and ``plain_decode``
   (the layer's gradient Patchscope decodes), ``layer_activation`` (the target reached from X_l),
+  ``layer_level`` (that as a multiple of the target's corpus maximum), with restarts
+  ``restart_top1``, ``restart_jaccard`` and ``restart_consensus``
+  (:mod:`circuitmap.method.restarts`), ``x_features`` (X_l's top added features),
+  ``x_ranks`` (their attribution ranks), ``x_overlap`` (their share among the layer's
+  circuit top 10) and ``circuit_decode`` (the decode of the layer's circuit features;
+  :mod:`circuitmap.circuit.x_check`),
   ``neuronpedia`` (its URL, where the SAE has one), ``sae`` (the SAE: a release/id, or its
   folder's last two parts); per-layer faithfulness
   ``layer_completeness``, ``layer_sufficiency``, ``layer_error_share``; after
@@ -82,6 +88,8 @@ from circuitmap.model.load import EMBEDDED_ID
 
 if TYPE_CHECKING:
     from circuitmap.circuit.driver import TargetResult
+    from circuitmap.circuit.selection import LayerSelection
+    from circuitmap.circuit.sweep import LayerSearch
     from circuitmap.config import MapConfig, Target
     from circuitmap.sae.features import FeatureReport
 
@@ -188,6 +196,7 @@ def _add_layer_nodes(graph: nx.DiGraph, layer: int, result: TargetResult, target
         "sae": sae_name(search.features.sae_origin),
         "targets": target.id,
     }
+    common |= _x_attributes(search, chosen)
     if result.effects[layer].controls:
         common["controls"] = len(result.effects[layer].controls)
     if result.faithfulness is not None:
@@ -236,6 +245,21 @@ def _add_layer_nodes(graph: nx.DiGraph, layer: int, result: TargetResult, target
         if chosen.agreement[rank] is not None:
             attrs["agreement"] = chosen.agreement[rank]
         graph.add_node(feature_id(layer, node.feature), **attrs)
+
+
+def _x_attributes(search: LayerSearch, chosen: LayerSelection) -> dict[str, object]:
+    """The layer's gradient Patchscope against its circuit (what was measured, no nulls)."""
+    values = {
+        "layer_level": search.level,
+        "restart_top1": search.top1_agreement,
+        "restart_jaccard": search.jaccard,
+        "restart_consensus": ",".join(map(str, search.consensus)) or None,
+        "x_features": ",".join(map(str, chosen.x_features)) or None,
+        "x_ranks": ",".join(map(str, chosen.x_ranks)) or None,
+        "x_overlap": chosen.x_overlap,
+        "circuit_decode": chosen.circuit_decode,
+    }
+    return {k: v for k, v in values.items() if v is not None}
 
 
 def scan_name(model: str) -> str:

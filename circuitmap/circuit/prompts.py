@@ -72,6 +72,12 @@ class PromptSplit:
     effect: Prompts = field(default_factory=lambda: Prompts([], [], []))
     early_peaks: float | None = None
 
+    @property
+    def corpus_max(self) -> float | None:
+        """The target's largest activation on its prompts (None: no prompt)."""
+        values = self.build.activations + self.effect.activations + self.heldout.activations
+        return max(values, default=None)
+
     def to_dict(self) -> dict:
         parts = ("build", "effect", "heldout", "silent")
         return {"source": self.source, "early_peaks": self.early_peaks} | {

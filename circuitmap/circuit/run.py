@@ -18,7 +18,6 @@ from circuitmap.circuit.prune import exported_graph, merge_graphs, prune
 from circuitmap.circuit.saved import check_saved
 from circuitmap.circuit.supernodes import add_supernodes
 from circuitmap.circuit.worker import Worker
-from circuitmap.config import SAETrainConfig
 from circuitmap.errors import CircuitmapError, check_share
 from circuitmap.files.export import FORMATS, GRAPH_FILE, export, node_link_json
 from circuitmap.files.lock import run_lock
@@ -41,6 +40,7 @@ from circuitmap.model.load import (
 )
 from circuitmap.sae.store import check_sae_folders
 from circuitmap.sae.train import missing_own_saes, other_recipe_saes, train_missing_saes
+from circuitmap.sae.train_config import SAETrainConfig
 
 if TYPE_CHECKING:
     from circuitmap.circuit.driver import Log, TargetResult

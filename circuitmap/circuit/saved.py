@@ -11,7 +11,7 @@ from circuitmap.circuit.effects import LayerEffects
 from circuitmap.circuit.faithfulness import FAITHFULNESS_FILE, Faithfulness
 from circuitmap.circuit.prompts import PromptSplit
 from circuitmap.circuit.selection import SELECTION_FILE, Selection
-from circuitmap.circuit.sweep import TargetSweep
+from circuitmap.circuit.sweep import SWEEP_FILE, TargetSweep
 from circuitmap.errors import CircuitmapError
 from circuitmap.files.runs import BASELINE_FILE, LAYERS_DIR, target_dir
 from circuitmap.files.storage import (
@@ -111,8 +111,8 @@ class Done:
         done = cls({}, {}, {}, {})
         for t in config.targets:
             folder = target_dir(run_dir, t)
-            if (folder / "sweep.json").exists():
-                with reading(folder / "sweep.json"):
+            if (folder / SWEEP_FILE).exists():
+                with reading(folder / SWEEP_FILE):
                     done.sweeps[t.id] = TargetSweep.load(folder)
             if (folder / SELECTION_FILE).exists():
                 with reading(folder / SELECTION_FILE):

@@ -5,8 +5,8 @@ build prompts and keeps them until they carry ``share`` of the layer's positive 
 most ``max_features``, in ``rounds`` rounds, each ranked given the features already kept (see
 :func:`circuitmap.circuit.attribution.choose`); each kept feature's agreement is how often a
 bootstrap resample of the build prompts keeps it too, within its round.
-``select="activation"`` is the report's choice: the ``top_k`` features most active on the
-optimised X_l (agreement: random restarts, when the map ran them).
+``select="activation"`` is the report's choice: the ``top_k`` features the optimisation added
+most to X_l over the Mean Vector (agreement: the restarts, when the map ran them).
 
 Either way the target's whole circuit is then chosen jointly over its sites
 (:func:`circuitmap.circuit.whole_choice.choose_whole`), and each site's layer keeps the whole
@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import dataclasses
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -27,6 +27,7 @@ from circuitmap.circuit.attribution import attribution, choose
 from circuitmap.circuit.contexts import Context, feature_contexts
 from circuitmap.circuit.whole import WholeCircuit
 from circuitmap.circuit.whole_choice import choose_sites, choose_whole, site_options
+from circuitmap.circuit.x_check import check_x
 from circuitmap.config import Target
 from circuitmap.files.storage import atomic_write_json, read_json
 
@@ -54,6 +55,12 @@ class LayerSelection:
     activation: list[float]  # each ranked feature's activation on the optimised X_l
     agreement: list[float | None]  # per kept feature: bootstrap, or restarts (None: not run)
     contexts: list[list[Context]]  # per kept feature: where it fires most on the build prompts
+    # The report's question (circuit.x_check): X's top added features, their attribution ranks,
+    # their overlap with the top of ``ranked``, and the decode of the circuit's own features.
+    x_features: list[int] = field(default_factory=list)
+    x_ranks: list[int] = field(default_factory=list)
+    x_overlap: float | None = None
+    circuit_decode: str | None = None
 
     @property
     def features(self) -> list[int]:
@@ -120,8 +127,8 @@ def select_circuit(
             ranked, kept, scores = choice.ranked, choice.kept, choice.scores
             agreement: list[float | None] = list(choice.agreement)
             error = choice.error
-        else:  # the report's top-k by activation on X_l, with the clean gradient's attribution
-            top = [f.index for f in sweep.layers[layer].features.top]  # the sweep's report
+        else:  # the report's top-k of X_l (what the optimisation added), clean attribution
+            top = [f.index for f in sweep.layers[layer].features.added]  # the sweep's report
             rest = [f for f in on_x.argsort(descending=True).tolist() if f not in top]
             ranked = (top + rest)[: config.max_features]
             kept = min(len(top), len(ranked))
@@ -147,6 +154,8 @@ def select_circuit(
         chosen = layers[layer]
         _add_features(chosen, circuit.features.get(layer, []), dec, run, sweep, scale)
         chosen.contexts = feature_contexts(lm, dec, run, chosen.features)
+        x = check_x(sweep.layers[layer], dec, run)
+        chosen.x_features, chosen.x_ranks, chosen.x_overlap = x.features, x.ranks, x.overlap
     return Selection(
         sweep.target, config.select, clean, layers, time.perf_counter() - start, circuit
     )

@@ -1,6 +1,6 @@
 """The gradient Patchscope swept over every upstream layer of one target at once.
 
-All upstream layers (and, with restarts, all random starts) are rows of one batched Adam
+All upstream layers (and, with restarts, all their starts) are rows of one batched Adam
 optimisation, each row injecting at its own layer; then every layer's X is decoded in one batched
 contrastive Patchscope and encoded with its layer's SAE. The result is what the ablation step of
 each layer needs: X_l and its top features.
@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -18,9 +18,10 @@ import torch
 
 from circuitmap.config import Target
 from circuitmap.files.storage import atomic_save_tensors, atomic_write_json, read_json, read_tensors
-from circuitmap.method.optimise import optimise_rows, step_size
+from circuitmap.method.optimise import optimise_rows
 from circuitmap.method.patchscope import patchscope_rows
-from circuitmap.method.restarts import compare_starts, restart_starts
+from circuitmap.method.restarts import added_codes, compare_starts, restart_starts
+from circuitmap.method.x_space import LayerSpace
 from circuitmap.sae.features import FeatureReport, feature_report
 
 if TYPE_CHECKING:
@@ -28,6 +29,9 @@ if TYPE_CHECKING:
     from circuitmap.method.baseline import Baseline
     from circuitmap.model.load import LoadedModel
     from circuitmap.sae.store import LayerSAE
+
+
+SWEEP_FILE = "sweep.json"  # written last: marks the sweep as done
 
 
 @dataclass
@@ -41,8 +45,20 @@ class LayerSearch:
     contrastive_text: str
     plain_text: str
     features: FeatureReport
-    # With config.restarts: reference top-k feature -> fraction of random restarts that found it.
+    # With config.restarts: reference top-k feature -> share of restarts that found it.
     restart_agreement: dict[int, float] | None = None
+    corpus_max: float | None = None  # the target's largest activation on the prompt pool
+    # Restarts (None without): share whose top-1 added feature is X's; top-k Jaccard with X's.
+    top1_agreement: float | None = None
+    jaccard: float | None = None
+    consensus: list[int] = field(default_factory=list)  # added by at least half of the starts
+
+    @property
+    def level(self) -> float | None:
+        """The activation X reaches as a multiple of the corpus maximum (None: not defined)."""
+        if self.corpus_max is None or self.corpus_max <= 0:
+            return None
+        return self.final_activation / self.corpus_max
 
 
 @dataclass
@@ -60,7 +76,7 @@ class TargetSweep:
             folder / "sweep.safetensors", {str(k): v for k, v in self.vectors.items()}
         )
         atomic_write_json(
-            folder / "sweep.json",
+            folder / SWEEP_FILE,
             {
                 "target": dataclasses.asdict(self.target),
                 "seconds": self.seconds,
@@ -70,7 +86,7 @@ class TargetSweep:
 
     @classmethod
     def load(cls, folder: Path) -> TargetSweep:
-        data = read_json(folder / "sweep.json")
+        data = read_json(folder / SWEEP_FILE)
         layers = {}
         for item in data["layers"]:
             item["features"] = FeatureReport.from_dict(item["features"])
@@ -89,49 +105,64 @@ def sweep_target(
     target: Target,
     baseline: Baseline,
     saes: dict[int, LayerSAE],
+    corpus_max: float | None,
 ) -> TargetSweep:
-    """Optimise, decode and SAE-encode X at every upstream layer of ``target`` in one batch."""
+    """Optimise, decode and SAE-encode X at every upstream layer of ``target`` in one batch, from
+    each layer's start and ``config.restarts`` corpus vectors; ``corpus_max`` is the target's
+    largest activation on the prompt pool (X's bound: :class:`~circuitmap.config.OptimConfig`)."""
     start = time.perf_counter()
     layers = config.upstream_layers(target)
-    starts = 1 + config.restarts  # per layer: config.init's start, then random restarts
+    optim = config.optim
+    starts = 1 + config.restarts  # per layer: optim.init's start, then corpus restarts
     inits = torch.cat(
-        [restart_starts(baseline.means[layer], config.optim, config.restarts) for layer in layers]
+        [
+            restart_starts(baseline.means[layer], baseline.vectors[layer], optim, config.restarts)
+            for layer in layers
+        ]
     )  # (layers * starts, d_model)
-    rows = [layer for layer in layers for _ in range(starts)]
-    vectors, trajectories, final = optimise_rows(
-        lm,
-        layers=rows,
-        target=target,
-        inits=inits,
-        lrs=[step_size(config.optim, baseline.means[layer]) for layer in rows],
-        steps=config.optim.steps,
-        dummy_prompt=config.optim.dummy_prompt,
-        norm_ranges=[baseline.norm_ranges[layer] for layer in rows]
-        if config.optim.norm_constraint
-        else None,
+    per_layer = [
+        LayerSpace(
+            layer,
+            baseline.means[layer],
+            baseline.norm_ranges[layer] if optim.norm_constraint else None,
+            saes[layer].sae,
+        )
+        for layer in layers
+    ]
+    spaces = [space for space in per_layer for _ in range(starts)]  # a group of rows a layer
+    ascent = optimise_rows(
+        lm, target=target, spaces=spaces, inits=inits, config=optim, corpus_max=corpus_max
     )
     main = torch.arange(len(layers)) * starts  # each layer's first row: the map's X
-    xs = vectors[main]  # (layers, d_model)
+    xs = ascent.vectors[main]  # (layers, d_model)
     means = torch.stack([baseline.means[layer] for layer in layers])  # (layers, d_model)
     scopes = patchscope_rows(lm, layers=layers, signals=xs, noises=means, config=config.patchscope)
     results = {}
     for i, layer in enumerate(layers):
-        agreement = None
-        if config.restarts:
-            block = slice(i * starts, (i + 1) * starts)
-            agreement = compare_starts(
-                saes[layer], vectors[block], final[block], config.top_k
-            ).agreement
-        trajectory = trajectories[:, main[i]].tolist()
+        block = slice(i * starts, (i + 1) * starts)
+        codes = None if ascent.codes is None else ascent.codes[block]
+        added = added_codes(saes[layer], ascent.vectors[block], codes, means[i])
+        restarts = compare_starts(layer, added, ascent.final[block], config.top_k)
+        trajectory = ascent.trajectories[:, main[i]].tolist()
         results[layer] = LayerSearch(
             layer=layer,
-            mean_activation=trajectory[0] if config.optim.init == "mean" else None,
-            final_activation=final[main[i]].item(),
+            mean_activation=trajectory[0] if optim.init == "mean" else None,
+            final_activation=ascent.final[main[i]].item(),
             trajectory=trajectory,
             contrastive_text=scopes[i].contrastive_text,
             plain_text=scopes[i].plain_text,
-            features=feature_report(saes[layer], xs[i], means[i], k=config.top_k),
-            restart_agreement=agreement,
+            features=feature_report(
+                saes[layer],
+                xs[i],
+                means[i],
+                k=config.top_k,
+                code=None if codes is None else codes[0],
+            ),
+            restart_agreement=restarts.agreement if config.restarts else None,
+            corpus_max=corpus_max,
+            top1_agreement=restarts.top1_agreement,
+            jaccard=restarts.jaccard,
+            consensus=restarts.consensus if config.restarts else [],
         )
     return TargetSweep(
         target,

@@ -21,6 +21,7 @@ from circuitmap.circuit.faithfulness import measure
 from circuitmap.circuit.prompts import top_prompts
 from circuitmap.circuit.selection import select_circuit
 from circuitmap.circuit.sweep import sweep_target
+from circuitmap.circuit.x_check import circuit_decodes
 from circuitmap.files.corpus import corpus_texts
 from circuitmap.files.prompt_sets import read_prompt_set
 from circuitmap.method.baseline import compute_baseline
@@ -45,7 +46,7 @@ if TYPE_CHECKING:
 @dataclass
 class Call:
     """One unit of work: ``unit(worker, *args)``, ``unit`` a :class:`Worker` method named by
-    reference (``Call(Worker.sweep, (target, baseline))``)."""
+    reference (``Call(Worker.sweep, (target, baseline, split))``)."""
 
     unit: Callable[..., Any]
     args: tuple[Any, ...]
@@ -123,9 +124,10 @@ class Worker:
             min_context=c.min_context,
         )
 
-    def sweep(self, target: Target, baseline: Baseline) -> TargetSweep:
+    def sweep(self, target: Target, baseline: Baseline, split: PromptSplit) -> TargetSweep:
         layers = self.config.upstream_layers(target)
-        return sweep_target(self.lm, self.config, target, baseline, self.saes(layers))
+        saes = self.saes(layers)
+        return sweep_target(self.lm, self.config, target, baseline, saes, split.corpus_max)
 
     @_measuring
     def encoded_prompts(self, target: Target, split: PromptSplit, part: str) -> PromptRun:
@@ -156,13 +158,21 @@ class Worker:
             }
         return self._decompositions[target.id]
 
-    @_measuring
     def select(self, sweep: TargetSweep, split: PromptSplit, baseline: Baseline) -> Selection:
+        """The circuit's features, then the decode of each layer's circuit features (in the
+        model's own dtype, as X's decode)."""
         t = sweep.target
         run = self.encoded_prompts(t, split, "build")
-        return select_circuit(
-            self.lm, self.config, sweep, run, self.decompositions(t, split, baseline)
+        decompositions = self.decompositions(t, split, baseline)
+        with matmul_precision(self.lm.input_device, self.config.precision):
+            selection = select_circuit(self.lm, self.config, sweep, run, decompositions)
+        kept = {layer: s.features for layer, s in selection.layers.items()}
+        decodes = circuit_decodes(
+            self.lm, self.config.patchscope, baseline.means, kept, decompositions, run
         )
+        for layer, text in decodes.items():
+            selection.layers[layer].circuit_decode = text
+        return selection
 
     @_measuring
     def effects(

@@ -117,8 +117,10 @@
     return String(d.label).replace(new RegExp('^(F\\d+) L' + d.layer + '\\b:?'), '$1');
   }
   function headingText(layer) {
-    var decode = data.layers[layer];
-    return 'L' + layer + (decode === undefined ? '' : ' · ' + decode);
+    var info = data.layers[layer];
+    if (info === undefined) return 'L' + layer;
+    var level = info.layer_level === undefined ? '' : ' · \u00d7' + info.layer_level.toFixed(1);
+    return 'L' + layer + level + ' · ' + info.patchscope;
   }
   function fit(text, room) {  // the text cut to ``room`` px at the label font, with an ellipsis
     text = String(text);
@@ -479,9 +481,33 @@
     section('causal decode (Patchscope of the feature)');
     panel.appendChild(el('div', d.causal_description === undefined ? '\u2013' :
       d.causal_description, 'cm-snippet'));
-    if (data.layers[d.layer] !== undefined) {
-      section('layer ' + d.layer + ' gradient Patchscope');
-      panel.appendChild(el('div', data.layers[d.layer], 'cm-snippet'));
+    if (data.layers[d.layer] !== undefined) layerSection(d.layer, data.layers[d.layer]);
+  }
+  function layerSection(layer, info) {  // the layer's gradient Patchscope against its circuit
+    section('layer ' + layer + ' gradient Patchscope');
+    panel.appendChild(el('div', info.patchscope, 'cm-snippet'));
+    var rows = [];
+    if (info.layer_level !== undefined) {
+      rows.push('X drives the target to \u00d7' + fmt(info.layer_level) + ' its corpus maximum');
+    }
+    if (info.restart_top1 !== undefined) {
+      rows.push('restarts: top-1 agreement ' + Math.round(100 * info.restart_top1) + '%, Jaccard ' +
+        fmt(info.restart_jaccard) + (info.restart_consensus ?
+          ', consensus F' + info.restart_consensus.split(',').join(', F') : ''));
+    }
+    if (info.x_features !== undefined) {
+      var ranks = (info.x_ranks || '').split(',');
+      rows.push("X's top features (attribution rank): " + info.x_features.split(',').map(
+        function (f, i) { return 'F' + f + ' (' + (ranks[i] === undefined ? '\u2013' : ranks[i]) + ')'; }
+      ).join(', '));
+    }
+    if (info.x_overlap !== undefined) {
+      rows.push("share among the circuit's top 10: " + Math.round(100 * info.x_overlap) + '%');
+    }
+    rows.forEach(function (r) { panel.appendChild(el('div', r)); });
+    if (info.circuit_decode !== undefined) {
+      section("decode of the layer's circuit features");
+      panel.appendChild(el('div', info.circuit_decode, 'cm-snippet'));
     }
   }
   function edgeTable(title, adj, other, i) {

@@ -34,6 +34,21 @@ class Cut:
     edge_threshold: float
 
 
+# A layer's gradient Patchscope and its check against the circuit (circuit.graph's schema):
+# carried by every node of the layer, sent once a layer.
+LAYER = (
+    "patchscope",
+    "layer_level",
+    "restart_top1",
+    "restart_jaccard",
+    "restart_consensus",
+    "x_features",
+    "x_ranks",
+    "x_overlap",
+    "circuit_decode",
+)
+
+
 def _figure(value: Any) -> str:
     return "–" if value is None else f"{value:.2f}"
 
@@ -127,12 +142,12 @@ def page_data(graph: nx.DiGraph) -> str:
     """The JSON block the explorer script reads, safe inside a ``<script>`` element."""
     ids = list(graph.nodes)
     position = {node: i for i, node in enumerate(ids)}
-    layers: dict[int, str] = {}
+    layers: dict[int, dict[str, Any]] = {}
     nodes = []
     for node, d in graph.nodes(data=True):
         if "patchscope" in d:
-            layers.setdefault(d["layer"], d["patchscope"])
-        item = {k: v for k, v in _finite(d).items() if k not in ("patchscope", "plain_decode")}
+            layers.setdefault(d["layer"], {k: v for k, v in _finite(d).items() if k in LAYER})
+        item = {k: v for k, v in _finite(d).items() if k not in LAYER and k != "plain_decode"}
         nodes.append({**item, "id": node, "tooltip": tooltip(_finite(d))})
     target_sets: dict[str, int] = {}
     edges: dict[str, list[Any]] = {"s": [], "t": [], "w": [], "g": []}

@@ -107,6 +107,9 @@ def explain(
     lm.check_target(target, [layer])
     check_prompt(lm.tokenizer, config.patchscope)
     layer_sae = _find_sae(lm, config, log)  # a given SAE source that fails stops the run here
+    if layer_sae is None and config.optim.space == "sae":
+        log(f"no SAE for layer {layer}: X is optimised in the residual stream (space resid)")
+        config = dataclasses.replace(config, optim=dataclasses.replace(config.optim, space="resid"))
 
     t = time.perf_counter()
     texts = corpus_texts(config.corpus, cache_root(config.model.cache_dir))
@@ -131,22 +134,16 @@ def explain(
         mean=mean,
         config=config.optim,
         norm_range=base.norm_ranges[layer],
+        sae=None if layer_sae is None else layer_sae.sae,
+        corpus_max=base.target_max,
     )
-    dummy = lm.tokenizer(config.optim.dummy_prompt, return_tensors="pt")["input_ids"]
-    with torch.no_grad():
-        mean_act = target_activation(
-            lm,
-            dummy.to(lm.input_device),
-            layers=[layer],
-            vectors=mean[None],
-            target=target,
-        )[0].item()
+    mean_act = _mean_activation(lm, config, mean)
     seconds["optimise"] = time.perf_counter() - t
 
     features = None
     if layer_sae is not None:
         log(f"SAE features from {layer_sae.origin} ...")
-        features = feature_report(layer_sae, optim.vector, mean, k=config.top_k)
+        features = feature_report(layer_sae, optim.vector, mean, k=config.top_k, code=optim.code)
 
     t = time.perf_counter()
     log("contrastive Patchscope decode ...")
@@ -171,6 +168,19 @@ def explain(
         features=features,
         seconds=seconds,
     )
+
+
+@torch.no_grad()
+def _mean_activation(lm: LoadedModel, config: ExplainConfig, mean: torch.Tensor) -> float:
+    """The target's activation with the Mean Vector (d_model,) injected into the dummy prompt."""
+    dummy = lm.tokenizer(config.optim.dummy_prompt, return_tensors="pt")["input_ids"]
+    return target_activation(
+        lm,
+        dummy.to(lm.input_device),
+        layers=[config.layer],
+        vectors=mean[None],
+        target=config.target,
+    )[0].item()
 
 
 def check_explain(config: ExplainConfig) -> None:

@@ -3,23 +3,44 @@
 X replaces resid_pre of the upstream layer at the last position of a dummy prompt; the loss is
 minus the target neuron's MLP post-activation at that position. The model is frozen and every
 forward stops at the target layer's MLP, so later layers are never run.
+
+Two spaces (:class:`~circuitmap.config.OptimConfig`):
+
+- ``"resid"`` (the report): Adam on X itself, as the report did, optionally clamping ||X|| to
+  the corpus range after every step.
+- ``"sae"``: Adam on a code z (d_sae,) of the layer's SAE, with X = decode(z) + e, e = m -
+  decode(encode(m)) the Mean Vector m's SAE error, so X is the Mean Vector's error plus a
+  non-negative combination of the SAE's features (z is clamped to >= 0 after every step). The
+  loss is -min(a, level x corpus max) / (level x corpus max) plus an L1 pull
+  ``sparsity`` x ||z - encode(m)||_1 / (m's largest feature activation), switched on after a
+  quarter of the steps and raised linearly to full strength by five eighths, so X first reaches
+  the bounded level and then keeps only the features it needs (a continuation of the sparsity
+  penalty; cf. the L1 penalty of sparse dictionary learning, Olshausen & Field 1996). ||X|| is
+  rescaled into the corpus range inside the forward. X's SAE features are then z itself.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import torch
 
+from circuitmap.errors import CircuitmapError
+from circuitmap.method.x_space import CodeRows, LayerSpace, ResidRows
 from circuitmap.model.forward import prefix_cache, repeat_cache, run_recorded
 from circuitmap.model.hooks import inject_rows
 
 if TYPE_CHECKING:
+    from sae_lens import SAE
     from transformers import Cache
 
     from circuitmap.config import OptimConfig, Target
     from circuitmap.model.load import LoadedModel
+
+
+SETTLE = 12  # halvings that bring an X above the bounded level back to it
 
 
 @dataclass
@@ -28,6 +49,18 @@ class OptimResult:
     trajectory: list[float]  # target activation before each Adam step
     final_activation: float  # target activation with the final X
     step_size: float  # Adam lr actually used (after lr_units scaling)
+    code: torch.Tensor | None = None  # (d_sae,) X's SAE code, space "sae"
+
+
+@dataclass
+class Ascent:
+    """A batch of optimised rows."""
+
+    vectors: torch.Tensor  # (rows, d_model) X
+    codes: torch.Tensor | None  # (rows, d_sae) X's SAE codes (space "sae"), else None
+    trajectories: torch.Tensor  # (steps, rows) target activation before each step
+    final: torch.Tensor  # (rows,) target activation with the final X
+    step_sizes: list[float]  # Adam's lr of each row (space "sae": of each group of rows)
 
 
 def target_activation(
@@ -60,60 +93,120 @@ def initial_vector(mean: torch.Tensor, config: OptimConfig) -> torch.Tensor:
     return direction * (mean.norm() / direction.norm())
 
 
-def step_size(config: OptimConfig, mean: torch.Tensor) -> float:
-    """Adam's lr: raw, or in units of the Mean Vector's RMS coordinate."""
+def step_size(config: OptimConfig, mean: torch.Tensor, code_scale: float | None = None) -> float:
+    """Adam's lr: raw, or (``"rms"``) in units of the Mean Vector's RMS coordinate, or in
+    space ``"sae"`` of ``code_scale`` (the Mean Vector's largest feature activation)."""
     if config.lr_units == "raw":
         return config.lr
+    if config.space == "sae" and code_scale is not None:
+        return config.lr * code_scale
     return config.lr * (mean.norm() / mean.numel() ** 0.5).item()  # "rms"
+
+
+def _keep_best(
+    rows: CodeRows | ResidRows, acts: torch.Tensor, cap: float, best: torch.Tensor
+) -> torch.Tensor:
+    """Remember each row's latest X among those of highest min(activation, ``cap``) so far
+    (``acts``, ``best``: (rows,)); returns the new best. A step that overshoots into a region
+    where the neuron is dead so never loses what an earlier step reached."""
+    score = acts.clamp(max=cap)
+    rows.keep(score >= best)
+    return torch.maximum(best, score)
+
+
+def _settle(
+    rows: CodeRows | ResidRows, activation: Callable[[torch.Tensor], torch.Tensor], cap: float
+) -> None:
+    """Bring each row above ``cap`` back along its path from its start until the target is at
+    most ``cap`` (bisection on the fraction of the way, ``SETTLE`` halvings, rows batched)."""
+    with torch.no_grad():
+        over = activation(rows.vectors()) > cap  # (rows,)
+        if not over.any():
+            return
+        low, high = torch.zeros(len(over)), torch.ones(len(over))
+        for _ in range(SETTLE):
+            mid = torch.where(over, (low + high) / 2, high)
+            above = activation(rows.vectors(mid)) > cap
+            high = torch.where(over & above, mid, high)
+            low = torch.where(over & ~above, mid, low)
+        rows.settle(torch.where(over, low, high))
+
+
+def _pull(step: int, steps: int) -> float:
+    """The L1 pull's strength at ``step``: 0 for the first quarter, then up to 1 by 5/8."""
+    return min(1.0, max(0.0, (step - steps / 4) / (3 * steps / 8)))
 
 
 def optimise_rows(
     lm: LoadedModel,
     *,
-    layers: list[int],
     target: Target,
+    spaces: list[LayerSpace],
     inits: torch.Tensor,
-    lrs: list[float],
-    steps: int,
-    dummy_prompt: str,
-    norm_ranges: list[tuple[float, float]] | None = None,
-) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    config: OptimConfig,
+    corpus_max: float | None = None,
+) -> Ascent:
     """Adam on a batch of independent starts ``inits`` (rows, d_model), one dummy-prompt row
-    each; row r injects at resid_pre of ``layers[r]`` with Adam lr ``lrs[r]``. Every row is its own
-    parameter, and rows do not interact in the forward, so each follows the path it would follow
-    alone: one batch optimises all upstream layers (and restarts) of a target at once.
-    ``norm_ranges[r]`` clamps ||X_r|| after every step.
-
-    Returns (vectors (rows, d_model), trajectories (steps, rows), final activations (rows,)).
-    """
-    ids = lm.tokenizer(dummy_prompt, return_tensors="pt")["input_ids"].to(lm.input_device)
+    each; row r injects at resid_pre of ``spaces[r].layer`` in ``config.space`` (see the
+    module docstring). Rows do not interact in the forward and each has its own Adam lr, so
+    each follows the path it would follow alone: one batch optimises all upstream layers (and
+    restarts) of a target at once. ``corpus_max``: the target's largest corpus activation, for
+    ``config.level`` (None or <= 0: no bound)."""
+    ids = lm.tokenizer(config.dummy_prompt, return_tensors="pt")["input_ids"].to(lm.input_device)
     # X changes no earlier token (attention is causal): those run once, and each step runs the
     # last token of every row against their cached keys and values.
     prefix = prefix_cache(lm.model, ids[:, :-1], target.layer) if ids.shape[1] > 1 else None
-    last = ids[:, -1:].expand(len(layers), -1)  # (rows, 1)
-    xs = [torch.nn.Parameter(row.float().clone()) for row in inits]  # rows x (d_model,)
-    optimiser = torch.optim.Adam([{"params": [x], "lr": lr} for x, lr in zip(xs, lrs, strict=True)])
-    trajectory = []
-
-    def activation() -> torch.Tensor:  # (rows,)
-        return target_activation(
-            lm, last, layers=layers, vectors=torch.stack(xs), target=target, prefix=prefix
+    last = ids[:, -1:].expand(len(spaces), -1)  # (rows, 1)
+    layers = [s.layer for s in spaces]
+    missing = sorted({s.layer for s in spaces if s.sae is None})
+    if config.space == "sae" and missing:
+        raise CircuitmapError(
+            f"X is optimised in SAE space but layer {missing[0]} has no SAE: give one, or "
+            "use --space resid"
         )
+    rows = CodeRows(spaces, inits) if config.space == "sae" else ResidRows(spaces, inits)
+    if isinstance(rows, CodeRows):
+        scales = rows.scales
+        lrs = [step_size(config, s.mean, k) for (s, _), k in zip(rows.groups, scales, strict=True)]
+    else:
+        lrs = [step_size(config, s.mean) for s in spaces]
+    groups = [{"params": [p], "lr": lr} for p, lr in zip(rows.params, lrs, strict=True)]
+    optimiser = torch.optim.Adam(groups)
+    bounded = config.level is not None and corpus_max is not None and corpus_max > 0
+    cap = config.level * corpus_max if bounded else None
 
-    for _ in range(steps):
+    def activation(xs: torch.Tensor) -> torch.Tensor:  # (rows, d_model) -> (rows,)
+        return target_activation(lm, last, layers=layers, vectors=xs, target=target, prefix=prefix)
+
+    trajectory = []
+    best = torch.full((len(spaces),), -torch.inf)
+    for step in range(config.steps):
         optimiser.zero_grad()
-        acts = activation()
-        (-acts.sum()).backward()
+        acts = activation(rows.vectors())
+        if cap is not None:
+            best = _keep_best(rows, acts.detach().cpu(), cap, best)
+        loss = -(acts.sum() if cap is None else (acts.clamp(max=cap) / cap).sum())
+        if isinstance(rows, CodeRows) and config.sparsity and _pull(step, config.steps):
+            loss = loss + config.sparsity * _pull(step, config.steps) * rows.penalty()
+        loss.backward()
         optimiser.step()
         trajectory.append(acts.detach().cpu())
-        if norm_ranges is not None:
-            with torch.no_grad():
-                for x, (low, high) in zip(xs, norm_ranges, strict=True):
-                    norm = x.norm()
-                    x.mul_(norm.clamp(low, high) / norm)
+        rows.project()
+    if cap is not None:  # bounded: the best X seen, brought back to the level
+        with torch.no_grad():
+            _keep_best(rows, activation(rows.vectors()).cpu(), cap, best)
+        rows.restore()
+        _settle(rows, activation, cap)
     with torch.no_grad():
-        final = activation().cpu()
-    return torch.stack(xs).detach(), torch.stack(trajectory), final
+        xs = rows.vectors()
+        final = activation(xs).cpu()
+    return Ascent(
+        vectors=xs.detach(),
+        codes=rows.codes() if isinstance(rows, CodeRows) else None,
+        trajectories=torch.stack(trajectory),
+        final=final,
+        step_sizes=lrs,
+    )
 
 
 def optimise_vector(
@@ -124,23 +217,24 @@ def optimise_vector(
     mean: torch.Tensor,
     config: OptimConfig,
     norm_range: tuple[float, float] | None = None,
+    sae: SAE | None = None,
+    corpus_max: float | None = None,
 ) -> OptimResult:
-    """Maximise the target neuron by Adam on X from ``config.init``; ``norm_range`` (used when
-    ``config.norm_constraint``) clamps ||X|| after every step."""
-    lr = step_size(config, mean)
-    vectors, trajectory, final = optimise_rows(
+    """Maximise the target neuron by Adam from ``config.init`` (space ``"sae"`` needs ``sae``,
+    the layer's SAE); ``norm_range`` bounds ||X|| when ``config.norm_constraint``."""
+    space = LayerSpace(layer, mean, norm_range if config.norm_constraint else None, sae)
+    ascent = optimise_rows(
         lm,
-        layers=[layer],
         target=target,
+        spaces=[space],
         inits=initial_vector(mean, config)[None],
-        lrs=[lr],
-        steps=config.steps,
-        dummy_prompt=config.dummy_prompt,
-        norm_ranges=[norm_range] if config.norm_constraint and norm_range else None,
+        config=config,
+        corpus_max=corpus_max,
     )
     return OptimResult(
-        vector=vectors[0],
-        trajectory=trajectory[:, 0].tolist(),
-        final_activation=final[0].item(),
-        step_size=lr,
+        vector=ascent.vectors[0],
+        trajectory=ascent.trajectories[:, 0].tolist(),
+        final_activation=ascent.final[0].item(),
+        step_size=ascent.step_sizes[0],
+        code=None if ascent.codes is None else ascent.codes[0],
     )

@@ -42,12 +42,19 @@ class FeatureReport:
 
 @torch.no_grad()
 def feature_report(
-    layer_sae: LayerSAE, vector: torch.Tensor, mean: torch.Tensor, k: int = 5
+    layer_sae: LayerSAE,
+    vector: torch.Tensor,
+    mean: torch.Tensor,
+    k: int = 5,
+    code: torch.Tensor | None = None,
 ) -> FeatureReport:
     """Top-``k`` SAE features of X (``vector``, (d_model,)), of the Mean Vector, and the ones the
-    optimisation added most."""
+    optimisation added most; ``code`` (d_sae,): X's own SAE code where X was optimised as one
+    (else X is encoded)."""
     sae = layer_sae.sae
     acts = sae.encode(torch.stack([vector, mean]).float().to(sae.W_enc.device)).cpu()  # (2, d_sae)
+    if code is not None:
+        acts[0] = code.float()
 
     def rows(indices: torch.Tensor) -> list[FeatureActivation]:
         return [

@@ -43,8 +43,9 @@ from circuitmap.sae.store import (
 )
 
 if TYPE_CHECKING:
-    from circuitmap.config import MapConfig, SAETrainConfig
+    from circuitmap.config import MapConfig
     from circuitmap.model.load import LoadedModel
+    from circuitmap.sae.train_config import SAETrainConfig
 
 _OUTLIER_NORM = 10.0  # tokens with a norm above this many medians are left out of training
 

@@ -299,12 +299,13 @@ def test_restarts_from_the_same_seed_agree_exactly(tiny_map_setup):
     layer_sae = load_layer_sae(
         1, 32, tiny_map_setup["saes"], "x", SAESource(sae_dir=str(tiny_map_setup["saes"]))
     )
-    mean = torch.randn(32) * 10
+    mean, corpus = torch.randn(32) * 10, torch.randn(10, 32) * 10
     run = lambda: restart_report(  # noqa: E731
         lm,
         layer_sae,
         target=Target(3, 5),
         mean=mean,
+        corpus=corpus,
         config=OptimConfig(steps=4),
         n_restarts=3,
     )
@@ -314,30 +315,28 @@ def test_restarts_from_the_same_seed_agree_exactly(tiny_map_setup):
     assert set(first.agreement) == set(first.top_sets[0])
 
 
-def test_one_batch_over_layers_and_starts_equals_separate_runs(tiny_map_setup):
+@pytest.mark.parametrize("space", ["resid", "sae"])
+def test_one_batch_over_layers_and_starts_equals_separate_runs(tiny_map_setup, space):
     """Rows injecting at different layers with different lrs follow their own paths."""
     from circuitmap.method.optimise import optimise_rows
+    from circuitmap.method.x_space import LayerSpace
+    from circuitmap.sae.store import load_layer_sae
 
     lm = load_model(ModelConfig(name=str(tiny_map_setup["model"])))
+    source = SAESource(sae_dir=str(tiny_map_setup["saes"]))
+    saes = {m: load_layer_sae(m, 32, tiny_map_setup["saes"], "x", source).sae for m in (0, 1, 2)}
     starts = torch.randn(4, 32) * 10
-    layers, lrs = [0, 1, 1, 2], [0.3, 0.1, 0.5, 0.2]
-    common = dict(target=Target(3, 5), steps=4, dummy_prompt="<pad> <pad> x")
-    together, trajectory, final = optimise_rows(
-        lm, layers=layers, inits=starts, lrs=lrs, norm_ranges=[(1.0, 40.0)] * 4, **common
-    )
-    assert trajectory.shape == (4, 4) and not torch.equal(together, starts)
+    spaces = [LayerSpace(m, torch.randn(32) * 10, (1.0, 40.0), saes[m]) for m in (0, 1, 2)]
+    rows = [spaces[0], spaces[1], spaces[1], spaces[2]]
+    config = OptimConfig(steps=4, dummy_prompt="<pad> <pad> x", space=space, lr=0.3)
+    common = dict(target=Target(3, 5), config=config, corpus_max=2.0)
+    together = optimise_rows(lm, spaces=rows, inits=starts, **common)
+    assert together.trajectories.shape == (4, 4) and not torch.equal(together.vectors, starts)
     for i in range(4):
-        alone, _, final_alone = optimise_rows(
-            lm,
-            layers=[layers[i]],
-            inits=starts[i : i + 1],
-            lrs=[lrs[i]],
-            norm_ranges=[(1.0, 40.0)],
-            **common,
-        )
-        torch.testing.assert_close(together[i], alone[0], rtol=1e-4, atol=1e-4)
-        torch.testing.assert_close(final[i], final_alone[0], rtol=1e-4, atol=1e-4)
-    assert together.norm(dim=-1).max() <= 40.0 + 1e-3
+        alone = optimise_rows(lm, spaces=[rows[i]], inits=starts[i : i + 1], **common)
+        torch.testing.assert_close(together.vectors[i], alone.vectors[0], rtol=1e-4, atol=1e-4)
+        torch.testing.assert_close(together.final[i], alone.final[0], rtol=1e-4, atol=1e-4)
+    assert together.vectors.norm(dim=-1).max() <= 40.0 + 1e-3
 
 
 def test_map_with_restarts_puts_agreement_on_feature_nodes(tiny_map_setup, tmp_path):

@@ -49,7 +49,7 @@ def test_optimisation_raises_the_target(lm, texts, units):
         layer=LAYER,
         target=Target(TARGET_LAYER, NEURON),
         mean=_mean(lm, texts),
-        config=OptimConfig(steps=15, lr=0.05, lr_units=units),
+        config=OptimConfig.report(steps=15, lr=0.05, lr_units=units),
     )
     assert result.final_activation > result.trajectory[0]
     assert len(result.trajectory) == 15
@@ -63,7 +63,7 @@ def test_norm_constraint_keeps_x_in_range(lm, texts):
         layer=LAYER,
         target=Target(TARGET_LAYER, NEURON),
         mean=mean,
-        config=OptimConfig(steps=10, lr=5.0, lr_units="rms", norm_constraint=True),
+        config=OptimConfig.report(steps=10, lr=5.0, lr_units="rms", norm_constraint=True),
         norm_range=(lo, hi),
     )
     assert lo - 1e-3 <= result.vector.norm().item() <= hi + 1e-3
@@ -71,7 +71,7 @@ def test_norm_constraint_keeps_x_in_range(lm, texts):
 
 def test_fast_optimisation_equals_the_full_model_reference(lm, texts):
     mean = _mean(lm, texts)
-    config = OptimConfig(steps=5, lr=0.2)
+    config = OptimConfig.report(steps=5, lr=0.2)
     fast = optimise_vector(
         lm, layer=LAYER, target=Target(TARGET_LAYER, NEURON), mean=mean, config=config
     )
@@ -87,7 +87,7 @@ def test_random_init_is_seeded(lm, texts):
     mean = _mean(lm, texts)
 
     def run(seed):
-        config = OptimConfig(steps=2, init="random", seed=seed)
+        config = OptimConfig.report(steps=2, init="random", seed=seed)
         return optimise_vector(
             lm, layer=LAYER, target=Target(TARGET_LAYER, NEURON), mean=mean, config=config
         ).vector
@@ -109,7 +109,7 @@ def test_batched_patchscope_equals_separate_runs(lm, texts):
         layer=LAYER,
         target=Target(TARGET_LAYER, NEURON),
         mean=mean,
-        config=OptimConfig(steps=5, lr=1.0),
+        config=OptimConfig.report(steps=5, lr=1.0),
     ).vector
     config = PatchscopeConfig(max_new_tokens=8)
     fast = patchscope(lm, layer=LAYER, signal=x, noise=mean, config=config)

@@ -6,13 +6,14 @@ import pytest
 import torch
 from sae_lens import SAE, JumpReLUSAE, JumpReLUSAEConfig
 
-from circuitmap.config import SAESource, SAETrainConfig
+from circuitmap.config import SAESource
 from circuitmap.errors import CircuitmapError
 from circuitmap.model.hooks import record_resid_pre, run_body
 from circuitmap.sae.activations import collect_activations
 from circuitmap.sae.features import feature_report
 from circuitmap.sae.store import list_own_saes, load_layer_sae, resid_pre_layer, save_own_sae
 from circuitmap.sae.train import reconstruction_quality, train_layer_saes, train_sae
+from circuitmap.sae.train_config import SAETrainConfig
 from tiny import TINY_TRAIN, tiny_lm
 
 
