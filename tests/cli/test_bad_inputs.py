@@ -49,6 +49,9 @@ def _cases(setup, run_dir: Path, tmp: Path) -> dict[str, tuple[list[str], str]]:
         "lr negative": ([*explain, "--lr", "-1"], "lr -1.0 is not valid"),
         "lr zero": ([*explain, "--lr", "0"], "lr 0.0 is not valid"),
         "alpha nan": ([*explain, "--alpha", "nan"], "alpha nan is not valid"),
+        "level negative": ([*explain, "--level", "-1"], "level -1.0 is not valid"),
+        "sparsity nan": ([*a_map, "--sparsity", "nan"], "sparsity nan is not valid"),
+        "space unknown": ([*explain, "--space", "latent"], "space"),
         "decode too long": ([*explain, "--max-new-tokens", "100000"], "at most 512"),
         "inject token not in prompt": (
             [*explain, "--inject-token", " circle"],

@@ -64,3 +64,22 @@ def test_page_data_is_compact_and_escaped():
     assert len(data["edges"]["s"]) == graph.number_of_edges() and data["edge_targets"] == ["L9.N0"]
     assert data["nodes"][1]["label"].startswith("</script>")
     assert data["circuit"] is False
+
+
+def test_a_layers_gradient_patchscope_and_its_check_are_sent_once_a_layer():
+    graph = _chain(2, 2)
+    layer = {
+        "patchscope": "a definition <b>",
+        "layer_level": 2.0,
+        "restart_top1": 0.5,
+        "x_features": "1,0",
+        "x_ranks": "0,7",
+        "x_overlap": 1.0,
+        "circuit_decode": "the circuit's own",
+    }
+    for node in ("L0.F0", "L0.F1"):
+        graph.nodes[node].update(layer)
+    data = json.loads(explorer_data.page_data(graph))
+    assert data["layers"] == {"0": layer}
+    assert not any(key in node for node in data["nodes"] for key in layer)
+    assert "restart_jaccard" not in data["layers"]["0"]  # not measured: absent, not 0
