@@ -4,10 +4,10 @@ per text, and a histogram of its activations), the tokens its decoder direction 
 the unembedding, and, for the target, the corpus texts where it fires most (the map's build
 prompts, chosen from the prompt pool) and its histogram.
 
-Call point: :func:`circuitmap.circuit.run.run_dashboards` (a worker unit,
-:meth:`circuitmap.circuit.worker.Worker.dashboards`) after the map's units; the results are saved
+Call point: :func:`circuitmap.mapping.run.run_dashboards` (a worker unit,
+:meth:`circuitmap.mapping.worker.Worker.dashboards`) after the map's units; the results are saved
 to ``targets/<id>/dashboards.json`` and set on the graph's nodes by
-:func:`circuitmap.circuit.run.run_map`.
+:func:`circuitmap.mapping.run.run_map`.
 
 Cost: one forward over the first :data:`TEXTS` corpus texts (at most :data:`TOKENS` tokens each),
 stopped after the target's MLP, recording resid_pre at the mapped layers; one SAE encode per layer;

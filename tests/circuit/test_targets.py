@@ -3,10 +3,10 @@
 import networkx as nx
 import pytest
 
-from circuitmap.circuit.prune import target_subgraph
-from circuitmap.circuit.run import run_map
 from circuitmap.config import Target
-from circuitmap.files.export import load_graph
+from circuitmap.graph.export import load_graph
+from circuitmap.graph.prune import target_subgraph
+from circuitmap.mapping.run import run_map
 from tiny import map_config
 
 TWO = [Target(3, 5), Target(2, 7)]

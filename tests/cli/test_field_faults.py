@@ -419,7 +419,7 @@ def test_a_second_writer_of_a_run_folder_refuses(mapped, tmp_path, monkeypatch, 
 
 
 def test_two_new_maps_of_one_folder_cannot_both_start(tiny_map_setup, tmp_path):
-    from circuitmap.files.runs import start_map
+    from circuitmap.mapping.folder import start_map
     from tiny import map_config
 
     config = map_config(tiny_map_setup, layers=[2])
@@ -442,7 +442,7 @@ def test_resume_refuses_a_config_edited_after_parts_were_made(
     before = _snapshot(run)
     # Refused while the resume is checked, before any work (SAE training included).
     monkeypatch.setattr(
-        "circuitmap.circuit.run.finish_map", lambda *a, **k: pytest.fail("work started")
+        "circuitmap.mapping.run.finish_map", lambda *a, **k: pytest.fail("work started")
     )
     code, _, err = run_main(monkeypatch, capsys, "map", "--resume", run)
     line = _one_error(code, err, "was mapped with another config than its config.json holds now")

@@ -11,8 +11,8 @@ from pathlib import Path
 import networkx as nx
 import pytest
 
-from circuitmap.circuit.run import run_map
-from circuitmap.files.export import NEURON_OFFSET, export
+from circuitmap.graph.export import NEURON_OFFSET, export
+from circuitmap.mapping.run import run_map
 from tiny import map_config
 
 ROOT = Path(__file__).parents[2]

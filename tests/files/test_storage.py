@@ -86,7 +86,7 @@ def test_local_text_folder_loads(tmp_path):
 
 def test_a_run_from_before_the_precision_and_rounds_options_resumes_as_it_was_made(tmp_path):
     from circuitmap.config import MapConfig, Target
-    from circuitmap.files.runs import load_map_config, start_map
+    from circuitmap.mapping.folder import load_map_config, start_map
 
     new, old = tmp_path / "new", tmp_path / "old"
     for folder in (new, old):

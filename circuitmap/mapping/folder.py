@@ -8,8 +8,8 @@ from typing import TYPE_CHECKING, Any
 
 from circuitmap.config import MapConfig, from_dict, to_dict
 from circuitmap.errors import CircuitmapError
-from circuitmap.files.export import GRAPH_FILE, load_graph
 from circuitmap.files.storage import CONFIG_FILE, atomic_write_json, check_run_dir, read_json
+from circuitmap.graph.export import GRAPH_FILE, load_graph
 
 if TYPE_CHECKING:
     import networkx as nx

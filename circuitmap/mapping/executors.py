@@ -11,9 +11,9 @@ from collections import deque
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from circuitmap.circuit.worker import Call, Follow, Worker
 from circuitmap.config import EXECUTORS
 from circuitmap.errors import CircuitmapError, check_choice
+from circuitmap.mapping.worker import Call, Follow, Worker
 
 if TYPE_CHECKING:
     from circuitmap.config import MapConfig

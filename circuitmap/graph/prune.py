@@ -10,8 +10,8 @@ from pathlib import Path
 
 import networkx as nx
 
-from circuitmap.circuit.supernodes import add_supernodes
-from circuitmap.files.runs import load_finished_map
+from circuitmap.graph.supernodes import add_supernodes
+from circuitmap.mapping.folder import load_finished_map
 
 # Graph attributes that merging several targets averages (per-layer diagnostics) ...
 FAITHFULNESS_FIGURES = (

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import networkx as nx
 
-from circuitmap.circuit.prune import exported_graph
-from circuitmap.files.explorer import circuit_html
+from circuitmap.graph.explorer import circuit_html
+from circuitmap.graph.prune import exported_graph
 
 
 @dataclass

@@ -14,9 +14,9 @@ from typing import Any
 import networkx as nx
 
 from circuitmap.errors import CircuitmapError
-from circuitmap.files.explorer import circuit_html
-from circuitmap.files.explorer_data import supernode_list
 from circuitmap.files.storage import atomic_write_text, read_json
+from circuitmap.graph.explorer import circuit_html
+from circuitmap.graph.explorer_data import supernode_list
 
 FORMATS = ("html", "graphml", "gexf", "json", "csv", "neuronpedia")
 GRAPH_FILE = "graph.json"  # the full, unpruned graph of a map run

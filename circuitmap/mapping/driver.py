@@ -1,7 +1,7 @@
 """The search driver: maps every upstream layer of each target into a run folder, unit by unit,
 so an interrupted map resumes where it stopped.
 
-Units of work (see :mod:`circuitmap.circuit.worker`), in dependency order:
+Units of work (see :mod:`circuitmap.mapping.worker`), in dependency order:
 1. the Mean Vectors of every mapped layer (shared by all targets), once per run;
 2. each target's real prompts (one pass over the prompt pool for all targets);
 3. per target, the sweep: gradient ascent, Patchscope and SAE features at all upstream layers
@@ -36,20 +36,20 @@ from typing import TYPE_CHECKING, Any
 from circuitmap.circuit.effects import LayerEffects
 from circuitmap.circuit.faithfulness import Faithfulness
 from circuitmap.circuit.prompts import POSITION_EFFECT, PromptSplit, check_fires
-from circuitmap.circuit.saved import Done, load_baseline, save_baseline, saved_prompts
 from circuitmap.circuit.selection import Selection
 from circuitmap.circuit.sweep import TargetSweep
-from circuitmap.circuit.worker import Call, Worker
 from circuitmap.config import Target
 from circuitmap.errors import CircuitmapError
-from circuitmap.files.runs import LAYERS_DIR, open_map, target_dir
 from circuitmap.files.storage import atomic_write_json
+from circuitmap.mapping.folder import LAYERS_DIR, open_map, target_dir
+from circuitmap.mapping.saved import Done, load_baseline, save_baseline, saved_prompts
+from circuitmap.mapping.worker import Call, Worker
 from circuitmap.model.load import check_target, model_shape
 from circuitmap.progress import progress
 
 if TYPE_CHECKING:
-    from circuitmap.circuit.executors import Executor
     from circuitmap.config import MapConfig
+    from circuitmap.mapping.executors import Executor
     from circuitmap.method.baseline import Baseline
 
 Log = Callable[[str], None]

@@ -13,7 +13,6 @@ from circuitmap.circuit.prompts import PromptSplit
 from circuitmap.circuit.selection import SELECTION_FILE, Selection
 from circuitmap.circuit.sweep import TargetSweep
 from circuitmap.errors import CircuitmapError
-from circuitmap.files.runs import BASELINE_FILE, LAYERS_DIR, target_dir
 from circuitmap.files.storage import (
     atomic_save_tensors,
     atomic_write_json,
@@ -21,6 +20,7 @@ from circuitmap.files.storage import (
     read_tensors,
     reading,
 )
+from circuitmap.mapping.folder import BASELINE_FILE, LAYERS_DIR, target_dir
 from circuitmap.method.baseline import Baseline
 
 if TYPE_CHECKING:

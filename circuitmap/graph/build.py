@@ -81,8 +81,8 @@ from circuitmap.config import EMBEDDED_MODEL
 from circuitmap.model.load import EMBEDDED_ID
 
 if TYPE_CHECKING:
-    from circuitmap.circuit.driver import TargetResult
     from circuitmap.config import MapConfig, Target
+    from circuitmap.mapping.driver import TargetResult
     from circuitmap.sae.features import FeatureReport
 
 

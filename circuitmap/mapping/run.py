@@ -10,20 +10,11 @@ import networkx as nx
 
 from circuitmap.circuit.dashboards import FILE as DASHBOARDS_FILE
 from circuitmap.circuit.dashboards import TEXTS as DASHBOARD_TEXTS
-from circuitmap.circuit.driver import check_targets, map_circuit
-from circuitmap.circuit.executors import LocalExecutor, make_executor
-from circuitmap.circuit.graph import build_graph, feature_id
 from circuitmap.circuit.prompts import MAP_PROMPTS
-from circuitmap.circuit.prune import exported_graph, merge_graphs, prune
-from circuitmap.circuit.saved import check_saved
-from circuitmap.circuit.supernodes import add_supernodes
-from circuitmap.circuit.worker import Worker
 from circuitmap.config import SAETrainConfig
 from circuitmap.errors import CircuitmapError, check_share
-from circuitmap.files.export import FORMATS, GRAPH_FILE, export, node_link_json
 from circuitmap.files.lock import run_lock
 from circuitmap.files.prompt_sets import read_prompt_set
-from circuitmap.files.runs import check_made_with, load_map_config, start_map, target_dir
 from circuitmap.files.storage import (
     atomic_write_json,
     atomic_write_text,
@@ -31,6 +22,15 @@ from circuitmap.files.storage import (
     read_json,
     writable_dir,
 )
+from circuitmap.graph.build import build_graph, feature_id
+from circuitmap.graph.export import FORMATS, GRAPH_FILE, export, node_link_json
+from circuitmap.graph.prune import exported_graph, merge_graphs, prune
+from circuitmap.graph.supernodes import add_supernodes
+from circuitmap.mapping.driver import check_targets, map_circuit
+from circuitmap.mapping.executors import LocalExecutor, make_executor
+from circuitmap.mapping.folder import check_made_with, load_map_config, start_map, target_dir
+from circuitmap.mapping.saved import check_saved
+from circuitmap.mapping.worker import Worker
 from circuitmap.method.patchscope import check_prompt
 from circuitmap.model.load import (
     cache_root,
@@ -43,9 +43,9 @@ from circuitmap.sae.store import check_sae_folders
 from circuitmap.sae.train import missing_own_saes, other_recipe_saes, train_missing_saes
 
 if TYPE_CHECKING:
-    from circuitmap.circuit.driver import Log, TargetResult
-    from circuitmap.circuit.executors import Executor
     from circuitmap.config import MapConfig
+    from circuitmap.mapping.driver import Log, TargetResult
+    from circuitmap.mapping.executors import Executor
 
 
 def check_own_saes(config: MapConfig, train_saes: bool) -> list[int]:
