@@ -36,7 +36,7 @@ _EXPORTS = {
     "PatchscopeResult": "method.patchscope",
     "contrastive_logits": "method.patchscope",
     "patchscope": "method.patchscope",
-    "show": "graph.notebook",
+    "show": "mapping.exports",
 }
 
 __all__ = sorted(_EXPORTS)

@@ -11,7 +11,8 @@ from circuitmap.errors import CircuitmapError, check_literals, check_number, che
 
 T = TypeVar("T")
 
-EMBEDDED_MODEL = "embedded"
+EMBEDDED_MODEL = "embedded"  # the model name that loads the embedded Gemma 3 270M
+EMBEDDED_ID = "gemma-3-270m"  # its name in caches and on Neuronpedia
 MAX_NEW_TOKENS = 512  # the longest Patchscope decode (a longer one would run for minutes)
 
 # The options that take one of a few words: config fields of these types are checked when the

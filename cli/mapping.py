@@ -176,7 +176,7 @@ def export_cmd(
     ] = None,
 ) -> None:
     """Re-export a saved map in other formats or with other thresholds, without the model."""
-    from circuitmap.mapping.run import reexport
+    from circuitmap.mapping.exports import reexport
 
     formats = tuple(f.strip() for f in format.split(",") if f.strip())
     if not formats:

@@ -26,7 +26,7 @@ from circuitmap.method.ablation import ablation_forward, feature_directions
 from circuitmap.model.forward import full_precision, run_recorded
 
 if TYPE_CHECKING:
-    from circuitmap.circuit.attribution import PromptRun
+    from circuitmap.circuit.prompt_run import PromptRun
     from circuitmap.circuit.prompts import Prompts
     from circuitmap.config import Target
     from circuitmap.model.load import LoadedModel

@@ -29,6 +29,7 @@ import torch
 
 from circuitmap.circuit.decompose import removal_forward, removal_masks
 from circuitmap.files.storage import atomic_write_json, read_json
+from circuitmap.graph.nodes import ERROR
 from circuitmap.method.ablation import (
     ablation_forward,
     control_features,
@@ -38,14 +39,13 @@ from circuitmap.method.ablation import (
 )
 
 if TYPE_CHECKING:
-    from circuitmap.circuit.attribution import PromptRun
     from circuitmap.circuit.decompose import LayerDecomposition
+    from circuitmap.circuit.prompt_run import PromptRun
     from circuitmap.circuit.selection import Selection
     from circuitmap.circuit.sweep import TargetSweep
     from circuitmap.config import MapConfig
     from circuitmap.model.load import LoadedModel
 
-ERROR = -1  # the feature index that stands for a layer's SAE error term
 MATCHED = 3  # controls of the pool each node is compared with: the closest in activation level
 
 

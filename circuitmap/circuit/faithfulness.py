@@ -36,8 +36,8 @@ from circuitmap.circuit.whole_faithfulness import WholeFaithfulness, measure_who
 from circuitmap.files.storage import atomic_write_json, read_json
 
 if TYPE_CHECKING:
-    from circuitmap.circuit.attribution import PromptRun
     from circuitmap.circuit.decompose import LayerDecomposition
+    from circuitmap.circuit.prompt_run import PromptRun
     from circuitmap.circuit.selection import Selection
     from circuitmap.config import Target
     from circuitmap.model.load import LoadedModel

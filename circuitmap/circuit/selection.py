@@ -31,10 +31,8 @@ from circuitmap.config import Target
 from circuitmap.files.storage import atomic_write_json, read_json
 
 if TYPE_CHECKING:
-    from circuitmap.circuit.attribution import (
-        PromptRun,
-    )
     from circuitmap.circuit.decompose import LayerDecomposition
+    from circuitmap.circuit.prompt_run import PromptRun
     from circuitmap.circuit.sweep import TargetSweep
     from circuitmap.config import MapConfig
     from circuitmap.model.load import LoadedModel

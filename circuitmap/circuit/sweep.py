@@ -17,7 +17,8 @@ from typing import TYPE_CHECKING
 import torch
 
 from circuitmap.config import Target
-from circuitmap.files.storage import atomic_save_tensors, atomic_write_json, read_json, read_tensors
+from circuitmap.files.storage import atomic_write_json, read_json
+from circuitmap.files.tensors import atomic_save_tensors, read_tensors
 from circuitmap.method.optimise import optimise_rows, step_size
 from circuitmap.method.patchscope import patchscope_rows
 from circuitmap.method.restarts import compare_starts, restart_starts

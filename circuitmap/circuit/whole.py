@@ -38,8 +38,8 @@ from circuitmap.model.forward import run_recorded
 from circuitmap.model.hooks import edit_resid_pre, start_at
 
 if TYPE_CHECKING:
-    from circuitmap.circuit.attribution import PromptRun
     from circuitmap.circuit.decompose import LayerDecomposition
+    from circuitmap.circuit.prompt_run import PromptRun
     from circuitmap.config import Target
     from circuitmap.model.load import LoadedModel
 

@@ -13,8 +13,8 @@ from scipy.integrate import trapezoid
 from circuitmap.circuit.whole import CURVE, WholeCircuit, active, masked_target, masks_of, ratio
 
 if TYPE_CHECKING:
-    from circuitmap.circuit.attribution import PromptRun
     from circuitmap.circuit.decompose import LayerDecomposition
+    from circuitmap.circuit.prompt_run import PromptRun
     from circuitmap.config import Target
     from circuitmap.model.load import LoadedModel
 

@@ -69,26 +69,35 @@ from __future__ import annotations
 
 import dataclasses
 import json
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import networkx as nx
 from scipy.stats import false_discovery_control
 
-from circuitmap.circuit.contexts import short_label
-from circuitmap.circuit.effects import ERROR
-from circuitmap.config import EMBEDDED_MODEL
-from circuitmap.model.load import EMBEDDED_ID
+from circuitmap.config import EMBEDDED_ID, EMBEDDED_MODEL
+from circuitmap.graph.nodes import ERROR, feature_id, short_label
 
 if TYPE_CHECKING:
+    from circuitmap.circuit.effects import LayerEffects
+    from circuitmap.circuit.faithfulness import Faithfulness
+    from circuitmap.circuit.prompts import PromptSplit
+    from circuitmap.circuit.selection import Selection
+    from circuitmap.circuit.sweep import TargetSweep
     from circuitmap.config import MapConfig, Target
-    from circuitmap.mapping.driver import TargetResult
     from circuitmap.sae.features import FeatureReport
 
 
-def feature_id(layer: int, index: int) -> str:
-    """A node id: ``L{layer}.F{index}``, or ``L{layer}.E`` for the layer's error node."""
-    return f"L{layer}.E" if index == ERROR else f"L{layer}.F{index}"
+@dataclass
+class TargetResult:
+    """Everything mapped for one target: what its graph is built from."""
+
+    sweep: TargetSweep
+    prompts: PromptSplit
+    selection: Selection
+    effects: dict[int, LayerEffects]  # upstream layer -> its ablation effects
+    faithfulness: Faithfulness | None  # None: not measured (config.faithfulness off)
 
 
 def build_graph(config: MapConfig, target: Target, result: TargetResult) -> nx.DiGraph:

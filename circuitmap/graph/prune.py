@@ -6,12 +6,8 @@ grouped into supernodes), and the strongest chain into a target."""
 from __future__ import annotations
 
 import statistics
-from pathlib import Path
 
 import networkx as nx
-
-from circuitmap.graph.supernodes import add_supernodes
-from circuitmap.mapping.folder import load_finished_map
 
 # Graph attributes that merging several targets averages (per-layer diagnostics) ...
 FAITHFULNESS_FIGURES = (
@@ -137,21 +133,6 @@ def prune(graph: nx.DiGraph, node_threshold: float, edge_threshold: float) -> nx
         influence_hidden=hidden_share / total_share if total_share > 0 else 0.0,
     )
     return pruned
-
-
-def exported_graph(
-    run_dir: Path, thresholds: tuple[float | None, float | None] = (None, None)
-) -> nx.DiGraph:
-    """A finished map's graph as it is exported: pruned with ``thresholds`` (node, edge; None:
-    the run's) and grouped into supernodes."""
-    config, graph = load_finished_map(run_dir)
-    node, edge = thresholds
-    pruned = prune(
-        graph,
-        config.node_threshold if node is None else node,
-        config.edge_threshold if edge is None else edge,
-    )
-    return add_supernodes(pruned)
 
 
 def _cumulative(values: list[float], threshold: float) -> int:

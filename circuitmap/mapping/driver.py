@@ -29,11 +29,9 @@ Run folder::
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from circuitmap.circuit.effects import LayerEffects
 from circuitmap.circuit.faithfulness import Faithfulness
 from circuitmap.circuit.prompts import POSITION_EFFECT, PromptSplit, check_fires
 from circuitmap.circuit.selection import Selection
@@ -41,6 +39,7 @@ from circuitmap.circuit.sweep import TargetSweep
 from circuitmap.config import Target
 from circuitmap.errors import CircuitmapError
 from circuitmap.files.storage import atomic_write_json
+from circuitmap.graph.build import TargetResult
 from circuitmap.mapping.folder import LAYERS_DIR, open_map, target_dir
 from circuitmap.mapping.saved import Done, load_baseline, save_baseline, saved_prompts
 from circuitmap.mapping.worker import Call, Worker
@@ -53,17 +52,6 @@ if TYPE_CHECKING:
     from circuitmap.method.baseline import Baseline
 
 Log = Callable[[str], None]
-
-
-@dataclass
-class TargetResult:
-    """Everything mapped for one target."""
-
-    sweep: TargetSweep
-    prompts: PromptSplit
-    selection: Selection
-    effects: dict[int, LayerEffects]  # upstream layer -> its ablation effects
-    faithfulness: Faithfulness | None  # None: not measured (config.faithfulness off)
 
 
 def run_baseline(config: MapConfig, run_dir: Path, executor: Executor) -> Baseline:

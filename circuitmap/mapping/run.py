@@ -12,7 +12,7 @@ from circuitmap.circuit.dashboards import FILE as DASHBOARDS_FILE
 from circuitmap.circuit.dashboards import TEXTS as DASHBOARD_TEXTS
 from circuitmap.circuit.prompts import MAP_PROMPTS
 from circuitmap.config import SAETrainConfig
-from circuitmap.errors import CircuitmapError, check_share
+from circuitmap.errors import CircuitmapError
 from circuitmap.files.lock import run_lock
 from circuitmap.files.prompt_sets import read_prompt_set
 from circuitmap.files.storage import (
@@ -22,9 +22,10 @@ from circuitmap.files.storage import (
     read_json,
     writable_dir,
 )
-from circuitmap.graph.build import build_graph, feature_id
-from circuitmap.graph.export import FORMATS, GRAPH_FILE, export, node_link_json
-from circuitmap.graph.prune import exported_graph, merge_graphs, prune
+from circuitmap.graph.build import build_graph
+from circuitmap.graph.export import GRAPH_FILE, export, node_link_json
+from circuitmap.graph.nodes import feature_id
+from circuitmap.graph.prune import merge_graphs, prune
 from circuitmap.graph.supernodes import add_supernodes
 from circuitmap.mapping.driver import check_targets, map_circuit
 from circuitmap.mapping.executors import LocalExecutor, make_executor
@@ -44,7 +45,8 @@ from circuitmap.sae.train import missing_own_saes, other_recipe_saes, train_miss
 
 if TYPE_CHECKING:
     from circuitmap.config import MapConfig
-    from circuitmap.mapping.driver import Log, TargetResult
+    from circuitmap.graph.build import TargetResult
+    from circuitmap.mapping.driver import Log
     from circuitmap.mapping.executors import Executor
 
 
@@ -206,21 +208,3 @@ def with_dashboards(graph: nx.DiGraph, dashboards: dict[str, Any]) -> nx.DiGraph
             graph.nodes[node].update(attributes)
     graph.graph["dashboard_texts"] = DASHBOARD_TEXTS
     return graph
-
-
-def reexport(
-    run_dir: Path,
-    formats: tuple[str, ...] = FORMATS,
-    thresholds: tuple[float | None, float | None] = (None, None),
-    out: Path | None = None,
-    scan: str | None = None,
-) -> tuple[nx.DiGraph, list[Path]]:
-    """Export a finished map again (other formats, or other node and edge thresholds; None:
-    the run's) without the model. A threshold outside (0, 1] is a one-line error."""
-    for name, value in zip(("node threshold", "edge threshold"), thresholds, strict=True):
-        if value is not None:
-            check_share(name, value)
-    pruned = exported_graph(run_dir, thresholds)
-    if out is not None:
-        writable_dir(out, "output folder")
-    return pruned, export(pruned, out or run_dir, formats, scan=scan)

@@ -14,12 +14,11 @@ from circuitmap.circuit.selection import SELECTION_FILE, Selection
 from circuitmap.circuit.sweep import TargetSweep
 from circuitmap.errors import CircuitmapError
 from circuitmap.files.storage import (
-    atomic_save_tensors,
     atomic_write_json,
     read_json,
-    read_tensors,
     reading,
 )
+from circuitmap.files.tensors import atomic_save_tensors, read_tensors
 from circuitmap.mapping.folder import BASELINE_FILE, LAYERS_DIR, target_dir
 from circuitmap.method.baseline import Baseline
 

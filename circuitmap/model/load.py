@@ -15,14 +15,13 @@ from safetensors import SafetensorError
 from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer, PreTrainedModel
 from transformers.tokenization_utils_base import PreTrainedTokenizerBase
 
-from circuitmap.config import EMBEDDED_MODEL
+from circuitmap.config import EMBEDDED_ID, EMBEDDED_MODEL
 from circuitmap.errors import CircuitmapError, check_range
 from circuitmap.model.hooks import decoder_layers, mlp_down_proj
 
 if TYPE_CHECKING:
     from circuitmap.config import ModelConfig, Target
 
-EMBEDDED_ID = "gemma-3-270m"
 # A hub id ("org/name" or "name"); anything else must be an existing local folder.
 _HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*(/[\w.-]+)?$")
 _DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}

@@ -17,7 +17,8 @@ from circuitmap.config import (
 from circuitmap.errors import CircuitmapError
 from circuitmap.graph.export import FORMATS, load_graph
 from circuitmap.graph.prune import prune
-from circuitmap.mapping.run import reexport, run_map
+from circuitmap.mapping.exports import reexport
+from circuitmap.mapping.run import run_map
 from circuitmap.method.ablation import ablate, feature_directions
 from circuitmap.model.load import load_model
 from tiny import map_config

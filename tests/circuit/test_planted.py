@@ -14,9 +14,9 @@ import pytest
 import torch
 from sae_lens import StandardSAE, StandardSAEConfig
 
-from circuitmap.circuit.attribution import prompt_run
 from circuitmap.circuit.decompose import decompose, token_vectors
 from circuitmap.circuit.faithfulness import layer_faithfulness
+from circuitmap.circuit.prompt_run import prompt_run
 from circuitmap.circuit.prompts import top_prompts
 from circuitmap.circuit.selection import Selection
 from circuitmap.circuit.whole import WholeCircuit, masked_target, masks_of

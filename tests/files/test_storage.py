@@ -13,7 +13,8 @@ from circuitmap.config import (
 )
 from circuitmap.errors import CircuitmapError
 from circuitmap.files.corpus import build_default_corpus, load_corpus
-from circuitmap.files.storage import atomic_save_tensors, atomic_write_json, read_tensors
+from circuitmap.files.storage import atomic_write_json
+from circuitmap.files.tensors import atomic_save_tensors, read_tensors
 from circuitmap.method.explain import ExplainResult
 
 
