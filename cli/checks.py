@@ -263,8 +263,9 @@ def necessity_cmd(
     """Is each node needed on real text? Its effect on the target when removed on the build
     prompts against control features of similar activation level: p-value, effect size,
     bootstrap interval."""
+    from circuitmap.files.layout import GRAPH_FILE
     from circuitmap.files.storage import check_run_dir
-    from circuitmap.graph.export import GRAPH_FILE, load_graph
+    from circuitmap.graph.export import load_graph
 
     graph = load_graph(check_run_dir(run) / GRAPH_FILE)
     rows = [(n, d) for n, d in graph.nodes(data=True) if "p_value" in d]

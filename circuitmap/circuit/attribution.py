@@ -59,15 +59,14 @@ def path_gradient(
             alpha = (k + 0.5) / steps
             point = (alpha * clean + (1 - alpha) * start).detach().requires_grad_(True)
             with torch.enable_grad():
-                mlp = run_recorded(
+                run_recorded(
                     lm.model,
                     part.input_ids,
                     part.attention_mask,
                     mlp=[target.layer],
                     edits=[start_at(lm.model, dec.layer, point)],
                     last_only=True,
-                ).mlp
-                mlp[target.layer][:, -1, target.neuron].float().sum().backward()
+                ).target(target).sum().backward()
             total[rows, total.shape[1] - clean.shape[1] :] += point.grad.float().cpu()
     return total / steps
 

@@ -34,7 +34,6 @@ if TYPE_CHECKING:
     from circuitmap.model.load import LoadedModel
     from circuitmap.sae.store import LayerSAE
 
-FILE = "dashboards.json"  # in each target's folder of the run
 TEXTS = 32  # corpus texts read for the dashboards
 TOKENS = 64  # their last tokens
 TOP = 5  # contexts (texts) and ...

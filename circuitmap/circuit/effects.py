@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING
 import torch
 
 from circuitmap.circuit.decompose import removal_forward, removal_masks
+from circuitmap.files.layout import layer_file
 from circuitmap.files.storage import atomic_write_json, read_json
 from circuitmap.graph.nodes import ERROR
 from circuitmap.method.ablation import (
@@ -89,7 +90,7 @@ class LayerEffects:
     seconds: float
 
     def save(self, folder: Path) -> None:
-        atomic_write_json(folder / f"layer_{self.layer:02d}.json", dataclasses.asdict(self))
+        atomic_write_json(layer_file(folder, self.layer), dataclasses.asdict(self))
 
     @classmethod
     def load(cls, path: Path) -> LayerEffects:

@@ -33,6 +33,7 @@ import torch
 from circuitmap.circuit.decompose import removal_forward, removal_masks
 from circuitmap.circuit.whole import active, masked_target, masks_of, ratio
 from circuitmap.circuit.whole_faithfulness import WholeFaithfulness, measure_whole
+from circuitmap.files.layout import FAITHFULNESS_FILE
 from circuitmap.files.storage import atomic_write_json, read_json
 
 if TYPE_CHECKING:
@@ -42,7 +43,6 @@ if TYPE_CHECKING:
     from circuitmap.config import Target
     from circuitmap.model.load import LoadedModel
 
-FAITHFULNESS_FILE = "faithfulness.json"
 CURVE = (5, 10, 20, 40)  # features kept per layer on the completeness/sufficiency curve
 
 

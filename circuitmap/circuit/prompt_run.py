@@ -84,7 +84,7 @@ def prompt_run(lm: LoadedModel, prompts: Prompts, layers: list[int], target: Tar
         for hidden in resid.values():
             if not hidden.is_leaf:
                 hidden.retain_grad()
-        value = out.mlp[target.layer][:, -1, target.neuron].float()  # (n,)
+        value = out.target(target)  # (n,)
         value.sum().backward()
     return PromptRun(
         batch.input_ids,

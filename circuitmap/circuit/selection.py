@@ -28,6 +28,7 @@ from circuitmap.circuit.contexts import Context, feature_contexts
 from circuitmap.circuit.whole import WholeCircuit
 from circuitmap.circuit.whole_choice import choose_sites, choose_whole, site_options
 from circuitmap.config import Target
+from circuitmap.files.layout import SELECTION_FILE
 from circuitmap.files.storage import atomic_write_json, read_json
 
 if TYPE_CHECKING:
@@ -36,8 +37,6 @@ if TYPE_CHECKING:
     from circuitmap.circuit.sweep import TargetSweep
     from circuitmap.config import MapConfig
     from circuitmap.model.load import LoadedModel
-
-SELECTION_FILE = "selection.json"
 
 
 @dataclass

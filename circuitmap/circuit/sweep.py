@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 import torch
 
 from circuitmap.config import Target
+from circuitmap.files.layout import SWEEP_FILE, SWEEP_TENSORS_FILE
 from circuitmap.files.storage import atomic_write_json, read_json
 from circuitmap.files.tensors import atomic_save_tensors, read_tensors
 from circuitmap.method.optimise import optimise_rows, step_size
@@ -58,10 +59,10 @@ class TargetSweep:
     def save(self, folder: Path) -> None:
         """Tensors first, JSON last: the JSON file marks the sweep as done."""
         atomic_save_tensors(
-            folder / "sweep.safetensors", {str(k): v for k, v in self.vectors.items()}
+            folder / SWEEP_TENSORS_FILE, {str(k): v for k, v in self.vectors.items()}
         )
         atomic_write_json(
-            folder / "sweep.json",
+            folder / SWEEP_FILE,
             {
                 "target": dataclasses.asdict(self.target),
                 "seconds": self.seconds,
@@ -71,7 +72,7 @@ class TargetSweep:
 
     @classmethod
     def load(cls, folder: Path) -> TargetSweep:
-        data = read_json(folder / "sweep.json")
+        data = read_json(folder / SWEEP_FILE)
         layers = {}
         for item in data["layers"]:
             item["features"] = FeatureReport.from_dict(item["features"])
@@ -80,7 +81,7 @@ class TargetSweep:
                     int(k): v for k, v in item["restart_agreement"].items()
                 }
             layers[item["layer"]] = LayerSearch(**item)
-        vectors = {int(k): v for k, v in read_tensors(folder / "sweep.safetensors").items()}
+        vectors = {int(k): v for k, v in read_tensors(folder / SWEEP_TENSORS_FILE).items()}
         return cls(Target(**data["target"]), layers, vectors, data["seconds"])
 
 

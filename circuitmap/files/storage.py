@@ -15,10 +15,8 @@ from pathlib import Path
 from typing import Any
 
 from circuitmap.errors import CircuitmapError
+from circuitmap.files.layout import CONFIG_FILE
 
-CONFIG_FILE = "config.json"
-RESULT_FILE = "result.json"
-TENSORS_FILE = "tensors.safetensors"
 _UMASK = os.umask(0o022)  # read the process umask (and put it back)
 os.umask(_UMASK)
 

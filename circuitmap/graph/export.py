@@ -19,7 +19,6 @@ from circuitmap.graph.explorer import circuit_html
 from circuitmap.graph.explorer_data import supernode_list
 
 FORMATS = ("html", "graphml", "gexf", "json", "csv", "neuronpedia")
-GRAPH_FILE = "graph.json"  # the full, unpruned graph of a map run
 
 
 def node_link_json(graph: nx.DiGraph) -> str:

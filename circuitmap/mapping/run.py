@@ -8,11 +8,11 @@ from typing import TYPE_CHECKING, Any
 
 import networkx as nx
 
-from circuitmap.circuit.dashboards import FILE as DASHBOARDS_FILE
 from circuitmap.circuit.dashboards import TEXTS as DASHBOARD_TEXTS
 from circuitmap.circuit.prompts import MAP_PROMPTS
 from circuitmap.config import SAETrainConfig
 from circuitmap.errors import CircuitmapError
+from circuitmap.files.layout import DASHBOARDS_FILE, GRAPH_FILE, target_dir
 from circuitmap.files.lock import run_lock
 from circuitmap.files.prompt_sets import read_prompt_set
 from circuitmap.files.storage import (
@@ -23,13 +23,13 @@ from circuitmap.files.storage import (
     writable_dir,
 )
 from circuitmap.graph.build import build_graph
-from circuitmap.graph.export import GRAPH_FILE, export, node_link_json
+from circuitmap.graph.export import export, node_link_json
 from circuitmap.graph.nodes import feature_id
 from circuitmap.graph.prune import merge_graphs, prune
 from circuitmap.graph.supernodes import add_supernodes
 from circuitmap.mapping.driver import check_targets, map_circuit
 from circuitmap.mapping.executors import LocalExecutor, make_executor
-from circuitmap.mapping.folder import check_made_with, load_map_config, start_map, target_dir
+from circuitmap.mapping.folder import check_made_with, load_map_config, start_map
 from circuitmap.mapping.saved import check_saved
 from circuitmap.mapping.worker import Worker
 from circuitmap.method.patchscope import check_prompt

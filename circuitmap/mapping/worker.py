@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from circuitmap.circuit.dashboards import TEXTS as DASHBOARD_TEXTS
 from circuitmap.circuit.dashboards import node_dashboards
-from circuitmap.circuit.decompose import decompose, token_vectors
+from circuitmap.circuit.decompose import ablation_reference, decompose
 from circuitmap.circuit.effects import layer_effects
 from circuitmap.circuit.faithfulness import measure
 from circuitmap.circuit.prompt_run import prompt_run
@@ -146,10 +146,7 @@ class Worker:
         if target.id not in self._decompositions:
             layers = self.config.upstream_layers(target)
             ablation = self.config.ablation
-            if ablation == "silent":
-                reference = token_vectors(self.lm, split.silent, layers)
-            else:
-                reference = {layer: baseline.vectors[layer] for layer in layers}
+            reference = ablation_reference(self.lm, ablation, split.silent, baseline, layers)
             self._decompositions[target.id] = {
                 layer: decompose(layer, s.sae, reference[layer], ablation)
                 for layer, s in self.saes(layers).items()

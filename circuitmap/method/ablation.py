@@ -83,7 +83,7 @@ def ablation_forward(
         last_only=True,
     )
     return AblationReadout(
-        target=out.mlp[target.layer][:, -1, target.neuron].float().cpu(),
+        target=out.target(target).cpu(),
         resid={m: h.float().cpu() for m, h in out.resid.items()},
     )
 

@@ -15,10 +15,8 @@ import torch
 from circuitmap.config import ExplainConfig, from_dict, to_dict
 from circuitmap.errors import CircuitmapError
 from circuitmap.files.corpus import corpus_texts
+from circuitmap.files.layout import CONFIG_FILE, RESULT_FILE, TENSORS_FILE
 from circuitmap.files.storage import (
-    CONFIG_FILE,
-    RESULT_FILE,
-    TENSORS_FILE,
     atomic_write_json,
     check_run_dir,
     new_run_dir,

@@ -14,6 +14,7 @@ import torch
 from safetensors import SafetensorError
 from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer, PreTrainedModel
 from transformers.tokenization_utils_base import PreTrainedTokenizerBase
+from transformers.utils import CONFIG_NAME, SAFE_WEIGHTS_NAME
 
 from circuitmap.config import EMBEDDED_ID, EMBEDDED_MODEL
 from circuitmap.errors import CircuitmapError, check_range
@@ -99,7 +100,7 @@ def embedded_model_dir(cache_dir: str | None = None) -> Path:
 
 
 def _converted(target: Path) -> bool:
-    return (target / "config.json").exists() and (target / "model.safetensors").exists()
+    return (target / CONFIG_NAME).exists() and (target / SAFE_WEIGHTS_NAME).exists()
 
 
 def _convert_embedded(target: Path) -> Path:

@@ -262,7 +262,9 @@ def list_own_saes(root: Path) -> list[tuple[int, Path, dict[str, Any] | None]]:
     """(layer, folder, quality) of each complete SAE under ``root``, by layer."""
     found = []
     for folder in root.glob("resid_pre_*"):
-        if (folder / "cfg.json").is_file() and folder.name.removeprefix("resid_pre_").isdigit():
+        if (folder / SAE_CFG_FILENAME).is_file() and folder.name.removeprefix(
+            "resid_pre_"
+        ).isdigit():
             found.append(
                 (int(folder.name.removeprefix("resid_pre_")), folder, read_quality(folder))
             )

@@ -8,8 +8,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from circuitmap.files.corpus import corpus_texts
+from circuitmap.files.layout import GRAPH_FILE
 from circuitmap.files.storage import atomic_write_text
-from circuitmap.graph.export import GRAPH_FILE, export, node_link_json
+from circuitmap.graph.export import export, node_link_json
 from circuitmap.graph.prune import prune
 from circuitmap.mapping.driver import run_baseline
 from circuitmap.mapping.executors import LocalExecutor

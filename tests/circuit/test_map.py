@@ -270,7 +270,7 @@ def test_validate_faithfulness_measures_a_map_made_without_it(run_cli, tiny_map_
 
 def test_map_leaves_the_curve_to_validate_faithfulness(run_cli, tiny_map_setup, tmp_path):
     from circuitmap.circuit.faithfulness import Faithfulness
-    from circuitmap.mapping.folder import target_dir
+    from circuitmap.files.layout import target_dir
 
     config = map_config(tiny_map_setup, layers=[1, 2])
     run_map(config, tmp_path, log=lambda m: None)
