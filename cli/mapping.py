@@ -9,6 +9,7 @@ from typing import Annotated, Any
 import typer
 
 from circuitmap.config import (
+    EXECUTORS,
     MapConfig,
     SAETrainConfig,
     Target,
@@ -77,8 +78,13 @@ def map_cmd(
         Path | None, typer.Option(help="Finish an interrupted map run folder (its config wins).")
     ] = None,
     executor: Annotated[
-        str, typer.Option(help="local (this process) or ray (pip install 'circuitmap[ray]').")
-    ] = "local",
+        str,
+        typer.Option(
+            help="local (this process) or ray (pip install 'circuitmap[ray]'): "
+            + " | ".join(EXECUTORS)
+            + "."
+        ),
+    ] = EXECUTORS[0],
     train_saes: Annotated[
         bool,
         typer.Option(help="Train circuitmap's own SAEs for mapped layers that have none yet."),
@@ -102,7 +108,6 @@ def map_cmd(
     """Map a whole circuit: the gradient Patchscope at every upstream layer of one or several
     targets, SAE features, and feature-ablation effects as weighted edges; writes interactive
     HTML and graph files. Several targets share one graph."""
-    from circuitmap.config import EXECUTORS
     from circuitmap.errors import check_choice
     from circuitmap.mapping.run import check_map, finish_map, new_map, resume_map
     from circuitmap.model.load import model_shape

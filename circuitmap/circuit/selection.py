@@ -27,7 +27,7 @@ from circuitmap.circuit.attribution import attribution, choose
 from circuitmap.circuit.contexts import Context, feature_contexts
 from circuitmap.circuit.whole import WholeCircuit
 from circuitmap.circuit.whole_choice import choose_sites, choose_whole, site_options
-from circuitmap.config import Target
+from circuitmap.config import SelectMethod, Target
 from circuitmap.files.layout import SELECTION_FILE
 from circuitmap.files.storage import atomic_write_json, read_json
 
@@ -62,7 +62,7 @@ class Selection:
     """A target's circuit features at every mapped layer."""
 
     target: Target
-    method: str  # attribution | activation
+    method: SelectMethod
     clean: float  # the mean clean target activation on the build prompts
     layers: dict[int, LayerSelection]
     seconds: float

@@ -44,7 +44,7 @@ from circuitmap.sae.store import check_sae_folders
 from circuitmap.sae.train import missing_own_saes, other_recipe_saes, train_missing_saes
 
 if TYPE_CHECKING:
-    from circuitmap.config import MapConfig
+    from circuitmap.config import ExecutorName, MapConfig
     from circuitmap.graph.build import TargetResult
     from circuitmap.mapping.driver import Log
     from circuitmap.mapping.executors import Executor
@@ -121,7 +121,7 @@ def finish_map(
     config: MapConfig,
     run_dir: Path,
     *,
-    executor: str = "local",
+    executor: ExecutorName = "local",
     train_saes: bool = True,
     sae_tokens: int = SAETrainConfig.n_tokens,
     ray_options: dict[str, Any] | None = None,

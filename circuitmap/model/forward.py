@@ -24,7 +24,7 @@ from circuitmap.model.hooks import (
 )
 
 if TYPE_CHECKING:
-    from circuitmap.config import Target
+    from circuitmap.config import Precision, Target
 
 
 @dataclass
@@ -110,7 +110,7 @@ def repeat_cache(cache: Cache, rows: int) -> Cache:
     return repeated
 
 
-def matmul_precision(device: torch.device, precision: str) -> AbstractContextManager:
+def matmul_precision(device: torch.device, precision: Precision) -> AbstractContextManager:
     """Run a block's matmuls in ``precision``: ``"bfloat16"`` is ``torch.autocast`` (weights and
     the residual stream stay in their dtype, each matmul takes bfloat16 inputs and accumulates in
     float32; about 2.5x faster on CPUs with AMX or AVX512-BF16, and on GPUs), ``"float32"``

@@ -21,7 +21,7 @@ from circuitmap.errors import CircuitmapError, check_range
 from circuitmap.model.hooks import decoder_layers, mlp_down_proj
 
 if TYPE_CHECKING:
-    from circuitmap.config import ModelConfig, Target
+    from circuitmap.config import DType, ModelConfig, Target
 
 # A hub id ("org/name" or "name"); anything else must be an existing local folder.
 _HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*(/[\w.-]+)?$")
@@ -129,7 +129,7 @@ def _convert_embedded(target: Path) -> Path:
     return target
 
 
-def _resolve_dtype(dtype: str) -> torch.dtype | str:
+def _resolve_dtype(dtype: DType) -> torch.dtype | str:
     if dtype == "auto":
         return "auto"
     if dtype not in _DTYPES:
