@@ -290,11 +290,11 @@ def from_dict(cls: type[T], data: dict[str, Any]) -> T:
     kwargs = {}
     for key, value in data.items():
         hint = hints[key]
-        if dataclasses.is_dataclass(hint) and isinstance(value, dict):
+        if isinstance(hint, type) and dataclasses.is_dataclass(hint) and isinstance(value, dict):
             value = from_dict(hint, value)
         elif typing.get_origin(hint) is list and isinstance(value, list):
             (item,) = typing.get_args(hint)
-            if dataclasses.is_dataclass(item):
+            if isinstance(item, type) and dataclasses.is_dataclass(item):
                 value = [from_dict(item, v) for v in value]
         kwargs[key] = value
     return cls(**kwargs)

@@ -86,7 +86,8 @@ def _contexts(
 ) -> list[dict[str, Any]]:
     """The :data:`TOP` strongest positive ``values`` (tokens,), at most one per text; ``where``
     gives each token's (text, position in ``rows[text]``)."""
-    found, seen = [], set()
+    found: list[dict[str, Any]] = []
+    seen = set()
     for i in values.argsort(descending=True).tolist():
         if len(found) == TOP or values[i] <= 0:
             break

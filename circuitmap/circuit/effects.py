@@ -56,7 +56,7 @@ class NodeEffect:
 
     feature: int  # SAE feature index, or ERROR
     effect: float  # mean drop of the target over the effect prompts
-    influence: float  # that drop / the clean target
+    influence: float | None  # that drop / the clean target (None: the target is silent)
     vector_effect: float  # the target's drop on the optimised X_l
     vector_relative: float | None  # / the target on X_l (None: X_l does not make it fire)
     control_mean: float | None = None  # controls' mean drop on the prompts
@@ -75,7 +75,7 @@ class EdgeEffect:
     later_layer: int
     dest: int
     effect: float  # in target units, mean over prompts
-    relative: float  # / the clean target
+    relative: float | None  # / the clean target (None: the target is silent)
 
 
 @dataclass
@@ -85,7 +85,7 @@ class LayerEffects:
     nodes: list[NodeEffect]
     edges: list[EdgeEffect]
     to_target: bool  # whether this layer's nodes have edges to the target
-    all_removed: dict[str, float]  # every kept feature removed at once: on X and on prompts
+    all_removed: dict[str, float | None]  # every kept feature removed at once: on X and on prompts
     controls: list[int]
     seconds: float
 

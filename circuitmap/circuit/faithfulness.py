@@ -229,7 +229,7 @@ def measure(
         )
     errors = {layer: True for layer in decompositions}
     every: dict[int, list[int] | None] = {layer: None for layer in decompositions}
-    keep = [
+    keep: list[tuple[dict[int, list[int] | None], dict[int, bool]]] = [
         (every, errors),
         ({layer: s.features for layer, s in selection.layers.items()}, errors),
         (dict(randoms), errors),

@@ -207,7 +207,7 @@ def _add_layer_nodes(graph: nx.DiGraph, layer: int, result: TargetResult, target
     circuit = result.selection.circuit
     site = circuit is not None and layer in circuit.sites
     for node in result.effects[layer].nodes:
-        if site and node.feature == ERROR:
+        if site and circuit is not None and node.feature == ERROR:
             common["in_circuit"] = circuit.errors[layer]
         elif circuit is not None:
             common["in_circuit"] = site and node.feature in circuit.features[layer]

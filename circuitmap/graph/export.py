@@ -176,10 +176,11 @@ def neuronpedia_json(graph: nx.DiGraph, slug: str, scan: str | None = None) -> d
         for u, v, d in graph.edges(data=True)
     ]
     targets = [ids[t] for t in g["targets"].split(",") if t in ids]
-    settings = ("select", "ablation", "prompts", "n_prompts", "effect_prompts", "n_heldout")
+    settings: tuple[str, ...] = ("select", "ablation", "prompts", "n_prompts")
+    settings += ("effect_prompts", "n_heldout")
     settings += ("max_features", "share", "lr", "lr_units", "steps", "top_k", "restarts")
     settings += ("controls",)
-    pruning = ("node_threshold", "edge_threshold", "nodes_total", "nodes_hidden")
+    pruning: tuple[str, ...] = ("node_threshold", "edge_threshold", "nodes_total", "nodes_hidden")
     pruning += ("edges_total", "edges_hidden", "influence_hidden")
     metadata = {
         "slug": slug,

@@ -42,7 +42,7 @@ def open_map(config: MapConfig, run_dir: Path) -> None:
 
 def _flat(data: dict[str, Any], prefix: str = "") -> dict[str, Any]:
     """``{"optim": {"lr": 1}}`` -> ``{"optim.lr": 1}``."""
-    flat = {}
+    flat: dict[str, Any] = {}
     for key, value in data.items():
         if isinstance(value, dict):
             flat |= _flat(value, f"{prefix}{key}.")

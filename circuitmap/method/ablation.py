@@ -122,7 +122,7 @@ def control_features(
     for feature in top:
         distance = (log_act - log_act[feature]).abs()
         distance[activity <= 0] = float("inf")
-        chosen = []
+        chosen: list[int] = []
         for candidate in distance.argsort().tolist():
             if len(chosen) == per_feature or distance[candidate] == float("inf"):
                 break

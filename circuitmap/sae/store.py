@@ -161,7 +161,7 @@ def load_layer_sae(
     layer: int, d_model: int, cache: Path, model_id: str, source: SAESource
 ) -> LayerSAE:
     """The SAE for resid_pre of ``layer``, or a one-line error that says how to get one."""
-    if source.release:  # SAESource checked that an id comes with it
+    if source.release and source.sae_id is not None:  # SAESource checked that both come
         sae_id = fill_layer(source.sae_id, _release_layer(layer, source), "--sae-id")
         try:
             sae = SAE.from_pretrained(source.release, sae_id, device="cpu")

@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable
-from contextlib import nullcontext
+from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -136,7 +136,7 @@ def next_token_loss(
     batch = encode(lm, texts, context)
     ids, attn, mask = batch.input_ids, batch.attention_mask, batch.real  # (batch, seq) each
     labels = ids.masked_fill(~mask, -100)
-    edit = nullcontext()
+    edit: AbstractContextManager[object] = nullcontext()
     if splice is not None:
         sae, layer = splice
 
