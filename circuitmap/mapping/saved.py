@@ -34,8 +34,8 @@ from circuitmap.method.baseline import Baseline
 if TYPE_CHECKING:
     from circuitmap.config import MapConfig, Target
 
-# One unit of work of the embedded model's default map on 2 CPU cores (the Speed table of the
-# README: 75 s for its 15 units), the pace a map's time estimate assumes.
+# One unit of work of the embedded model's default map on 2 CPU cores
+# (benchmarks/results/map_vs_report.md), the pace a map's time estimate assumes.
 UNIT_SECONDS = 5.0
 
 
