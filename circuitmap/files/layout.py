@@ -47,6 +47,6 @@ def target_dir(run_dir: Path, target: Target) -> Path:
     return run_dir / TARGETS_DIR / target.id
 
 
-def layer_file(folder: Path, layer: int) -> Path:
-    """The ablation effects of ``layer`` in a target's ``folder``."""
-    return folder / LAYERS_DIR / f"layer_{layer:02d}.json"
+def layer_file(layers_dir: Path, layer: int) -> Path:
+    """The ablation effects of ``layer`` in a target's ``layers_dir`` (its ``layers/``)."""
+    return layers_dir / f"layer_{layer:02d}.json"
