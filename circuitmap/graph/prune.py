@@ -83,16 +83,6 @@ def merge_graphs(graphs: list[nx.DiGraph]) -> nx.DiGraph:
     return merged
 
 
-def target_subgraph(graph: nx.DiGraph, target: str) -> nx.DiGraph:
-    """The part of a (merged) graph that belongs to the target with id ``target``."""
-    nodes = [n for n, d in graph.nodes(data=True) if target in d["targets"].split(",")]
-    sub = graph.subgraph(nodes).copy()
-    sub.remove_edges_from(
-        [(u, v) for u, v, d in sub.edges(data=True) if target not in d["targets"].split(",")]
-    )
-    return sub
-
-
 def prune(graph: nx.DiGraph, node_threshold: float, edge_threshold: float) -> nx.DiGraph:
     """A copy that keeps, in each layer, the fewest nodes whose summed |influence| reaches
     ``node_threshold`` of the layer's (error nodes and the whole circuit's nodes always stay),

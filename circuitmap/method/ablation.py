@@ -34,19 +34,6 @@ def feature_directions(sae: SAE, indices: list[int]) -> torch.Tensor:
     return (sae.decode(eye) - sae.decode(torch.zeros_like(eye[:1]))).cpu()
 
 
-def ablate(
-    x: torch.Tensor,
-    feats: torch.Tensor,
-    directions: torch.Tensor,
-    replacement: torch.Tensor | None = None,
-) -> torch.Tensor:
-    """Remove features from ``x`` (..., d_model) whose activations are ``feats`` (..., k) and
-    directions ``directions`` (k, d_model); ``replacement`` (k,) sets them to that value
-    instead of 0. All k features are removed together."""
-    delta = feats if replacement is None else feats - replacement  # (..., k)
-    return x - delta @ directions  # (..., d_model)
-
-
 @dataclass
 class AblationReadout:
     """What one batched forward measured: per row, the target and later resid_pre vectors."""

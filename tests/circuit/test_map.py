@@ -6,6 +6,7 @@ import json
 import networkx as nx
 import pytest
 import torch
+from reference import ablate
 from sae_lens import SAE
 
 from circuitmap.config import (
@@ -19,7 +20,7 @@ from circuitmap.graph.export import FORMATS, load_graph
 from circuitmap.graph.prune import prune
 from circuitmap.mapping.exports import reexport
 from circuitmap.mapping.run import run_map
-from circuitmap.method.ablation import ablate, feature_directions
+from circuitmap.method.ablation import feature_directions
 from circuitmap.model.load import load_model
 from tiny import map_config
 

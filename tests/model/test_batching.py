@@ -2,12 +2,12 @@
 Patchscope decodes, forwards that start from a recorded resid_pre, prompts cut at the peak."""
 
 import torch
+from reference import inject_resid_pre
 
 from circuitmap.circuit.prompts import top_prompts
 from circuitmap.config import PatchscopeConfig, Target
 from circuitmap.method.patchscope import patchscope, patchscope_rows
 from circuitmap.model.hooks import (
-    inject_resid_pre,
     inject_rows,
     record_mlp_post,
     record_resid_pre,
