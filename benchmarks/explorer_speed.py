@@ -28,11 +28,11 @@ from pathlib import Path
 
 from playwright.sync_api import sync_playwright
 
-from circuitmap.circuit.prune import prune
-from circuitmap.circuit.supernodes import add_supernodes
-from circuitmap.files.explorer import circuit_html
-from circuitmap.files.export import load_graph
 from circuitmap.files.storage import read_json
+from circuitmap.graph.explorer import circuit_html
+from circuitmap.graph.export import load_graph
+from circuitmap.graph.prune import prune
+from circuitmap.graph.supernodes import add_supernodes
 
 ROOT = Path(__file__).parents[1]
 

@@ -5,7 +5,7 @@
 
 Targets: the top ``--per-layer`` neurons of `circuitmap find` (definitions vs licences) at each
 target layer (SAEs are needed for every layer below the deepest: `circuitmap sae train --layers
-0-14`). Each target is mapped by the map's own units (`circuitmap.circuit.worker.Worker`): Mean
+0-14`). Each target is mapped by the map's own units (`circuitmap.mapping.worker.Worker`): Mean
 Vectors, prompts split into build / effect / held-out / silent, the sweep, the per-layer
 selection and the whole circuit chosen on the build prompts; then the circuit is measured on the
 **held-out** prompts (`circuitmap.circuit.faithfulness.measure`). The sweep's steps
@@ -28,9 +28,9 @@ from record import record
 
 from circuitmap.circuit.faithfulness import measure
 from circuitmap.circuit.selection import select_circuit
-from circuitmap.circuit.worker import Worker
 from circuitmap.config import MapConfig, ModelConfig, OptimConfig, SAESource, Target
 from circuitmap.files.prompt_sets import read_prompt_set
+from circuitmap.mapping.worker import Worker
 from circuitmap.model.forward import matmul_precision
 from circuitmap.model.load import load_model
 from circuitmap.validate.probe import find_neurons

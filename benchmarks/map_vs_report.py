@@ -15,7 +15,7 @@ circuitmap's two paths only.
   feature ablation its own full-model forward (on X, and on the prompts); deepest layer first,
   so later layers' features are read in the same forwards. It gets circuitmap's prompt choice
   for free (not timed).
-- circuitmap: the units a map runs (`circuitmap.circuit.worker.Worker`): one Mean-Vector pass for
+- circuitmap: the units a map runs (`circuitmap.mapping.worker.Worker`): one Mean-Vector pass for
   all layers, one pass choosing the prompts, one sweep optimising and decoding all layers as rows
   of one batch, the selection, then one batched ablation forward per layer (prompts grouped
   by length) starting at that layer, and the faithfulness measure.
@@ -44,9 +44,9 @@ from reference import (
     reference_patchscope,
 )
 
-from circuitmap.circuit.worker import Worker
 from circuitmap.config import MapConfig, ModelConfig, OptimConfig, Target
 from circuitmap.files.corpus import corpus_texts
+from circuitmap.mapping.worker import Worker
 from circuitmap.method.optimise import optimise_rows
 from circuitmap.method.x_space import LayerSpace
 from circuitmap.model.hooks import edit_resid_pre, record_mlp_post, run_body

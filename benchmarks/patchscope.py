@@ -30,10 +30,10 @@ import time
 from record import record
 
 from circuitmap.circuit.sweep import sweep_target
-from circuitmap.circuit.worker import Worker
 from circuitmap.circuit.x_check import X_TOP, check_x, circuit_decodes
 from circuitmap.config import MapConfig, ModelConfig, OptimConfig, Target
 from circuitmap.files.prompt_sets import read_prompt_set
+from circuitmap.mapping.worker import Worker
 from circuitmap.model.load import load_model
 from circuitmap.validate.probe import find_neurons
 

@@ -8,26 +8,55 @@ that the fast path (truncated forwards, one batched decode) gives the same numbe
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from contextlib import ExitStack
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack, contextmanager
 
 import torch
 from sae_lens import SAE
+from torch import nn
 
 from circuitmap.config import OptimConfig, PatchscopeConfig, Target
-from circuitmap.method.ablation import ablate, control_features, feature_directions
+from circuitmap.method.ablation import control_features, feature_directions
 from circuitmap.method.optimise import initial_vector, step_size
 from circuitmap.method.patchscope import contrastive_logits, inject_position
 from circuitmap.model.generate import control_tokens
 from circuitmap.model.hooks import (
     edit_resid_pre,
-    inject_resid_pre,
     real_position_ids,
     record_mlp_post,
     record_resid_pre,
 )
 from circuitmap.model.load import LoadedModel
 from circuitmap.model.tokens import encode
+
+
+@contextmanager
+def inject_resid_pre(
+    model: nn.Module, layer: int, position: int, vectors: torch.Tensor
+) -> Iterator[None]:
+    """Within the block, resid_pre of ``layer`` at ``position`` is replaced by ``vectors``
+    (batch, d_model), or (d_model,) broadcast over the batch (autograd-safe)."""
+
+    def edit(hidden: torch.Tensor) -> torch.Tensor:  # (batch, seq, d_model)
+        patched = hidden.clone()
+        patched[:, position] = vectors.to(hidden.device, hidden.dtype)
+        return patched
+
+    with edit_resid_pre(model, layer, edit):
+        yield
+
+
+def ablate(
+    x: torch.Tensor,
+    feats: torch.Tensor,
+    directions: torch.Tensor,
+    replacement: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """Remove features from ``x`` (..., d_model) whose activations are ``feats`` (..., k) and
+    directions ``directions`` (k, d_model); ``replacement`` (k,) sets them to that value
+    instead of 0. All k features are removed together."""
+    delta = feats if replacement is None else feats - replacement  # (..., k)
+    return x - delta @ directions  # (..., d_model)
 
 
 def reference_optimise(

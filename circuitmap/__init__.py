@@ -18,8 +18,8 @@ _EXPORTS = {
     "ExplainConfig": "config",
     "MapConfig": "config",
     "Target": "config",
-    "run_map": "circuit.run",
-    "make_executor": "circuit.executors",
+    "run_map": "mapping.run",
+    "make_executor": "mapping.executors",
     "ModelConfig": "config",
     "OptimConfig": "config",
     "PatchscopeConfig": "config",
@@ -36,7 +36,7 @@ _EXPORTS = {
     "PatchscopeResult": "method.patchscope",
     "contrastive_logits": "method.patchscope",
     "patchscope": "method.patchscope",
-    "show": "circuit.notebook",
+    "show": "mapping.exports",
 }
 
 __all__ = sorted(_EXPORTS)

@@ -11,7 +11,8 @@ from circuitmap.errors import CircuitmapError, check_literals, check_number, che
 
 T = TypeVar("T")
 
-EMBEDDED_MODEL = "embedded"
+EMBEDDED_MODEL = "embedded"  # the model name that loads the embedded Gemma 3 270M
+EMBEDDED_ID = "gemma-3-270m"  # its name in caches and on Neuronpedia
 MAX_NEW_TOKENS = 512  # the longest Patchscope decode (a longer one would run for minutes)
 
 # The options that take one of a few words: config fields of these types are checked when the
@@ -112,7 +113,9 @@ class OptimConfig:
     @classmethod
     def report(cls, **changes: Any) -> OptimConfig:
         """The report's setting: Adam lr 0.05 on X itself, 50 steps, no bound or constraint."""
-        setting = dict(space="resid", lr_units="raw", steps=50, level=None, norm_constraint=False)
+        setting: dict[str, Any] = dict(
+            space="resid", lr_units="raw", steps=50, level=None, norm_constraint=False
+        )
         return cls(**(setting | changes))
 
 
@@ -280,11 +283,11 @@ def from_dict(cls: type[T], data: dict[str, Any]) -> T:
     kwargs = {}
     for key, value in data.items():
         hint = hints[key]
-        if dataclasses.is_dataclass(hint) and isinstance(value, dict):
+        if isinstance(hint, type) and dataclasses.is_dataclass(hint) and isinstance(value, dict):
             value = from_dict(hint, value)
         elif typing.get_origin(hint) is list and isinstance(value, list):
             (item,) = typing.get_args(hint)
-            if dataclasses.is_dataclass(item):
+            if isinstance(item, type) and dataclasses.is_dataclass(item):
                 value = [from_dict(item, v) for v in value]
         kwargs[key] = value
     return cls(**kwargs)

@@ -259,8 +259,8 @@ def faithfulness_cmd(
     exports."""
     import dataclasses
 
-    from circuitmap.circuit.run import run_map
-    from circuitmap.files.runs import load_map_config
+    from circuitmap.mapping.folder import load_map_config
+    from circuitmap.mapping.run import run_map
 
     from .report import print_map
 
@@ -277,8 +277,9 @@ def necessity_cmd(
     """Is each node needed on real text? Its effect on the target when removed on the build
     prompts against control features of similar activation level: p-value, effect size,
     bootstrap interval."""
-    from circuitmap.files.export import GRAPH_FILE, load_graph
+    from circuitmap.files.layout import GRAPH_FILE
     from circuitmap.files.storage import check_run_dir
+    from circuitmap.graph.export import load_graph
 
     graph = load_graph(check_run_dir(run) / GRAPH_FILE)
     rows = [(n, d) for n, d in graph.nodes(data=True) if "p_value" in d]

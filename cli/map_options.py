@@ -260,7 +260,7 @@ def ray_settings(
         float, typer.Option(help="CPUs each Ray worker holds.", callback=finite(0))
     ] = 1,
 ) -> dict[str, Any]:
-    """The keyword arguments of :class:`~circuitmap.circuit.executors.RayExecutor`."""
+    """The keyword arguments of :class:`~circuitmap.mapping.executors.RayExecutor`."""
     return dict(
         address=ray_address,
         workers=workers,

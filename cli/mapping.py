@@ -9,6 +9,7 @@ from typing import Annotated, Any
 import typer
 
 from circuitmap.config import (
+    EXECUTORS,
     MapConfig,
     Target,
 )
@@ -35,7 +36,7 @@ def confirm_size(config: MapConfig, run_dir: Path | None, yes: bool) -> None:
     """Before a long map (what is left of it in ``run_dir``): its units of work and an estimate
     of the time on stderr; from ``ASK_UNITS`` on, a one-line error unless ``yes`` or the user
     says yes on a terminal."""
-    from circuitmap.circuit.saved import UNIT_SECONDS, units_left
+    from circuitmap.mapping.saved import UNIT_SECONDS, units_left
 
     units = units_left(config, run_dir)
     if units < NOTE_UNITS:
@@ -77,8 +78,13 @@ def map_cmd(
         Path | None, typer.Option(help="Finish an interrupted map run folder (its config wins).")
     ] = None,
     executor: Annotated[
-        str, typer.Option(help="local (this process) or ray (pip install 'circuitmap[ray]').")
-    ] = "local",
+        str,
+        typer.Option(
+            help="local (this process) or ray (pip install 'circuitmap[ray]'): "
+            + " | ".join(EXECUTORS)
+            + "."
+        ),
+    ] = EXECUTORS[0],
     train_saes: Annotated[
         bool,
         typer.Option(help="Train circuitmap's own SAEs for mapped layers that have none yet."),
@@ -102,9 +108,8 @@ def map_cmd(
     """Map a whole circuit: the gradient Patchscope at every upstream layer of one or several
     targets, SAE features, and feature-ablation effects as weighted edges; writes interactive
     HTML and graph files. Several targets share one graph."""
-    from circuitmap.circuit.run import check_map, finish_map, new_map, resume_map
-    from circuitmap.config import EXECUTORS
     from circuitmap.errors import check_choice
+    from circuitmap.mapping.run import check_map, finish_map, new_map, resume_map
     from circuitmap.model.load import model_shape
 
     from .report import print_map
@@ -176,7 +181,7 @@ def export_cmd(
     ] = None,
 ) -> None:
     """Re-export a saved map in other formats or with other thresholds, without the model."""
-    from circuitmap.circuit.run import reexport
+    from circuitmap.mapping.exports import reexport
 
     formats = tuple(f.strip() for f in format.split(",") if f.strip())
     if not formats:
@@ -228,7 +233,7 @@ def labels_cmd(
 ) -> None:
     """Put each feature's observational description (top corpus snippets, imported label) next
     to its causal one (Patchscope of its direction) and flag contradictions; writes labels.csv."""
-    from circuitmap.files.runs import load_finished_map
+    from circuitmap.mapping.folder import load_finished_map
     from circuitmap.model.load import load_model
     from circuitmap.validate.labels import read_labels
     from circuitmap.validate.relabel import relabel

@@ -14,11 +14,13 @@ import typer
 
 from circuitmap.config import (
     CorpusConfig,
+    DType,
     ModelConfig,
     OptimConfig,
     PatchscopeConfig,
     SAESource,
     Target,
+    choices,
 )
 from circuitmap.errors import CircuitmapError, check_range
 from circuitmap.files.storage import read_text_file
@@ -33,7 +35,7 @@ Model = Annotated[
     ),
 ]
 Device = Annotated[str, typer.Option(help='cpu, cuda, cuda:1, ... or "auto" to spread over GPUs.')]
-Dtype = Annotated[str, typer.Option(help="float32, bfloat16, float16 or auto.")]
+Dtype = Annotated[str, typer.Option(help=" | ".join(choices(DType)) + ".")]
 CacheDir = Annotated[
     str | None,
     typer.Option(
@@ -55,9 +57,9 @@ MaxTokens = Annotated[int, typer.Option(help="Last tokens kept of each text.", m
 
 
 def model_options(
-    model: Model = "embedded",
-    device: Device = "cpu",
-    dtype: Dtype = "float32",
+    model: Model = ModelConfig.name,
+    device: Device = ModelConfig.device,
+    dtype: Dtype = ModelConfig.dtype,
     cache_dir: CacheDir = None,
 ) -> ModelConfig:
     return ModelConfig(name=model, device=device, dtype=dtype, cache_dir=cache_dir)
@@ -107,7 +109,7 @@ def sae_options(
     sae_release: SaeRelease = None,
     sae_id: SaeId = None,
     sae_path: SaePath = None,
-    sae_hook: SaeHook = "resid_post",
+    sae_hook: SaeHook = SAESource.hook,
     sae_dir: SaeDir = None,
 ) -> SAESource:
     return SAESource(
@@ -286,15 +288,15 @@ class Method:
 
 
 def method_options(
-    model: Model = "embedded",
-    device: Device = "cpu",
-    dtype: Dtype = "float32",
+    model: Model = ModelConfig.name,
+    device: Device = ModelConfig.device,
+    dtype: Dtype = ModelConfig.dtype,
     cache_dir: CacheDir = None,
     dataset: Dataset = None,
-    split: Split = "train",
-    text_column: TextColumn = "text",
-    n_texts: NTexts = 100,
-    max_tokens: MaxTokens = 32,
+    split: Split = CorpusConfig.split,
+    text_column: TextColumn = CorpusConfig.text_column,
+    n_texts: NTexts = CorpusConfig.n_texts,
+    max_tokens: MaxTokens = CorpusConfig.max_tokens,
     lr: Lr = OptimConfig.lr,
     lr_units: LrUnits = OptimConfig.lr_units,
     steps: Steps = OptimConfig.steps,
@@ -313,7 +315,7 @@ def method_options(
     sae_release: SaeRelease = None,
     sae_id: SaeId = None,
     sae_path: SaePath = None,
-    sae_hook: SaeHook = "resid_post",
+    sae_hook: SaeHook = SAESource.hook,
     sae_dir: SaeDir = None,
     top_k: TopK = 5,
 ) -> Method:

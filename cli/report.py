@@ -126,12 +126,18 @@ def _print_whole(target: str, prompts: int, w: Any) -> None:
 def print_map(graph: Any, config: Any, run_dir: Path) -> None:
     """The circuit's size, each target's whole-circuit faithfulness on its held-out prompts,
     the per-layer diagnostics, and the strongest chain through the whole circuit."""
-    from circuitmap.circuit.faithfulness import FAITHFULNESS_FILE, Faithfulness
-    from circuitmap.circuit.prune import circuit_subgraph, prune, strongest_chain
-    from circuitmap.circuit.selection import SELECTION_FILE, Selection
-    from circuitmap.circuit.sweep import SWEEP_FILE, TargetSweep
-    from circuitmap.files.export import GRAPH_FILE, load_graph
-    from circuitmap.files.runs import target_dir
+    from circuitmap.circuit.faithfulness import Faithfulness
+    from circuitmap.circuit.selection import Selection
+    from circuitmap.circuit.sweep import TargetSweep
+    from circuitmap.files.layout import (
+        FAITHFULNESS_FILE,
+        GRAPH_FILE,
+        SELECTION_FILE,
+        SWEEP_FILE,
+        target_dir,
+    )
+    from circuitmap.graph.export import load_graph
+    from circuitmap.graph.prune import circuit_subgraph, prune, strongest_chain
 
     g = graph.graph
     typer.echo(

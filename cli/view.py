@@ -11,11 +11,12 @@ from pathlib import Path
 import typer
 
 from circuitmap.errors import CircuitmapError
+from circuitmap.files.layout import HTML_FILE
 
 
 def circuit_file(run_or_file: Path) -> Path:
     """The HTML file of a run folder (circuit.html) or the file itself."""
-    path = run_or_file / "circuit.html" if run_or_file.is_dir() else run_or_file
+    path = run_or_file / HTML_FILE if run_or_file.is_dir() else run_or_file
     if not path.is_file() or path.suffix != ".html":
         raise CircuitmapError(f"{str(run_or_file)!r} is neither a map run folder nor an HTML file")
     return path

@@ -1,6 +1,7 @@
 """The library's shape stays readable: sub-packages import only the ones before them in the
-pipeline, the runtime import graph has no cycle and at most 8 levels, and no module or
-function grows past what a reader takes in at once (README, "How the code is laid out")."""
+pipeline, the import graph has no cycle (type-only imports included) and its runtime part at
+most 8 levels, and no module or function grows past what a reader takes in at once (README,
+"How the code is laid out")."""
 
 import ast
 from pathlib import Path
@@ -8,7 +9,19 @@ from pathlib import Path
 import networkx as nx
 
 PACKAGE = Path(__file__).parents[1] / "circuitmap"
-ORDER = ["errors", "config", "progress", "files", "model", "sae", "method", "circuit", "validate"]
+ORDER = [
+    "errors",
+    "config",
+    "progress",
+    "files",
+    "graph",
+    "model",
+    "sae",
+    "method",
+    "circuit",
+    "mapping",
+    "validate",
+]
 
 
 def _modules() -> dict[str, Path]:
@@ -20,15 +33,20 @@ def _modules() -> dict[str, Path]:
     return found
 
 
-def _runtime_imports(path: Path) -> set[str]:
-    """Modules ``path`` imports outside ``if TYPE_CHECKING:`` blocks (function bodies count)."""
+def _runtime_imports(path: Path, typing: bool = False) -> set[str]:
+    """Modules ``path`` imports outside ``if TYPE_CHECKING:`` blocks (function bodies count);
+    with ``typing``, those inside them too."""
     tree = ast.parse(path.read_text())
-    typing_only = {
-        id(inner)
-        for node in ast.walk(tree)
-        if isinstance(node, ast.If) and getattr(node.test, "id", "") == "TYPE_CHECKING"
-        for inner in ast.walk(node)
-    }
+    typing_only = (
+        set()
+        if typing
+        else {
+            id(inner)
+            for node in ast.walk(tree)
+            if isinstance(node, ast.If) and getattr(node.test, "id", "") == "TYPE_CHECKING"
+            for inner in ast.walk(node)
+        }
+    )
     names = set()
     for node in ast.walk(tree):
         if isinstance(node, ast.ImportFrom) and id(node) not in typing_only and node.module:
@@ -38,12 +56,12 @@ def _runtime_imports(path: Path) -> set[str]:
     return names
 
 
-def _graph() -> nx.DiGraph:
+def _graph(typing: bool = False) -> nx.DiGraph:
     modules = _modules()
     graph = nx.DiGraph()
     graph.add_nodes_from(modules)
     for name, path in modules.items():
-        for imported in _runtime_imports(path) & set(modules):
+        for imported in _runtime_imports(path, typing) & set(modules):
             if imported != name:
                 graph.add_edge(name, imported)
     return graph
@@ -62,6 +80,24 @@ def test_import_graph_is_acyclic_shallow_and_follows_the_pipeline():
         (u, v) for u, v in graph.edges if _stage(v) > _stage(u) and _stage(u) >= 0
     ]  # a sub-package importing one listed after it
     assert not backwards, backwards
+
+
+def test_no_cycle_even_through_type_only_imports():
+    graph = _graph(typing=True)
+    assert nx.is_directed_acyclic_graph(graph), list(nx.simple_cycles(graph))[:3]
+
+
+def test_the_graph_package_needs_neither_torch_nor_the_model():
+    """graph/ (and the run-folder reading that ``circuitmap export`` uses) import no module that
+    imports torch: a graph is built, pruned, exported and drawn without the model."""
+    graph = _graph()
+    torch_free = [n for n in graph if n.startswith("circuitmap.graph")]
+    torch_free += ["circuitmap.mapping.exports", "circuitmap.mapping.folder"]
+    heavy = {"torch", "transformers", "sae_lens", "safetensors", "datasets"}
+    for name in torch_free:
+        for module in nx.descendants(graph, name) | {name}:
+            found = {m.split(".")[0] for m in _runtime_imports(_modules()[module])} & heavy
+            assert not found, f"{name} imports {found} through {module}"
 
 
 def test_no_module_over_300_lines_and_no_function_over_80():

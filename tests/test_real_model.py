@@ -4,7 +4,7 @@ import pytest
 from reference import reference_patchscope
 
 from circuitmap.config import ModelConfig, PatchscopeConfig, Target
-from circuitmap.files.export import load_graph
+from circuitmap.graph.export import load_graph
 from circuitmap.method.explain import ExplainResult
 from circuitmap.method.patchscope import patchscope
 from circuitmap.model.load import load_model

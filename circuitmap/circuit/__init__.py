@@ -1,2 +1,2 @@
-"""Whole maps: prompts, the sweep over layers, feature selection, ablation effects,
-faithfulness, the units of work and where they run, the driver, and the graph."""
+"""Measuring a target's circuit: its prompts, the sweep over layers, the SAE decomposition,
+attribution and feature selection, ablation effects, faithfulness and node dashboards."""

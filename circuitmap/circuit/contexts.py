@@ -12,8 +12,8 @@ import torch
 from circuitmap.model.text import token_texts, window_text
 
 if TYPE_CHECKING:
-    from circuitmap.circuit.attribution import PromptRun
     from circuitmap.circuit.decompose import LayerDecomposition
+    from circuitmap.circuit.prompt_run import PromptRun
     from circuitmap.model.load import LoadedModel
 
 CONTEXT_TOKENS = 10  # tokens of text shown before the firing token
@@ -57,9 +57,3 @@ def feature_contexts(
             found.append(Context(_one_line(before), _one_line(token), value))
         out.append(found)
     return out
-
-
-def short_label(layer: int, feature: int, contexts: list[Context], words: int = 3) -> str:
-    """``F302 L8: circle · radius``: the feature and the distinct tokens where it fires most."""
-    tokens = list(dict.fromkeys(c.token.strip() for c in contexts if c.token.strip()))[:words]
-    return f"F{feature} L{layer}" + (f": {' · '.join(tokens)}" if tokens else "")

@@ -4,10 +4,10 @@ per text, and a histogram of its activations), the tokens its decoder direction 
 the unembedding, and, for the target, the corpus texts where it fires most (the map's build
 prompts, chosen from the prompt pool) and its histogram.
 
-Call point: :func:`circuitmap.circuit.run.run_dashboards` (a worker unit,
-:meth:`circuitmap.circuit.worker.Worker.dashboards`) after the map's units; the results are saved
+Call point: :func:`circuitmap.mapping.run.run_dashboards` (a worker unit,
+:meth:`circuitmap.mapping.worker.Worker.dashboards`) after the map's units; the results are saved
 to ``targets/<id>/dashboards.json`` and set on the graph's nodes by
-:func:`circuitmap.circuit.run.run_map`.
+:func:`circuitmap.mapping.run.run_map`.
 
 Cost: one forward over the first :data:`TEXTS` corpus texts (at most :data:`TOKENS` tokens each),
 stopped after the target's MLP, recording resid_pre at the mapped layers; one SAE encode per layer;
@@ -34,7 +34,6 @@ if TYPE_CHECKING:
     from circuitmap.model.load import LoadedModel
     from circuitmap.sae.store import LayerSAE
 
-FILE = "dashboards.json"  # in each target's folder of the run
 TEXTS = 32  # corpus texts read for the dashboards
 TOKENS = 64  # their last tokens
 TOP = 5  # contexts (texts) and ...
@@ -87,7 +86,8 @@ def _contexts(
 ) -> list[dict[str, Any]]:
     """The :data:`TOP` strongest positive ``values`` (tokens,), at most one per text; ``where``
     gives each token's (text, position in ``rows[text]``)."""
-    found, seen = [], set()
+    found: list[dict[str, Any]] = []
+    seen = set()
     for i in values.argsort(descending=True).tolist():
         if len(found) == TOP or values[i] <= 0:
             break

@@ -26,9 +26,10 @@ from circuitmap.method.ablation import ablation_forward, feature_directions
 from circuitmap.model.forward import full_precision, run_recorded
 
 if TYPE_CHECKING:
-    from circuitmap.circuit.attribution import PromptRun
+    from circuitmap.circuit.prompt_run import PromptRun
     from circuitmap.circuit.prompts import Prompts
-    from circuitmap.config import Target
+    from circuitmap.config import Ablation, Target
+    from circuitmap.method.baseline import Baseline
     from circuitmap.model.load import LoadedModel
 
 
@@ -90,7 +91,7 @@ class LayerDecomposition:
 
 @torch.no_grad()
 def decompose(
-    layer: int, sae: SAE, reference: torch.Tensor | None, ablation: str
+    layer: int, sae: SAE, reference: torch.Tensor | None, ablation: Ablation
 ) -> LayerDecomposition:
     """The decomposition of ``layer`` whose reference is the mean over ``reference``
     (tokens, d_model) resid_pre vectors ("silent", "mean") or zero ("zero")."""
@@ -105,6 +106,23 @@ def decompose(
         f, e = decomposition.encode(reference.cpu())  # (tokens, d_sae), (tokens, d_model)
         decomposition.feature_ref, decomposition.error_ref = f.mean(0), e.mean(0)
     return decomposition
+
+
+def ablation_reference(
+    lm: LoadedModel,
+    ablation: Ablation,
+    silent: Prompts,
+    baseline: Baseline,
+    layers: list[int],
+) -> dict[int, torch.Tensor | None]:
+    """What "removed" means at each of ``layers``, as :func:`decompose` takes it: resid_pre of
+    every real token of the ``silent`` prompts ("silent"), the Mean Vector's texts
+    (``baseline.vectors``, "mean"), both (tokens, d_model); or None ("zero")."""
+    if ablation == "zero":
+        return dict.fromkeys(layers)
+    if ablation == "silent":
+        return dict(token_vectors(lm, silent, layers))
+    return {layer: baseline.vectors[layer] for layer in layers}
 
 
 @torch.no_grad()

@@ -28,7 +28,9 @@ from typing import TYPE_CHECKING
 import torch
 
 from circuitmap.circuit.decompose import removal_forward, removal_masks
+from circuitmap.files.layout import layer_file
 from circuitmap.files.storage import atomic_write_json, read_json
+from circuitmap.graph.nodes import ERROR
 from circuitmap.method.ablation import (
     ablation_forward,
     control_features,
@@ -38,14 +40,13 @@ from circuitmap.method.ablation import (
 )
 
 if TYPE_CHECKING:
-    from circuitmap.circuit.attribution import PromptRun
     from circuitmap.circuit.decompose import LayerDecomposition
+    from circuitmap.circuit.prompt_run import PromptRun
     from circuitmap.circuit.selection import Selection
     from circuitmap.circuit.sweep import TargetSweep
     from circuitmap.config import MapConfig
     from circuitmap.model.load import LoadedModel
 
-ERROR = -1  # the feature index that stands for a layer's SAE error term
 MATCHED = 3  # controls of the pool each node is compared with: the closest in activation level
 
 
@@ -55,7 +56,7 @@ class NodeEffect:
 
     feature: int  # SAE feature index, or ERROR
     effect: float  # mean drop of the target over the effect prompts
-    influence: float  # that drop / the clean target
+    influence: float | None  # that drop / the clean target (None: the target is silent)
     vector_effect: float  # the target's drop on the optimised X_l
     vector_relative: float | None  # / the target on X_l (None: X_l does not make it fire)
     control_mean: float | None = None  # controls' mean drop on the prompts
@@ -74,7 +75,7 @@ class EdgeEffect:
     later_layer: int
     dest: int
     effect: float  # in target units, mean over prompts
-    relative: float  # / the clean target
+    relative: float | None  # / the clean target (None: the target is silent)
 
 
 @dataclass
@@ -84,12 +85,12 @@ class LayerEffects:
     nodes: list[NodeEffect]
     edges: list[EdgeEffect]
     to_target: bool  # whether this layer's nodes have edges to the target
-    all_removed: dict[str, float]  # every kept feature removed at once: on X and on prompts
+    all_removed: dict[str, float | None]  # every kept feature removed at once: on X and on prompts
     controls: list[int]
     seconds: float
 
     def save(self, folder: Path) -> None:
-        atomic_write_json(folder / f"layer_{self.layer:02d}.json", dataclasses.asdict(self))
+        atomic_write_json(layer_file(folder, self.layer), dataclasses.asdict(self))
 
     @classmethod
     def load(cls, path: Path) -> LayerEffects:

@@ -33,16 +33,16 @@ import torch
 from circuitmap.circuit.decompose import removal_forward, removal_masks
 from circuitmap.circuit.whole import active, masked_target, masks_of, ratio
 from circuitmap.circuit.whole_faithfulness import WholeFaithfulness, measure_whole
+from circuitmap.files.layout import FAITHFULNESS_FILE
 from circuitmap.files.storage import atomic_write_json, read_json
 
 if TYPE_CHECKING:
-    from circuitmap.circuit.attribution import PromptRun
     from circuitmap.circuit.decompose import LayerDecomposition
+    from circuitmap.circuit.prompt_run import PromptRun
     from circuitmap.circuit.selection import Selection
     from circuitmap.config import Target
     from circuitmap.model.load import LoadedModel
 
-FAITHFULNESS_FILE = "faithfulness.json"
 CURVE = (5, 10, 20, 40)  # features kept per layer on the completeness/sufficiency curve
 
 
@@ -229,7 +229,7 @@ def measure(
         )
     errors = {layer: True for layer in decompositions}
     every: dict[int, list[int] | None] = {layer: None for layer in decompositions}
-    keep = [
+    keep: list[tuple[dict[int, list[int] | None], dict[int, bool]]] = [
         (every, errors),
         ({layer: s.features for layer, s in selection.layers.items()}, errors),
         (dict(randoms), errors),

@@ -191,10 +191,10 @@ def _prompts(lm: LoadedModel, texts: list[str], peaks: list[_Peak], target: Targ
     values: list[float] = []
     if windows:
         batch = pad_token_ids(lm, windows)
-        mlp = run_recorded(
+        out = run_recorded(
             lm.model, batch.input_ids, batch.attention_mask, mlp=[target.layer], last_only=True
-        ).mlp
-        values = mlp[target.layer][:, -1, target.neuron].float().cpu().tolist()  # (n,)
+        )
+        values = out.target(target).cpu().tolist()  # (n,)
     order = sorted(range(len(peaks)), key=lambda i: -values[i])
     return Prompts(
         texts=[texts[peaks[i].text] for i in order],

@@ -28,19 +28,16 @@ from circuitmap.circuit.contexts import Context, feature_contexts
 from circuitmap.circuit.whole import WholeCircuit
 from circuitmap.circuit.whole_choice import choose_sites, choose_whole, site_options
 from circuitmap.circuit.x_check import check_x
-from circuitmap.config import Target
+from circuitmap.config import SelectMethod, Target
+from circuitmap.files.layout import SELECTION_FILE
 from circuitmap.files.storage import atomic_write_json, read_json
 
 if TYPE_CHECKING:
-    from circuitmap.circuit.attribution import (
-        PromptRun,
-    )
     from circuitmap.circuit.decompose import LayerDecomposition
+    from circuitmap.circuit.prompt_run import PromptRun
     from circuitmap.circuit.sweep import TargetSweep
     from circuitmap.config import MapConfig
     from circuitmap.model.load import LoadedModel
-
-SELECTION_FILE = "selection.json"
 
 
 @dataclass
@@ -72,7 +69,7 @@ class Selection:
     """A target's circuit features at every mapped layer."""
 
     target: Target
-    method: str  # attribution | activation
+    method: SelectMethod
     clean: float  # the mean clean target activation on the build prompts
     layers: dict[int, LayerSelection]
     seconds: float

@@ -17,7 +17,9 @@ from typing import TYPE_CHECKING
 import torch
 
 from circuitmap.config import Target
-from circuitmap.files.storage import atomic_save_tensors, atomic_write_json, read_json, read_tensors
+from circuitmap.files.layout import SWEEP_FILE, SWEEP_TENSORS_FILE
+from circuitmap.files.storage import atomic_write_json, read_json
+from circuitmap.files.tensors import atomic_save_tensors, read_tensors
 from circuitmap.method.optimise import optimise_rows
 from circuitmap.method.patchscope import patchscope_rows
 from circuitmap.method.restarts import added_codes, compare_starts, restart_starts
@@ -29,9 +31,6 @@ if TYPE_CHECKING:
     from circuitmap.method.baseline import Baseline
     from circuitmap.model.load import LoadedModel
     from circuitmap.sae.store import LayerSAE
-
-
-SWEEP_FILE = "sweep.json"  # written last: marks the sweep as done
 
 
 @dataclass
@@ -73,7 +72,7 @@ class TargetSweep:
     def save(self, folder: Path) -> None:
         """Tensors first, JSON last: the JSON file marks the sweep as done."""
         atomic_save_tensors(
-            folder / "sweep.safetensors", {str(k): v for k, v in self.vectors.items()}
+            folder / SWEEP_TENSORS_FILE, {str(k): v for k, v in self.vectors.items()}
         )
         atomic_write_json(
             folder / SWEEP_FILE,
@@ -95,7 +94,7 @@ class TargetSweep:
                     int(k): v for k, v in item["restart_agreement"].items()
                 }
             layers[item["layer"]] = LayerSearch(**item)
-        vectors = {int(k): v for k, v in read_tensors(folder / "sweep.safetensors").items()}
+        vectors = {int(k): v for k, v in read_tensors(folder / SWEEP_TENSORS_FILE).items()}
         return cls(Target(**data["target"]), layers, vectors, data["seconds"])
 
 

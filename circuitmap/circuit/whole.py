@@ -38,8 +38,8 @@ from circuitmap.model.forward import run_recorded
 from circuitmap.model.hooks import edit_resid_pre, start_at
 
 if TYPE_CHECKING:
-    from circuitmap.circuit.attribution import PromptRun
     from circuitmap.circuit.decompose import LayerDecomposition
+    from circuitmap.circuit.prompt_run import PromptRun
     from circuitmap.config import Target
     from circuitmap.model.load import LoadedModel
 
@@ -160,8 +160,8 @@ def _group(
 
         edits.append(edit_resid_pre(lm.model, site, edit))
     ids, attn = run.input_ids.repeat(rows, 1), run.attention_mask.repeat(rows, 1)
-    mlp = run_recorded(lm.model, ids, attn, mlp=[target.layer], edits=edits, last_only=True).mlp
-    return mlp[target.layer][:, -1, target.neuron].float().cpu().view(rows, n)
+    out = run_recorded(lm.model, ids, attn, mlp=[target.layer], edits=edits, last_only=True)
+    return out.target(target).cpu().view(rows, n)
 
 
 def active(dec: LayerDecomposition, run: PromptRun) -> torch.Tensor:

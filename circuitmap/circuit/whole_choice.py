@@ -13,8 +13,8 @@ from circuitmap.circuit.attribution import attribution
 from circuitmap.circuit.whole import WholeCircuit, active, masked_target, masks_of, nothing
 
 if TYPE_CHECKING:
-    from circuitmap.circuit.attribution import PromptRun
     from circuitmap.circuit.decompose import LayerDecomposition
+    from circuitmap.circuit.prompt_run import PromptRun
     from circuitmap.config import MapConfig, Target
     from circuitmap.model.load import LoadedModel
 

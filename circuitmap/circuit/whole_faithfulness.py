@@ -13,8 +13,8 @@ from scipy.integrate import trapezoid
 from circuitmap.circuit.whole import CURVE, WholeCircuit, active, masked_target, masks_of, ratio
 
 if TYPE_CHECKING:
-    from circuitmap.circuit.attribution import PromptRun
     from circuitmap.circuit.decompose import LayerDecomposition
+    from circuitmap.circuit.prompt_run import PromptRun
     from circuitmap.config import Target
     from circuitmap.model.load import LoadedModel
 
@@ -83,7 +83,7 @@ def measure_whole(
         complement[site] = [f for f in range(d_sae) if f not in inside]
     not_errors = {site: not kept for site, kept in circuit.errors.items()}
     ks = [k for k in CURVE if k < circuit.feature_nodes]
-    conditions = {
+    conditions: dict[str, tuple[dict[int, list[int] | None], dict[int, bool]]] = {
         "M": (every, all_errors),
         "empty": (none, no_errors),
         "C": (dict(circuit.features), circuit.errors),
@@ -91,7 +91,8 @@ def measure_whole(
         "complement": (complement, not_errors),
         "random": (dict(random_circuit(circuit, decs, run, seed)), no_errors),
         "errors_only": (none, circuit.errors),
-    } | {f"top{k}": (dict(circuit.top(k)), circuit.errors) for k in ks}
+    }
+    conditions |= {f"top{k}": (dict(circuit.top(k)), circuit.errors) for k in ks}
     names = list(conditions)
     m = masked_target(lm, decs, run, target, masks_of(decs, list(conditions.values())))
     a = dict(zip(names, m.mean(1).tolist(), strict=True))

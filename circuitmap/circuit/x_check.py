@@ -23,8 +23,8 @@ from circuitmap.circuit.attribution import attribution
 from circuitmap.method.patchscope import patchscope_rows
 
 if TYPE_CHECKING:
-    from circuitmap.circuit.attribution import PromptRun
     from circuitmap.circuit.decompose import LayerDecomposition
+    from circuitmap.circuit.prompt_run import PromptRun
     from circuitmap.circuit.sweep import LayerSearch
     from circuitmap.config import PatchscopeConfig
     from circuitmap.model.load import LoadedModel

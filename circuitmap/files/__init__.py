@@ -1,2 +1,1 @@
-"""What is read and written: corpora, run folders (atomic writes), graph exports and the
-interactive explorer page."""
+"""What is read and written: corpora, prompt sets, atomic writes and the run-folder lock."""

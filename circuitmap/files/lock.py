@@ -10,9 +10,8 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from circuitmap.errors import CircuitmapError
+from circuitmap.files.layout import LOCK_FILE
 from circuitmap.files.storage import write_error
-
-LOCK_FILE = ".lock"
 
 
 @contextmanager

@@ -1,5 +1,6 @@
-"""Run folders: every result is written atomically (temp file + rename) as JSON or safetensors,
-formats that other tools read, with the run's config beside it."""
+"""Run folders: every result is written atomically (temp file + rename) as JSON or safetensors
+(:mod:`.tensors`), formats that other tools read, with the run's config beside it. Importing
+this module does not import torch."""
 
 from __future__ import annotations
 
@@ -13,15 +14,9 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-import torch
-from safetensors import SafetensorError
-from safetensors.torch import load_file, save_file
-
 from circuitmap.errors import CircuitmapError
+from circuitmap.files.layout import CONFIG_FILE
 
-CONFIG_FILE = "config.json"
-RESULT_FILE = "result.json"
-TENSORS_FILE = "tensors.safetensors"
 _UMASK = os.umask(0o022)  # read the process umask (and put it back)
 os.umask(_UMASK)
 
@@ -37,7 +32,7 @@ def write_error(path: Path, exc: OSError) -> CircuitmapError:
     return CircuitmapError(f"cannot write {path}: {reason}: {advice}")
 
 
-def _atomic(path: Path, write: Any, new: bool = False) -> None:
+def atomic_write(path: Path, write: Any, new: bool = False) -> None:
     """Call ``write(tmp_path)`` then rename over ``path``, so readers never see a partial file
     and a failed write leaves the earlier file intact; a full disk or a folder that cannot be
     written is a one-line error naming ``path``. With ``new``, an existing ``path`` is kept
@@ -68,7 +63,7 @@ def _atomic(path: Path, write: Any, new: bool = False) -> None:
 
 
 def atomic_write_text(path: Path, text: str) -> None:
-    _atomic(path, lambda tmp: tmp.write_text(text, encoding="utf-8"))
+    atomic_write(path, lambda tmp: tmp.write_text(text, encoding="utf-8"))
 
 
 def atomic_write_json(path: Path, data: Any, new: bool = False) -> None:
@@ -78,23 +73,11 @@ def atomic_write_json(path: Path, data: Any, new: bool = False) -> None:
         text = json.dumps(data, indent=2, ensure_ascii=False, allow_nan=False)
     except ValueError as exc:
         raise CircuitmapError(f"refusing to write {path}: {exc}") from None
-    _atomic(path, lambda tmp: tmp.write_text(text + "\n", encoding="utf-8"), new)
+    atomic_write(path, lambda tmp: tmp.write_text(text + "\n", encoding="utf-8"), new)
 
 
 def _no_constant(name: str) -> None:
     raise ValueError(f"{name} is not valid JSON")
-
-
-def atomic_save_tensors(path: Path, tensors: dict[str, torch.Tensor]) -> None:
-    """Write ``tensors`` as safetensors: a tensor holding NaN or infinity is refused (a one-line
-    error naming it), never written."""
-    cpu = {k: v.detach().to("cpu").contiguous() for k, v in tensors.items()}
-    for name, tensor in cpu.items():
-        if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()):
-            raise CircuitmapError(
-                f"refusing to write {path}: tensor {name!r} holds NaN or infinite values"
-            )
-    _atomic(path, lambda tmp: save_file(cpu, str(tmp)))
 
 
 def read_json(path: Path) -> Any:
@@ -141,13 +124,6 @@ def writable_dir(path: Path, what: str) -> Path:
     if not os.access(path, os.W_OK):
         raise CircuitmapError(f"{what} {str(path)!r} is not writable")
     return path
-
-
-def read_tensors(path: Path) -> dict[str, torch.Tensor]:
-    try:
-        return load_file(str(path))
-    except (OSError, SafetensorError) as exc:
-        raise CircuitmapError(f"cannot read {path}: {exc}") from exc
 
 
 def new_run_dir(root: Path, name: str) -> Path:

@@ -34,19 +34,6 @@ def feature_directions(sae: SAE, indices: list[int]) -> torch.Tensor:
     return (sae.decode(eye) - sae.decode(torch.zeros_like(eye[:1]))).cpu()
 
 
-def ablate(
-    x: torch.Tensor,
-    feats: torch.Tensor,
-    directions: torch.Tensor,
-    replacement: torch.Tensor | None = None,
-) -> torch.Tensor:
-    """Remove features from ``x`` (..., d_model) whose activations are ``feats`` (..., k) and
-    directions ``directions`` (k, d_model); ``replacement`` (k,) sets them to that value
-    instead of 0. All k features are removed together."""
-    delta = feats if replacement is None else feats - replacement  # (..., k)
-    return x - delta @ directions  # (..., d_model)
-
-
 @dataclass
 class AblationReadout:
     """What one batched forward measured: per row, the target and later resid_pre vectors."""
@@ -83,7 +70,7 @@ def ablation_forward(
         last_only=True,
     )
     return AblationReadout(
-        target=out.mlp[target.layer][:, -1, target.neuron].float().cpu(),
+        target=out.target(target).cpu(),
         resid={m: h.float().cpu() for m, h in out.resid.items()},
     )
 
@@ -122,7 +109,7 @@ def control_features(
     for feature in top:
         distance = (log_act - log_act[feature]).abs()
         distance[activity <= 0] = float("inf")
-        chosen = []
+        chosen: list[int] = []
         for candidate in distance.argsort().tolist():
             if len(chosen) == per_feature or distance[candidate] == float("inf"):
                 break

@@ -15,17 +15,14 @@ import torch
 from circuitmap.config import ExplainConfig, from_dict, to_dict
 from circuitmap.errors import CircuitmapError
 from circuitmap.files.corpus import corpus_texts
+from circuitmap.files.layout import CONFIG_FILE, RESULT_FILE, TENSORS_FILE
 from circuitmap.files.storage import (
-    CONFIG_FILE,
-    RESULT_FILE,
-    TENSORS_FILE,
-    atomic_save_tensors,
     atomic_write_json,
     check_run_dir,
     new_run_dir,
     read_json,
-    read_tensors,
 )
+from circuitmap.files.tensors import atomic_save_tensors, read_tensors
 from circuitmap.method.baseline import compute_baseline
 from circuitmap.method.optimise import optimise_vector, target_activation
 from circuitmap.method.patchscope import check_prompt, patchscope

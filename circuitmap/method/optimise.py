@@ -172,8 +172,9 @@ def optimise_rows(
         lrs = [step_size(config, s.mean) for s in spaces]
     groups = [{"params": [p], "lr": lr} for p, lr in zip(rows.params, lrs, strict=True)]
     optimiser = torch.optim.Adam(groups)
-    bounded = config.level is not None and corpus_max is not None and corpus_max > 0
-    cap = config.level * corpus_max if bounded else None
+    cap = None  # the bounded level, in the target's units
+    if config.level is not None and corpus_max is not None and corpus_max > 0:
+        cap = config.level * corpus_max
 
     def activation(xs: torch.Tensor) -> torch.Tensor:  # (rows, d_model) -> (rows,)
         return target_activation(lm, last, layers=layers, vectors=xs, target=target, prefix=prefix)

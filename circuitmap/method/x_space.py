@@ -30,6 +30,12 @@ def rescaled(x: torch.Tensor, low: float, high: float) -> torch.Tensor:
     return x * (norm.clamp(low, high) / norm.clamp_min(1e-12))
 
 
+def _sae(space: LayerSpace) -> SAE:
+    if space.sae is None:
+        raise ValueError(f"layer {space.layer} has no SAE to optimise X's code in")
+    return space.sae
+
+
 class CodeRows:
     """Space "sae": X = decode(z) + e for each group of consecutive rows that share one
     :class:`LayerSpace` (one parameter (rows, d_sae) a group), and the L1 pull towards the Mean
@@ -45,7 +51,7 @@ class CodeRows:
         with torch.no_grad():
             self.mean_codes = [self._encode(s, s.mean[None])[0] for s, _ in self.groups]
             self.errors = [
-                s.mean.float() - s.sae.decode(c[None])[0].float().cpu()
+                s.mean.float() - _sae(s).decode(c[None])[0].float().cpu()
                 for (s, _), c in zip(self.groups, self.mean_codes, strict=True)
             ]  # groups x (d_model,)
             starts = [self._encode(s, inits[rows]) for s, rows in self.groups]
@@ -57,7 +63,7 @@ class CodeRows:
     @staticmethod
     def _encode(space: LayerSpace, x: torch.Tensor) -> torch.Tensor:
         """(rows, d_model) -> (rows, d_sae) on the CPU."""
-        sae = space.sae
+        sae = _sae(space)
         return sae.encode(x.float().to(sae.W_enc.device)).float().cpu()
 
     def vectors(self, t: torch.Tensor | None = None) -> torch.Tensor:
@@ -69,7 +75,7 @@ class CodeRows:
         ):
             if t is not None:
                 z = z0 + t[rows, None] * (z - z0)
-            x = space.sae.decode(z.to(space.sae.W_dec.device)).float().cpu() + error
+            x = _sae(space).decode(z.to(_sae(space).W_dec.device)).float().cpu() + error
             parts.append(x if space.norm_range is None else rescaled(x, *space.norm_range))
         return torch.cat(parts)
 

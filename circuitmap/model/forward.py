@@ -9,6 +9,7 @@ import copy
 from collections.abc import Iterable
 from contextlib import AbstractContextManager, ExitStack, nullcontext
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import torch
 from torch import nn
@@ -22,6 +23,9 @@ from circuitmap.model.hooks import (
     run_body,
 )
 
+if TYPE_CHECKING:
+    from circuitmap.config import Precision, Target
+
 
 @dataclass
 class Recorded:
@@ -29,6 +33,12 @@ class Recorded:
 
     resid: dict[int, torch.Tensor]  # layer -> resid_pre (batch, seq, d_model)
     mlp: dict[int, torch.Tensor]  # layer -> MLP post-activation (batch, seq, d_mlp)
+
+    def target(self, target: Target) -> torch.Tensor:
+        """The target neuron at each row's last position (where a prompt peaks), in float32:
+        (batch,). The forward must have recorded the MLP of ``target.layer`` (a KeyError
+        otherwise); gradients flow through it."""
+        return self.mlp[target.layer][:, -1, target.neuron].float()
 
 
 def run_recorded(
@@ -100,7 +110,7 @@ def repeat_cache(cache: Cache, rows: int) -> Cache:
     return repeated
 
 
-def matmul_precision(device: torch.device, precision: str) -> AbstractContextManager:
+def matmul_precision(device: torch.device, precision: Precision) -> AbstractContextManager:
     """Run a block's matmuls in ``precision``: ``"bfloat16"`` is ``torch.autocast`` (weights and
     the residual stream stay in their dtype, each matmul takes bfloat16 inputs and accumulates in
     float32; about 2.5x faster on CPUs with AMX or AVX512-BF16, and on GPUs), ``"float32"``

@@ -88,22 +88,6 @@ def edit_mlp_post(
 
 
 @contextmanager
-def inject_resid_pre(
-    model: nn.Module, layer: int, position: int, vectors: torch.Tensor
-) -> Iterator[None]:
-    """Within the block, resid_pre of ``layer`` at ``position`` is replaced by ``vectors``
-    (batch, d_model), or (d_model,) broadcast over the batch (autograd-safe)."""
-
-    def edit(hidden: torch.Tensor) -> torch.Tensor:  # (batch, seq, d_model)
-        patched = hidden.clone()
-        patched[:, position] = vectors.to(hidden.device, hidden.dtype)
-        return patched
-
-    with edit_resid_pre(model, layer, edit):
-        yield
-
-
-@contextmanager
 def inject_rows(
     model: nn.Module, layers: list[int], position: int, vectors: torch.Tensor
 ) -> Iterator[None]:

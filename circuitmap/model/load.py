@@ -14,15 +14,15 @@ import torch
 from safetensors import SafetensorError
 from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer, PreTrainedModel
 from transformers.tokenization_utils_base import PreTrainedTokenizerBase
+from transformers.utils import CONFIG_NAME, SAFE_WEIGHTS_NAME
 
-from circuitmap.config import EMBEDDED_MODEL
+from circuitmap.config import EMBEDDED_ID, EMBEDDED_MODEL
 from circuitmap.errors import CircuitmapError, check_range
 from circuitmap.model.hooks import decoder_layers, mlp_down_proj
 
 if TYPE_CHECKING:
-    from circuitmap.config import ModelConfig, Target
+    from circuitmap.config import DType, ModelConfig, Target
 
-EMBEDDED_ID = "gemma-3-270m"
 # A hub id ("org/name" or "name"); anything else must be an existing local folder.
 _HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*(/[\w.-]+)?$")
 _DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
@@ -100,7 +100,7 @@ def embedded_model_dir(cache_dir: str | None = None) -> Path:
 
 
 def _converted(target: Path) -> bool:
-    return (target / "config.json").exists() and (target / "model.safetensors").exists()
+    return (target / CONFIG_NAME).exists() and (target / SAFE_WEIGHTS_NAME).exists()
 
 
 def _convert_embedded(target: Path) -> Path:
@@ -129,7 +129,7 @@ def _convert_embedded(target: Path) -> Path:
     return target
 
 
-def _resolve_dtype(dtype: str) -> torch.dtype | str:
+def _resolve_dtype(dtype: DType) -> torch.dtype | str:
     if dtype == "auto":
         return "auto"
     if dtype not in _DTYPES:

@@ -16,11 +16,8 @@ from transformers.tokenization_utils_base import PreTrainedTokenizerBase
 if TYPE_CHECKING:
     from circuitmap.model.load import LoadedModel
 
-# A batched forward's fixed cost, in the token-rows it could compute instead. Scratch timings on
-# 2 CPU cores, Gemma 3 270M, of node removals (48 rows per prompt), held-out removals (9) and
-# gradient passes (1): 128 was as fast as 64 and faster than 256 or 512; against fixed groups of
-# 4 prompts, node removals took 35-50% less time (nearly every prompt then runs alone), held-out
-# removals 13-33% less, gradient passes about the same.
+# A batched forward's fixed cost, in the token-rows it could compute instead (timed on 2 CPU
+# cores with Gemma 3 270M: 128 was as fast as 64 and faster than 256 or 512).
 FORWARD_COST = 128
 
 

@@ -161,7 +161,7 @@ def load_layer_sae(
     layer: int, d_model: int, cache: Path, model_id: str, source: SAESource
 ) -> LayerSAE:
     """The SAE for resid_pre of ``layer``, or a one-line error that says how to get one."""
-    if source.release:  # SAESource checked that an id comes with it
+    if source.release and source.sae_id is not None:  # SAESource checked that both come
         sae_id = fill_layer(source.sae_id, _release_layer(layer, source), "--sae-id")
         try:
             sae = SAE.from_pretrained(source.release, sae_id, device="cpu")
@@ -262,7 +262,9 @@ def list_own_saes(root: Path) -> list[tuple[int, Path, dict[str, Any] | None]]:
     """(layer, folder, quality) of each complete SAE under ``root``, by layer."""
     found = []
     for folder in root.glob("resid_pre_*"):
-        if (folder / "cfg.json").is_file() and folder.name.removeprefix("resid_pre_").isdigit():
+        if (folder / SAE_CFG_FILENAME).is_file() and folder.name.removeprefix(
+            "resid_pre_"
+        ).isdigit():
             found.append(
                 (int(folder.name.removeprefix("resid_pre_")), folder, read_quality(folder))
             )

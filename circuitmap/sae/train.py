@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable
-from contextlib import nullcontext
+from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -23,6 +23,7 @@ from sae_lens import (
     TopKTrainingSAE,
     TopKTrainingSAEConfig,
 )
+from sae_lens.constants import SAE_CFG_FILENAME
 from sae_lens.saes.sae import TrainCoefficientConfig, TrainingSAE, TrainStepInput
 from tqdm.auto import tqdm
 
@@ -136,7 +137,7 @@ def next_token_loss(
     batch = encode(lm, texts, context)
     ids, attn, mask = batch.input_ids, batch.attention_mask, batch.real  # (batch, seq) each
     labels = ids.masked_fill(~mask, -100)
-    edit = nullcontext()
+    edit: AbstractContextManager[object] = nullcontext()
     if splice is not None:
         sae, layer = splice
 
@@ -169,7 +170,9 @@ def train_layer_saes(
     ``config.eval_texts`` texts are held out for the spliced-loss check. Returns layer -> quality.
     """
     todo = [
-        layer for layer in layers if force or not (own_sae_dir(root, layer) / "cfg.json").is_file()
+        layer
+        for layer in layers
+        if force or not (own_sae_dir(root, layer) / SAE_CFG_FILENAME).is_file()
     ]
     if not todo:
         return {}
@@ -242,7 +245,7 @@ def _own_sae_folders(config: MapConfig) -> dict[int, Path]:
 def missing_own_saes(config: MapConfig) -> list[int]:
     """The layers of a map that read circuitmap's own SAEs and have none cached yet."""
     folders = _own_sae_folders(config)
-    return [layer for layer, f in folders.items() if not (f / "cfg.json").is_file()]
+    return [layer for layer, f in folders.items() if not (f / SAE_CFG_FILENAME).is_file()]
 
 
 RECIPE_FIELDS = ("architecture", "width", "k")  # what makes an SAE sparser or wider

@@ -7,13 +7,14 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from circuitmap.circuit.driver import run_baseline
-from circuitmap.circuit.executors import LocalExecutor
-from circuitmap.circuit.prune import prune
 from circuitmap.files.corpus import corpus_texts
-from circuitmap.files.export import GRAPH_FILE, export, node_link_json
-from circuitmap.files.runs import load_finished_map
+from circuitmap.files.layout import GRAPH_FILE
 from circuitmap.files.storage import atomic_write_text
+from circuitmap.graph.export import export, node_link_json
+from circuitmap.graph.prune import prune
+from circuitmap.mapping.driver import run_baseline
+from circuitmap.mapping.executors import LocalExecutor
+from circuitmap.mapping.folder import load_finished_map
 from circuitmap.model.load import cache_root
 from circuitmap.sae.store import SAEStore
 from circuitmap.validate.labels import (
@@ -25,7 +26,7 @@ from circuitmap.validate.labels import (
 )
 
 if TYPE_CHECKING:
-    from circuitmap.circuit.driver import Log
+    from circuitmap.mapping.driver import Log
     from circuitmap.model.load import LoadedModel
 
 

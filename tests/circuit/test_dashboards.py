@@ -4,7 +4,7 @@ set on the graph's nodes; text decoded by whole characters."""
 import json
 
 from circuitmap.circuit.dashboards import BINS, PROMOTED, TEXTS, token_text, whole_text
-from circuitmap.circuit.run import run_map
+from circuitmap.mapping.run import run_map
 from tiny import WORDS, map_config
 
 

@@ -6,10 +6,9 @@ import json
 import networkx as nx
 import pytest
 import torch
+from reference import ablate
 from sae_lens import SAE
 
-from circuitmap.circuit.prune import prune
-from circuitmap.circuit.run import reexport, run_map
 from circuitmap.config import (
     ModelConfig,
     OptimConfig,
@@ -17,8 +16,11 @@ from circuitmap.config import (
     Target,
 )
 from circuitmap.errors import CircuitmapError
-from circuitmap.files.export import FORMATS, load_graph
-from circuitmap.method.ablation import ablate, feature_directions
+from circuitmap.graph.export import FORMATS, load_graph
+from circuitmap.graph.prune import prune
+from circuitmap.mapping.exports import reexport
+from circuitmap.mapping.run import run_map
+from circuitmap.method.ablation import feature_directions
 from circuitmap.model.load import load_model
 from tiny import map_config
 
@@ -269,7 +271,7 @@ def test_validate_faithfulness_measures_a_map_made_without_it(run_cli, tiny_map_
 
 def test_map_leaves_the_curve_to_validate_faithfulness(run_cli, tiny_map_setup, tmp_path):
     from circuitmap.circuit.faithfulness import Faithfulness
-    from circuitmap.files.runs import target_dir
+    from circuitmap.files.layout import target_dir
 
     config = map_config(tiny_map_setup, layers=[1, 2])
     run_map(config, tmp_path, log=lambda m: None)
@@ -508,7 +510,7 @@ def test_cli_view_opens_the_run_html(run_cli, full_run, monkeypatch):
 
 
 def test_strongest_chain_prefers_depth_then_the_weakest_link():
-    from circuitmap.circuit.prune import strongest_chain
+    from circuitmap.graph.prune import strongest_chain
 
     graph = nx.DiGraph()
     for u, v, w in [

@@ -14,11 +14,10 @@ import pytest
 import torch
 from sae_lens import StandardSAE, StandardSAEConfig
 
-from circuitmap.circuit.attribution import prompt_run
 from circuitmap.circuit.decompose import decompose, token_vectors
 from circuitmap.circuit.faithfulness import layer_faithfulness
+from circuitmap.circuit.prompt_run import prompt_run
 from circuitmap.circuit.prompts import top_prompts
-from circuitmap.circuit.run import run_map
 from circuitmap.circuit.selection import Selection
 from circuitmap.circuit.whole import WholeCircuit, masked_target, masks_of
 from circuitmap.circuit.whole_choice import choose_whole
@@ -32,7 +31,8 @@ from circuitmap.config import (
     SAESource,
     Target,
 )
-from circuitmap.files.export import load_graph
+from circuitmap.graph.export import load_graph
+from circuitmap.mapping.run import run_map
 from circuitmap.model.load import load_model
 from circuitmap.sae.store import own_sae_dir
 from tiny import WORDS, tiny_lm

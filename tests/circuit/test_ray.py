@@ -3,10 +3,10 @@
 import pytest
 import torch
 
-from circuitmap.circuit.executors import RayExecutor
-from circuitmap.circuit.run import run_map
 from circuitmap.config import Target
-from circuitmap.files.export import load_graph
+from circuitmap.graph.export import load_graph
+from circuitmap.mapping.executors import RayExecutor
+from circuitmap.mapping.run import run_map
 from tiny import map_config
 
 pytestmark = pytest.mark.ray

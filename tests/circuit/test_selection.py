@@ -91,8 +91,9 @@ def test_map_config_checks_choices_and_ranges_when_built(change, message):
 def test_integrated_gradients_add_up_to_the_effect_of_removing_every_feature(many_texts):
     """Along the straight path, the features' attributions sum to what removing all of them
     (error term kept) takes from the target, prompt by prompt (the completeness axiom)."""
-    from circuitmap.circuit.attribution import attribution, path_gradient, prompt_run
+    from circuitmap.circuit.attribution import attribution, path_gradient
     from circuitmap.circuit.decompose import removal_forward
+    from circuitmap.circuit.prompt_run import prompt_run
     from circuitmap.circuit.prompts import top_prompts
     from tiny import tiny_lm
 
@@ -120,7 +121,7 @@ def test_integrated_gradients_add_up_to_the_effect_of_removing_every_feature(man
 @pytest.fixture(scope="module")
 def tiny_attribution(many_texts):
     """A tiny model's build prompts recorded at layer 1, and a dense random SAE there."""
-    from circuitmap.circuit.attribution import prompt_run
+    from circuitmap.circuit.prompt_run import prompt_run
     from circuitmap.circuit.prompts import top_prompts
     from tiny import tiny_lm
 

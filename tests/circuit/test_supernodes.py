@@ -4,7 +4,7 @@ import json
 
 import networkx as nx
 
-from circuitmap.circuit.supernodes import add_supernodes, find_supernodes
+from circuitmap.graph.supernodes import add_supernodes, find_supernodes
 
 
 def _feature(graph, node, influence, token, **extra):

@@ -3,10 +3,9 @@
 import networkx as nx
 import pytest
 
-from circuitmap.circuit.prune import target_subgraph
-from circuitmap.circuit.run import run_map
 from circuitmap.config import Target
-from circuitmap.files.export import load_graph
+from circuitmap.graph.export import load_graph
+from circuitmap.mapping.run import run_map
 from tiny import map_config
 
 TWO = [Target(3, 5), Target(2, 7)]
@@ -24,6 +23,16 @@ def _same(a: nx.DiGraph, b: nx.DiGraph) -> bool:
     return dict(a.nodes(data=True)) == dict(b.nodes(data=True)) and {
         (u, v): d for u, v, d in a.edges(data=True)
     } == {(u, v): d for u, v, d in b.edges(data=True)}
+
+
+def target_subgraph(graph: nx.DiGraph, target: str) -> nx.DiGraph:
+    """The part of a (merged) graph that belongs to the target with id ``target``."""
+    nodes = [n for n, d in graph.nodes(data=True) if target in d["targets"].split(",")]
+    sub = graph.subgraph(nodes).copy()
+    sub.remove_edges_from(
+        [(u, v) for u, v, d in sub.edges(data=True) if target not in d["targets"].split(",")]
+    )
+    return sub
 
 
 def test_each_target_maps_as_it_would_alone(two_target_run, tiny_map_setup, tmp_path):

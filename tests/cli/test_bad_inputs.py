@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from circuitmap.circuit.run import run_map
+from circuitmap.mapping.run import run_map
 from circuitmap_cli.main import main
 from tiny import map_config
 
@@ -483,7 +483,7 @@ def test_a_big_map_starts_with_yes_and_says_how_long(tiny_map_setup, tmp_path, m
     def stop(config, run_dir, **kwargs):
         raise CircuitmapError(f"stopped before the work on {len(config.targets)} targets")
 
-    monkeypatch.setattr("circuitmap.circuit.run.finish_map", stop)
+    monkeypatch.setattr("circuitmap.mapping.run.finish_map", stop)
     args = _big_request(tiny_map_setup, tmp_path)
     code, _, err = run_main(monkeypatch, capsys, *args, "--yes")
     assert code == 2

@@ -12,7 +12,7 @@ import torch
 from test_bad_inputs import _snapshot, run_main
 
 from circuitmap.errors import CircuitmapError
-from circuitmap.files import storage
+from circuitmap.files import storage, tensors
 
 mapped = test_bad_inputs.mapped  # a fixture: a finished tiny map (layer 2 of L3.N5)
 
@@ -79,14 +79,14 @@ def test_overflowing_activations_are_caught_at_the_baseline(texts):
 
 
 def test_a_nan_tensor_never_reaches_disk(tmp_path):
-    storage.atomic_save_tensors(tmp_path / "ok.safetensors", {"mean_1": torch.ones(3)})
+    tensors.atomic_save_tensors(tmp_path / "ok.safetensors", {"mean_1": torch.ones(3)})
     with pytest.raises(CircuitmapError, match="tensor 'mean_2' holds NaN"):
-        storage.atomic_save_tensors(
+        tensors.atomic_save_tensors(
             tmp_path / "ok.safetensors",
             {"mean_1": torch.ones(3), "mean_2": torch.tensor([1.0, float("nan")])},
         )
     assert [p.name for p in tmp_path.iterdir()] == ["ok.safetensors"]
-    assert storage.read_tensors(tmp_path / "ok.safetensors")["mean_1"].tolist() == [1.0] * 3
+    assert tensors.read_tensors(tmp_path / "ok.safetensors")["mean_1"].tolist() == [1.0] * 3
 
 
 # 2. An SAE applied off its recorded hook
@@ -197,7 +197,7 @@ def test_map_resume_on_a_full_disk_keeps_what_was_written(mapped, tmp_path, monk
     def full(tmp, *args, **kwargs):
         raise OSError(errno.ENOSPC, "No space left on device")
 
-    monkeypatch.setattr(storage, "save_file", full)  # the safetensors writer
+    monkeypatch.setattr(tensors, "save_file", full)  # the safetensors writer
     monkeypatch.setattr(Path, "write_text", full)  # the JSON and text writer
     code, _, err = run_main(monkeypatch, capsys, "map", "--resume", run)
     line = _one_error(code, err, f"cannot write {run}")
@@ -419,7 +419,7 @@ def test_a_second_writer_of_a_run_folder_refuses(mapped, tmp_path, monkeypatch, 
 
 
 def test_two_new_maps_of_one_folder_cannot_both_start(tiny_map_setup, tmp_path):
-    from circuitmap.files.runs import start_map
+    from circuitmap.mapping.folder import start_map
     from tiny import map_config
 
     config = map_config(tiny_map_setup, layers=[2])
@@ -442,7 +442,7 @@ def test_resume_refuses_a_config_edited_after_parts_were_made(
     before = _snapshot(run)
     # Refused while the resume is checked, before any work (SAE training included).
     monkeypatch.setattr(
-        "circuitmap.circuit.run.finish_map", lambda *a, **k: pytest.fail("work started")
+        "circuitmap.mapping.run.finish_map", lambda *a, **k: pytest.fail("work started")
     )
     code, _, err = run_main(monkeypatch, capsys, "map", "--resume", run)
     line = _one_error(code, err, "was mapped with another config than its config.json holds now")

@@ -4,8 +4,8 @@ import json
 
 import networkx as nx
 
-from circuitmap.files import explorer_data
-from circuitmap.files.explorer import circuit_html
+from circuitmap.graph import explorer_data
+from circuitmap.graph.explorer import circuit_html
 
 
 def _chain(n_layers: int, width: int) -> nx.DiGraph:

@@ -11,8 +11,9 @@ from pathlib import Path
 import networkx as nx
 import pytest
 
-from circuitmap.circuit.run import run_map
-from circuitmap.files.export import NEURON_OFFSET, export
+from circuitmap.graph.export import export
+from circuitmap.graph.neuronpedia import NEURON_OFFSET, NeuronpediaGraph
+from circuitmap.mapping.run import run_map
 from tiny import map_config
 
 ROOT = Path(__file__).parents[2]
@@ -165,3 +166,15 @@ def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+def test_neuronpedia_exports_are_exactly_the_typed_schema(mapped):
+    """The exporter and the committed examples fit :class:`NeuronpediaGraph` field for field:
+    reading a file into the models and writing it back gives the same JSON."""
+    _, run_dir = mapped
+    paths = [run_dir / "circuit_neuronpedia.json"]
+    paths += sorted((ROOT / "graphs").glob("*/circuit_neuronpedia.json"))
+    for path in paths:
+        data = json.loads(path.read_text())
+        typed = NeuronpediaGraph.model_validate(data)
+        assert typed.model_dump(exclude_unset=True) == data, path

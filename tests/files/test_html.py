@@ -8,7 +8,7 @@ from pathlib import Path
 import networkx as nx
 import pytest
 
-from circuitmap.files.export import circuit_html
+from circuitmap.graph.export import circuit_html
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 EVIL = "<script>window.__pwned = 1</script><img src=x onerror='window.__pwned = 2'>"

@@ -13,7 +13,8 @@ from circuitmap.config import (
 )
 from circuitmap.errors import CircuitmapError
 from circuitmap.files.corpus import build_default_corpus, load_corpus
-from circuitmap.files.storage import atomic_save_tensors, atomic_write_json, read_tensors
+from circuitmap.files.storage import atomic_write_json
+from circuitmap.files.tensors import atomic_save_tensors, read_tensors
 from circuitmap.method.explain import ExplainResult
 
 
@@ -86,7 +87,7 @@ def test_local_text_folder_loads(tmp_path):
 
 def test_a_run_from_before_the_precision_and_rounds_options_resumes_as_it_was_made(tmp_path):
     from circuitmap.config import MapConfig, Target
-    from circuitmap.files.runs import load_map_config, start_map
+    from circuitmap.mapping.folder import load_map_config, start_map
 
     new, old = tmp_path / "new", tmp_path / "old"
     for folder in (new, old):

@@ -2,14 +2,14 @@
 
 import pytest
 import torch
-from reference import reference_optimise, reference_patchscope
+from reference import inject_resid_pre, reference_optimise, reference_patchscope
 
 from circuitmap.config import OptimConfig, PatchscopeConfig, Target
 from circuitmap.method.baseline import compute_baseline
 from circuitmap.method.optimise import optimise_vector, target_activation
 from circuitmap.method.patchscope import contrastive_logits, patchscope
 from circuitmap.model.generate import control_tokens
-from circuitmap.model.hooks import inject_resid_pre, record_resid_pre, run_body
+from circuitmap.model.hooks import record_resid_pre, run_body
 
 TARGET_LAYER, NEURON, LAYER = 3, 5, 1
 

@@ -2,12 +2,12 @@
 Patchscope decodes, forwards that start from a recorded resid_pre, prompts cut at the peak."""
 
 import torch
+from reference import inject_resid_pre
 
 from circuitmap.circuit.prompts import top_prompts
 from circuitmap.config import PatchscopeConfig, Target
 from circuitmap.method.patchscope import patchscope, patchscope_rows
 from circuitmap.model.hooks import (
-    inject_resid_pre,
     inject_rows,
     record_mlp_post,
     record_resid_pre,
@@ -149,8 +149,8 @@ def test_removals_over_groups_of_prompts_equal_one_padded_batch(lm, many_texts):
     gives the targets of one plain full-model forward over all prompts padded together."""
     from sae_lens import StandardSAE, StandardSAEConfig
 
-    from circuitmap.circuit.attribution import prompt_run
     from circuitmap.circuit.decompose import decompose, removal_forward
+    from circuitmap.circuit.prompt_run import prompt_run
     from circuitmap.method.ablation import ablation_forward
 
     target = Target(3, 5)
@@ -217,8 +217,8 @@ def test_bfloat16_matmuls_keep_sae_arithmetic_exact_and_removals_close(lm, many_
     bfloat16 rounding of float32."""
     from sae_lens import StandardSAE, StandardSAEConfig
 
-    from circuitmap.circuit.attribution import prompt_run
     from circuitmap.circuit.decompose import decompose, removal_forward
+    from circuitmap.circuit.prompt_run import prompt_run
     from circuitmap.model.forward import matmul_precision
 
     target = Target(3, 5)

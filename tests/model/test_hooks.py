@@ -1,7 +1,7 @@
 import torch
+from reference import inject_resid_pre
 
 from circuitmap.model.hooks import (
-    inject_resid_pre,
     record_mlp_post,
     record_resid_pre,
     run_body,

@@ -14,12 +14,11 @@ from typing import Any
 import networkx as nx
 
 from circuitmap.errors import CircuitmapError
-from circuitmap.files.explorer import circuit_html
-from circuitmap.files.explorer_data import supernode_list
 from circuitmap.files.storage import atomic_write_text, read_json
+from circuitmap.graph.explorer import circuit_html
+from circuitmap.graph.neuronpedia import graph_list, neuronpedia_json
 
 FORMATS = ("html", "graphml", "gexf", "json", "csv", "neuronpedia")
-GRAPH_FILE = "graph.json"  # the full, unpruned graph of a map run
 
 
 def node_link_json(graph: nx.DiGraph) -> str:
@@ -107,115 +106,6 @@ def _csv(rows: list[dict[str, Any]]) -> str:
     writer.writeheader()
     writer.writerows({k: _one_line(v) for k, v in row.items()} for row in rows)
     return out.getvalue()
-
-
-def _cantor(x: int, y: int) -> int:
-    return (x + y) * (x + y + 1) // 2 + y
-
-
-# Neuronpedia ids number a layer's MLP neurons after every SAE feature index (SAE widths stay
-# far below 2^24), so a neuron and the feature of the same layer and index never share an id.
-NEURON_OFFSET = 1 << 24
-
-
-def _description(g: dict[str, Any]) -> str:
-    """The Neuronpedia export's description: what its edges mean and the whole circuit's
-    held-out faithfulness."""
-    figures = (
-        ("F(C)", "circuit_circuit"),
-        ("F(C) without error nodes", "circuit_no_error"),
-        ("F(M minus C)", "circuit_complement"),
-    )
-    return (
-        f"circuitmap circuit of {g['targets']}: edges are ablation effects (how much of "
-        "the target stops flowing through the destination when the source is removed "
-        "on the effect prompts, relative to the target), not attributions; nodes "
-        "aggregate every token of the prompts and sit at the strongest build prompt's "
-        "peak token. Held-out faithfulness of the whole circuit: "
-        + ", ".join(f"{name} {g[k]:.2f}" for name, k in figures if k in g)
-    )
-
-
-def neuronpedia_json(graph: nx.DiGraph, slug: str, scan: str | None = None) -> dict[str, Any]:
-    """The circuit-tracer / Neuronpedia graph format (``schema_version`` 1): every node is
-    placed at the strongest build prompt's last token (where the target peaks and is read),
-    although it aggregates every token of the prompts; ``scan`` defaults to the model's.
-    Node ids (``node_id``, ``jsNodeId``, the Cantor-paired ``feature``) are unique across node
-    kinds; error nodes share ``feature`` -1 as circuit-tracer's do. The graph's supernodes (graph
-    attribute ``supernodes``) go to ``qParams.supernodes``."""
-    g = graph.graph
-    tokens = json.loads(g.get("prompt_tokens", "[]"))
-    if len(tokens) < 2:  # the viewers need two tokens at least
-        tokens = ["<bos>", *tokens] if tokens else ["<bos>", g["targets"]]
-    ctx = len(tokens) - 1
-    ids, nodes = {}, []
-    for node, d in graph.nodes(data=True):
-        layer, index = d["layer"], d["index"]
-        if d["kind"] == "error":
-            ids[node] = f"err_{layer}_{ctx}"
-            feature, kind = -1, "mlp reconstruction error"
-        else:
-            number = index + NEURON_OFFSET if d["kind"] == "neuron" else index
-            ids[node] = f"{layer}_{number}_{ctx}"
-            feature = _cantor(layer, number)
-            kind = "mlp neuron" if d["kind"] == "neuron" else "sae feature"
-        nodes.append(
-            {
-                "node_id": ids[node],
-                "feature": feature,
-                "layer": str(layer),
-                "ctx_idx": ctx,
-                "feature_type": kind,
-                "jsNodeId": f"{ids[node]}-0",
-                "clerp": d["label"],
-                "influence": 1.0 if d["kind"] == "neuron" else d.get("influence"),
-                "activation": d.get("activation"),
-            }
-        )
-    links = [
-        {"source": ids[u], "target": ids[v], "weight": d["weight"]}
-        for u, v, d in graph.edges(data=True)
-    ]
-    targets = [ids[t] for t in g["targets"].split(",") if t in ids]
-    settings = ("select", "ablation", "prompts", "n_prompts", "effect_prompts", "n_heldout")
-    settings += ("max_features", "share", "lr", "lr_units", "steps", "top_k", "restarts")
-    settings += ("controls",)
-    pruning = ("node_threshold", "edge_threshold", "nodes_total", "nodes_hidden")
-    pruning += ("edges_total", "edges_hidden", "influence_hidden")
-    metadata = {
-        "slug": slug,
-        "scan": scan or g.get("scan", g["model"]),
-        "transcoder_list": sorted({d["sae"] for _, d in graph.nodes(data=True) if "sae" in d}),
-        "prompt_tokens": tokens,
-        "prompt": g.get("prompt", ""),
-        "schema_version": 1,
-        "info": {
-            "description": _description(g),
-            "creator_name": "circuitmap",
-            "generator": {"name": "circuitmap", "version": "0.1.0"},
-        },
-        "generation_settings": {k: g[k] for k in settings if k in g},
-        "pruning_settings": {k: g[k] for k in pruning if k in g},
-    }
-    if "node_threshold" in g:
-        metadata["node_threshold"] = g["node_threshold"]
-    supernodes = supernode_list(graph)
-    circuit = [ids[n] for n, d in graph.nodes(data=True) if d.get("in_circuit")]
-    q_params = {
-        "pinnedIds": list(dict.fromkeys([*targets, *circuit])),  # the targets, the circuit
-        "supernodes": [[label, *(ids[m] for m in members)] for label, *members in supernodes],
-        "linkType": "both",
-        "clickedId": targets[0] if targets else "",
-        "sg_pos": "",
-    }
-    return {"metadata": metadata, "qParams": q_params, "nodes": nodes, "links": links}
-
-
-def graph_list(data: dict[str, Any]) -> dict[str, Any]:
-    """``graph-metadata.json``: the list circuit-tracer's local server reads beside the graphs."""
-    m = data["metadata"]
-    keys = ("slug", "scan", "prompt_tokens", "prompt")
-    return {"graphs": [{**{k: m[k] for k in keys}, "title_prefix": ""}]}
 
 
 def export(

@@ -8,26 +8,34 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from circuitmap.circuit.effects import LayerEffects
-from circuitmap.circuit.faithfulness import FAITHFULNESS_FILE, Faithfulness
+from circuitmap.circuit.faithfulness import Faithfulness
 from circuitmap.circuit.prompts import PromptSplit
-from circuitmap.circuit.selection import SELECTION_FILE, Selection
-from circuitmap.circuit.sweep import SWEEP_FILE, TargetSweep
+from circuitmap.circuit.selection import Selection
+from circuitmap.circuit.sweep import TargetSweep
 from circuitmap.errors import CircuitmapError
-from circuitmap.files.runs import BASELINE_FILE, LAYERS_DIR, target_dir
+from circuitmap.files.layout import (
+    BASELINE_FILE,
+    BASELINE_INFO_FILE,
+    FAITHFULNESS_FILE,
+    LAYERS_DIR,
+    PROMPTS_FILE,
+    SELECTION_FILE,
+    SWEEP_FILE,
+    target_dir,
+)
 from circuitmap.files.storage import (
-    atomic_save_tensors,
     atomic_write_json,
     read_json,
-    read_tensors,
     reading,
 )
+from circuitmap.files.tensors import atomic_save_tensors, read_tensors
 from circuitmap.method.baseline import Baseline
 
 if TYPE_CHECKING:
     from circuitmap.config import MapConfig, Target
 
-# One unit of work of the embedded model's default map on 2 CPU cores (the Speed table of the
-# README: 75 s for its 15 units), the pace a map's time estimate assumes.
+# One unit of work of the embedded model's default map on 2 CPU cores
+# (benchmarks/results/map_vs_report.md), the pace a map's time estimate assumes.
 UNIT_SECONDS = 5.0
 
 
@@ -47,11 +55,11 @@ def load_baseline(run_dir: Path, layers: list[int]) -> Baseline | None:
     path = run_dir / BASELINE_FILE
     if not path.exists():
         return None
-    tensors, info = read_tensors(path), read_json(run_dir / "baseline.json")
+    tensors, info = read_tensors(path), read_json(run_dir / BASELINE_INFO_FILE)
     with reading(path):
         means = {layer: tensors[f"mean_{layer}"] for layer in layers}
         vectors = {layer: tensors[f"vectors_{layer}"] for layer in layers}
-    with reading(run_dir / "baseline.json"):
+    with reading(run_dir / BASELINE_INFO_FILE):
         return Baseline(
             means=means,
             norm_ranges={int(k): tuple(v) for k, v in info["norm_ranges"].items()},
@@ -68,7 +76,7 @@ def save_baseline(run_dir: Path, base: Baseline) -> None:
         | {f"vectors_{k}": v for k, v in base.vectors.items()},
     )
     atomic_write_json(
-        run_dir / "baseline.json", {"norm_ranges": base.norm_ranges, "n_texts": base.n_texts}
+        run_dir / BASELINE_INFO_FILE, {"norm_ranges": base.norm_ranges, "n_texts": base.n_texts}
     )
 
 
@@ -76,7 +84,7 @@ def saved_prompts(config: MapConfig, run_dir: Path) -> dict[str, PromptSplit]:
     """The prompts of the targets that have them in ``run_dir``."""
     chosen = {}
     for t in config.targets:
-        path = target_dir(run_dir, t) / "prompts.json"
+        path = target_dir(run_dir, t) / PROMPTS_FILE
         if path.exists():
             data = read_json(path)
             if "effect" not in data:

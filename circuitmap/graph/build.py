@@ -75,28 +75,35 @@ from __future__ import annotations
 
 import dataclasses
 import json
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import networkx as nx
 from scipy.stats import false_discovery_control
 
-from circuitmap.circuit.contexts import short_label
-from circuitmap.circuit.effects import ERROR
-from circuitmap.config import EMBEDDED_MODEL
-from circuitmap.model.load import EMBEDDED_ID
+from circuitmap.config import EMBEDDED_ID, EMBEDDED_MODEL
+from circuitmap.graph.nodes import ERROR, feature_id, short_label
 
 if TYPE_CHECKING:
-    from circuitmap.circuit.driver import TargetResult
-    from circuitmap.circuit.selection import LayerSelection
-    from circuitmap.circuit.sweep import LayerSearch
+    from circuitmap.circuit.effects import LayerEffects
+    from circuitmap.circuit.faithfulness import Faithfulness
+    from circuitmap.circuit.prompts import PromptSplit
+    from circuitmap.circuit.selection import LayerSelection, Selection
+    from circuitmap.circuit.sweep import LayerSearch, TargetSweep
     from circuitmap.config import MapConfig, Target
     from circuitmap.sae.features import FeatureReport
 
 
-def feature_id(layer: int, index: int) -> str:
-    """A node id: ``L{layer}.F{index}``, or ``L{layer}.E`` for the layer's error node."""
-    return f"L{layer}.E" if index == ERROR else f"L{layer}.F{index}"
+@dataclass
+class TargetResult:
+    """Everything mapped for one target: what its graph is built from."""
+
+    sweep: TargetSweep
+    prompts: PromptSplit
+    selection: Selection
+    effects: dict[int, LayerEffects]  # upstream layer -> its ablation effects
+    faithfulness: Faithfulness | None  # None: not measured (config.faithfulness off)
 
 
 def build_graph(config: MapConfig, target: Target, result: TargetResult) -> nx.DiGraph:
@@ -207,7 +214,7 @@ def _add_layer_nodes(graph: nx.DiGraph, layer: int, result: TargetResult, target
     circuit = result.selection.circuit
     site = circuit is not None and layer in circuit.sites
     for node in result.effects[layer].nodes:
-        if site and node.feature == ERROR:
+        if site and circuit is not None and node.feature == ERROR:
             common["in_circuit"] = circuit.errors[layer]
         elif circuit is not None:
             common["in_circuit"] = site and node.feature in circuit.features[layer]

@@ -11,12 +11,12 @@ from collections import deque
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from circuitmap.circuit.worker import Call, Follow, Worker
 from circuitmap.config import EXECUTORS
 from circuitmap.errors import CircuitmapError, check_choice
+from circuitmap.mapping.worker import Call, Follow, Worker
 
 if TYPE_CHECKING:
-    from circuitmap.config import MapConfig
+    from circuitmap.config import ExecutorName, MapConfig
     from circuitmap.model.load import LoadedModel
 
 
@@ -109,7 +109,7 @@ Executor = LocalExecutor | RayExecutor
 
 
 def make_executor(
-    name: str, config: MapConfig, lm: LoadedModel | None = None, **ray_options: Any
+    name: ExecutorName, config: MapConfig, lm: LoadedModel | None = None, **ray_options: Any
 ) -> Executor:
     """``local`` (``lm``: a model already loaded here) or ``ray`` (``ray_options``: address,
     workers, gpus_per_worker, cpus_per_worker)."""

@@ -1,4 +1,5 @@
-"""The explorer inline in a Jupyter notebook: :func:`show` returns an object that Jupyter renders
+"""The explorer inline in a Jupyter notebook: :class:`Explorer` (what
+:func:`circuitmap.mapping.exports.show` returns) is an object that Jupyter renders
 with its ``_repr_html_``, the same page as ``circuit.html`` inside an ``<iframe srcdoc>``. The
 page is self-contained (its script, styles and data inline), so it works offline; the iframe's
 sandbox lets its script run but keeps it apart from the notebook's page and origin."""
@@ -7,12 +8,10 @@ from __future__ import annotations
 
 import html
 from dataclasses import dataclass
-from pathlib import Path
 
 import networkx as nx
 
-from circuitmap.circuit.prune import exported_graph
-from circuitmap.files.explorer import circuit_html
+from circuitmap.graph.explorer import circuit_html
 
 
 @dataclass
@@ -31,14 +30,3 @@ class Explorer:
             f'<iframe srcdoc="{html.escape(self.page(), quote=True)}" sandbox="allow-scripts" '
             f'style="width:100%;height:{self.height}px;border:1px solid #ddd"></iframe>'
         )
-
-
-def show(
-    run_dir: str | Path,
-    node_threshold: float | None = None,
-    edge_threshold: float | None = None,
-    height: int = 820,
-) -> Explorer:
-    """The explorer of a finished map run, as its export would draw it (thresholds: shares as
-    ``circuitmap export`` takes them; None: the run's)."""
-    return Explorer(exported_graph(Path(run_dir), (node_threshold, edge_threshold)), height)

@@ -1,5 +1,6 @@
-"""The run-folder layout of a map: where each target's results go, the config that makes a
-folder a map run (written first, read back on --resume), and the graph of a finished one."""
+"""A map's run folder (its file names: :mod:`circuitmap.files.layout`): the config that makes a
+folder a map run (written first, read back on --resume), the check that its finished parts
+were made with that config, and the graph of a finished one."""
 
 from __future__ import annotations
 
@@ -8,24 +9,16 @@ from typing import TYPE_CHECKING, Any
 
 from circuitmap.config import MapConfig, from_dict, to_dict
 from circuitmap.errors import CircuitmapError
-from circuitmap.files.export import GRAPH_FILE, load_graph
-from circuitmap.files.storage import CONFIG_FILE, atomic_write_json, check_run_dir, read_json
+from circuitmap.files.layout import BASELINE_FILE, CONFIG_FILE, GRAPH_FILE, MADE_WITH_FILE
+from circuitmap.files.storage import atomic_write_json, check_run_dir, read_json
+from circuitmap.graph.export import load_graph
 
 if TYPE_CHECKING:
     import networkx as nx
 
-    from circuitmap.config import Target
 
-TARGETS_DIR = "targets"
-LAYERS_DIR = "layers"
-BASELINE_FILE = "baseline.safetensors"  # the first part a map finishes
-MADE_WITH_FILE = "made_with.json"  # the config its finished parts were made with
 # Fields that change only what is measured next or exported, never a finished part.
 RESULT_ONLY_FIELDS = {"faithfulness", "curve", "node_threshold", "edge_threshold"}
-
-
-def target_dir(run_dir: Path, target: Target) -> Path:
-    return run_dir / TARGETS_DIR / target.id
 
 
 def start_map(config: MapConfig, run_dir: Path) -> None:
@@ -49,7 +42,7 @@ def open_map(config: MapConfig, run_dir: Path) -> None:
 
 def _flat(data: dict[str, Any], prefix: str = "") -> dict[str, Any]:
     """``{"optim": {"lr": 1}}`` -> ``{"optim.lr": 1}``."""
-    flat = {}
+    flat: dict[str, Any] = {}
     for key, value in data.items():
         if isinstance(value, dict):
             flat |= _flat(value, f"{prefix}{key}.")

@@ -12,12 +12,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from circuitmap.circuit.attribution import prompt_run
 from circuitmap.circuit.dashboards import TEXTS as DASHBOARD_TEXTS
 from circuitmap.circuit.dashboards import node_dashboards
-from circuitmap.circuit.decompose import decompose, token_vectors
+from circuitmap.circuit.decompose import ablation_reference, decompose
 from circuitmap.circuit.effects import layer_effects
 from circuitmap.circuit.faithfulness import measure
+from circuitmap.circuit.prompt_run import prompt_run
 from circuitmap.circuit.prompts import top_prompts
 from circuitmap.circuit.selection import select_circuit
 from circuitmap.circuit.sweep import sweep_target
@@ -30,10 +30,10 @@ from circuitmap.model.load import cache_root, load_model
 from circuitmap.sae.store import SAEStore
 
 if TYPE_CHECKING:
-    from circuitmap.circuit.attribution import PromptRun
     from circuitmap.circuit.decompose import LayerDecomposition
     from circuitmap.circuit.effects import LayerEffects
     from circuitmap.circuit.faithfulness import Faithfulness
+    from circuitmap.circuit.prompt_run import PromptRun
     from circuitmap.circuit.prompts import PromptSplit
     from circuitmap.circuit.selection import Selection
     from circuitmap.circuit.sweep import TargetSweep
@@ -148,10 +148,7 @@ class Worker:
         if target.id not in self._decompositions:
             layers = self.config.upstream_layers(target)
             ablation = self.config.ablation
-            if ablation == "silent":
-                reference = token_vectors(self.lm, split.silent, layers)
-            else:
-                reference = {layer: baseline.vectors[layer] for layer in layers}
+            reference = ablation_reference(self.lm, ablation, split.silent, baseline, layers)
             self._decompositions[target.id] = {
                 layer: decompose(layer, s.sae, reference[layer], ablation)
                 for layer, s in self.saes(layers).items()

@@ -6,12 +6,8 @@ grouped into supernodes), and the strongest chain into a target."""
 from __future__ import annotations
 
 import statistics
-from pathlib import Path
 
 import networkx as nx
-
-from circuitmap.circuit.supernodes import add_supernodes
-from circuitmap.files.runs import load_finished_map
 
 # Graph attributes that merging several targets averages (per-layer diagnostics) ...
 FAITHFULNESS_FIGURES = (
@@ -87,16 +83,6 @@ def merge_graphs(graphs: list[nx.DiGraph]) -> nx.DiGraph:
     return merged
 
 
-def target_subgraph(graph: nx.DiGraph, target: str) -> nx.DiGraph:
-    """The part of a (merged) graph that belongs to the target with id ``target``."""
-    nodes = [n for n, d in graph.nodes(data=True) if target in d["targets"].split(",")]
-    sub = graph.subgraph(nodes).copy()
-    sub.remove_edges_from(
-        [(u, v) for u, v, d in sub.edges(data=True) if target not in d["targets"].split(",")]
-    )
-    return sub
-
-
 def prune(graph: nx.DiGraph, node_threshold: float, edge_threshold: float) -> nx.DiGraph:
     """A copy that keeps, in each layer, the fewest nodes whose summed |influence| reaches
     ``node_threshold`` of the layer's (error nodes and the whole circuit's nodes always stay),
@@ -137,21 +123,6 @@ def prune(graph: nx.DiGraph, node_threshold: float, edge_threshold: float) -> nx
         influence_hidden=hidden_share / total_share if total_share > 0 else 0.0,
     )
     return pruned
-
-
-def exported_graph(
-    run_dir: Path, thresholds: tuple[float | None, float | None] = (None, None)
-) -> nx.DiGraph:
-    """A finished map's graph as it is exported: pruned with ``thresholds`` (node, edge; None:
-    the run's) and grouped into supernodes."""
-    config, graph = load_finished_map(run_dir)
-    node, edge = thresholds
-    pruned = prune(
-        graph,
-        config.node_threshold if node is None else node,
-        config.edge_threshold if edge is None else edge,
-    )
-    return add_supernodes(pruned)
 
 
 def _cumulative(values: list[float], threshold: float) -> int:

@@ -8,21 +8,12 @@ from typing import TYPE_CHECKING, Any
 
 import networkx as nx
 
-from circuitmap.circuit.dashboards import FILE as DASHBOARDS_FILE
 from circuitmap.circuit.dashboards import TEXTS as DASHBOARD_TEXTS
-from circuitmap.circuit.driver import check_targets, map_circuit
-from circuitmap.circuit.executors import LocalExecutor, make_executor
-from circuitmap.circuit.graph import build_graph, feature_id
 from circuitmap.circuit.prompts import MAP_PROMPTS
-from circuitmap.circuit.prune import exported_graph, merge_graphs, prune
-from circuitmap.circuit.saved import check_saved
-from circuitmap.circuit.supernodes import add_supernodes
-from circuitmap.circuit.worker import Worker
-from circuitmap.errors import CircuitmapError, check_share
-from circuitmap.files.export import FORMATS, GRAPH_FILE, export, node_link_json
+from circuitmap.errors import CircuitmapError
+from circuitmap.files.layout import DASHBOARDS_FILE, GRAPH_FILE, target_dir
 from circuitmap.files.lock import run_lock
 from circuitmap.files.prompt_sets import read_prompt_set
-from circuitmap.files.runs import check_made_with, load_map_config, start_map, target_dir
 from circuitmap.files.storage import (
     atomic_write_json,
     atomic_write_text,
@@ -30,6 +21,16 @@ from circuitmap.files.storage import (
     read_json,
     writable_dir,
 )
+from circuitmap.graph.build import build_graph
+from circuitmap.graph.export import export, node_link_json
+from circuitmap.graph.nodes import feature_id
+from circuitmap.graph.prune import merge_graphs, prune
+from circuitmap.graph.supernodes import add_supernodes
+from circuitmap.mapping.driver import check_targets, map_circuit
+from circuitmap.mapping.executors import LocalExecutor, make_executor
+from circuitmap.mapping.folder import check_made_with, load_map_config, start_map
+from circuitmap.mapping.saved import check_saved
+from circuitmap.mapping.worker import Worker
 from circuitmap.method.patchscope import check_prompt
 from circuitmap.model.load import (
     cache_root,
@@ -43,9 +44,10 @@ from circuitmap.sae.train import missing_own_saes, other_recipe_saes, train_miss
 from circuitmap.sae.train_config import SAETrainConfig
 
 if TYPE_CHECKING:
-    from circuitmap.circuit.driver import Log, TargetResult
-    from circuitmap.circuit.executors import Executor
-    from circuitmap.config import MapConfig
+    from circuitmap.config import ExecutorName, MapConfig
+    from circuitmap.graph.build import TargetResult
+    from circuitmap.mapping.driver import Log
+    from circuitmap.mapping.executors import Executor
 
 
 def check_own_saes(config: MapConfig, train_saes: bool) -> list[int]:
@@ -119,7 +121,7 @@ def finish_map(
     config: MapConfig,
     run_dir: Path,
     *,
-    executor: str = "local",
+    executor: ExecutorName = "local",
     train_saes: bool = True,
     sae_tokens: int = SAETrainConfig.n_tokens,
     ray_options: dict[str, Any] | None = None,
@@ -206,21 +208,3 @@ def with_dashboards(graph: nx.DiGraph, dashboards: dict[str, Any]) -> nx.DiGraph
             graph.nodes[node].update(attributes)
     graph.graph["dashboard_texts"] = DASHBOARD_TEXTS
     return graph
-
-
-def reexport(
-    run_dir: Path,
-    formats: tuple[str, ...] = FORMATS,
-    thresholds: tuple[float | None, float | None] = (None, None),
-    out: Path | None = None,
-    scan: str | None = None,
-) -> tuple[nx.DiGraph, list[Path]]:
-    """Export a finished map again (other formats, or other node and edge thresholds; None:
-    the run's) without the model. A threshold outside (0, 1] is a one-line error."""
-    for name, value in zip(("node threshold", "edge threshold"), thresholds, strict=True):
-        if value is not None:
-            check_share(name, value)
-    pruned = exported_graph(run_dir, thresholds)
-    if out is not None:
-        writable_dir(out, "output folder")
-    return pruned, export(pruned, out or run_dir, formats, scan=scan)

@@ -22,7 +22,7 @@ from importlib.resources import files
 
 import networkx as nx
 
-from circuitmap.files.explorer_data import Cut, fit_to_page, page_data
+from circuitmap.graph.explorer_data import Cut, fit_to_page, page_data
 
 
 def _asset(name: str) -> str:

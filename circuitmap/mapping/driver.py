@@ -1,7 +1,7 @@
 """The search driver: maps every upstream layer of each target into a run folder, unit by unit,
 so an interrupted map resumes where it stopped.
 
-Units of work (see :mod:`circuitmap.circuit.worker`), in dependency order:
+Units of work (see :mod:`circuitmap.mapping.worker`), in dependency order:
 1. the Mean Vectors of every mapped layer (shared by all targets), once per run;
 2. each target's real prompts (one pass over the prompt pool for all targets);
 3. per target, the sweep: gradient ascent, Patchscope and SAE features at all upstream layers
@@ -14,56 +14,36 @@ Units of work (see :mod:`circuitmap.circuit.worker`), in dependency order:
 Each result is written atomically (JSON last, as the completion marker) as soon as it arrives,
 whether from this process or from a Ray worker.
 
-Run folder::
-
-    config.json                      the MapConfig (the source of truth on --resume)
-    made_with.json, .lock            the config the parts were made with; the writer's lock
-    baseline.safetensors/.json       Mean Vectors and norm ranges of every mapped layer
-    targets/L{L}.N{n}/prompts.json   build, held-out and silent prompts (texts, tokens, peaks)
-    targets/L{L}.N{n}/sweep.*        X_l, trajectories, decodes, features of every layer
-    targets/L{L}.N{n}/selection.json each layer's ranked features and how many are kept
-    targets/L{L}.N{n}/layers/layer_{l:02d}.json   ablation effects of layer l's nodes and edges
-    targets/L{L}.N{n}/faithfulness.json           the circuit on the held-out prompts
+The run folder's files: :mod:`circuitmap.files.layout`.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from circuitmap.circuit.effects import LayerEffects
 from circuitmap.circuit.faithfulness import Faithfulness
 from circuitmap.circuit.prompts import POSITION_EFFECT, PromptSplit, check_fires
-from circuitmap.circuit.saved import Done, load_baseline, save_baseline, saved_prompts
 from circuitmap.circuit.selection import Selection
 from circuitmap.circuit.sweep import TargetSweep
-from circuitmap.circuit.worker import Call, Worker
 from circuitmap.config import Target
 from circuitmap.errors import CircuitmapError
-from circuitmap.files.runs import LAYERS_DIR, open_map, target_dir
+from circuitmap.files.layout import LAYERS_DIR, PROMPTS_FILE, target_dir
 from circuitmap.files.storage import atomic_write_json
+from circuitmap.graph.build import TargetResult
+from circuitmap.mapping.folder import open_map
+from circuitmap.mapping.saved import Done, load_baseline, save_baseline, saved_prompts
+from circuitmap.mapping.worker import Call, Worker
 from circuitmap.model.load import check_target, model_shape
 from circuitmap.progress import progress
 
 if TYPE_CHECKING:
-    from circuitmap.circuit.executors import Executor
     from circuitmap.config import MapConfig
+    from circuitmap.mapping.executors import Executor
     from circuitmap.method.baseline import Baseline
 
 Log = Callable[[str], None]
-
-
-@dataclass
-class TargetResult:
-    """Everything mapped for one target."""
-
-    sweep: TargetSweep
-    prompts: PromptSplit
-    selection: Selection
-    effects: dict[int, LayerEffects]  # upstream layer -> its ablation effects
-    faithfulness: Faithfulness | None  # None: not measured (config.faithfulness off)
 
 
 def run_baseline(config: MapConfig, run_dir: Path, executor: Executor) -> Baseline:
@@ -84,7 +64,7 @@ def _prompts(config: MapConfig, run_dir: Path, executor: Executor) -> dict[str, 
         found = executor.call(Worker.prompts, missing)
         for t in missing:
             chosen[t.id] = found[t.id]
-            atomic_write_json(target_dir(run_dir, t) / "prompts.json", found[t.id].to_dict())
+            atomic_write_json(target_dir(run_dir, t) / PROMPTS_FILE, found[t.id].to_dict())
     for t in config.targets:
         check_fires(t, chosen[t.id])
     return chosen
