@@ -27,7 +27,7 @@ if TYPE_CHECKING:
 
 MASK_STEPS = 16  # straight-through steps that refine the pruned circuit
 MASK_LR = 0.1  # Adam's step on the nodes' logits
-PRUNE_STEPS = 12  # attribution-pruning steps from every active feature down to the budget
+PRUNE_STEPS = 24  # attribution-pruning steps from every active feature down to the budget
 
 
 def site_options(config: MapConfig, target: Target) -> list[list[int]]:
