@@ -207,6 +207,7 @@ def test_the_whole_circuit_is_the_planted_path_and_reproduces_the_target(planted
     heldout = prompt_run(lm, split.heldout, [1, 2], TARGET)
     circuit = choose_whole(lm, decs, build, TARGET, [1, 2], budget=2, steps=4)
     assert circuit.features == {1: [A], 2: [B]}
+    assert circuit.feature_nodes <= 2  # the budget counts nodes of either position class
     measured = measure_whole(lm, decs, heldout, TARGET, circuit, budget=2)
     # Above 1 where the other features' silent means shrink the RMSNorm's scale.
     assert 0.9 < measured.circuit < 1.2
