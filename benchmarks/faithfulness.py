@@ -80,6 +80,7 @@ def measure_target(target: Target, args: argparse.Namespace, lm) -> dict:
         "sites": ",".join(map(str, whole.sites)),
         "features": whole.feature_nodes,
         "errors": whole.error_nodes,
+        "by_position": " / ".join(f"{f}+{e}" for f, e in (whole.positions or {}).values()),
         "completeness": result.mean("completeness"),
         "sufficiency": result.mean("sufficiency"),
         "joint": result.joint_sufficiency,
@@ -89,7 +90,8 @@ def measure_target(target: Target, args: argparse.Namespace, lm) -> dict:
     print(
         f"{target.id}: F(C) {_fmt(whole.circuit)} (no error nodes {_fmt(whole.no_error)}), "
         f"F(M∖C) {_fmt(whole.complement)}, random {_fmt(whole.random)}, "
-        f"{whole.feature_nodes} features + {whole.error_nodes} error nodes at {row['sites']}, "
+        f"{whole.feature_nodes} features + {whole.error_nodes} error nodes at {row['sites']} "
+        f"(context / peak: {row['by_position']}), "
         f"{row['seconds']:.0f} s",
         flush=True,
     )
@@ -98,16 +100,17 @@ def measure_target(target: Target, args: argparse.Namespace, lm) -> dict:
 
 def table(targets: list[Target], rows: list[dict]) -> str:
     head = (
-        "| target | sites | feature nodes | error nodes | "
+        "| target | sites | feature nodes | error nodes | context / peak (features+errors) | "
         + " | ".join(title for title, _ in COLUMNS)
         + " | per-layer completeness | per-layer sufficiency | per-layer circuits joint | "
         "prompts build/effect/held-out | s |"
     )
-    lines = [head, "|" + " --- |" * 14]
+    lines = [head, "|" + " --- |" * 15]
     for target, row in zip(targets, rows, strict=True):
         figures = " | ".join(_fmt(row[name]) for _, name in COLUMNS)
         lines.append(
-            f"| {target.id} | {row['sites']} | {row['features']} | {row['errors']} | {figures} "
+            f"| {target.id} | {row['sites']} | {row['features']} | {row['errors']} "
+            f"| {row['by_position']} | {figures} "
             f"| {_fmt(row['completeness'])} | {_fmt(row['sufficiency'])} | {_fmt(row['joint'])} "
             f"| {row['prompts']} | {row['seconds']:.0f} |"
         )
@@ -115,7 +118,7 @@ def table(targets: list[Target], rows: list[dict]) -> str:
     lines.append(
         f"| **median of {len(rows)}** | | "
         f"{statistics.median(r['features'] for r in rows):.0f} | "
-        f"{statistics.median(r['errors'] for r in rows):.0f} | {medians} "
+        f"{statistics.median(r['errors'] for r in rows):.0f} | | {medians} "
         f"| {_median([r['completeness'] for r in rows])} "
         f"| {_median([r['sufficiency'] for r in rows])} | {_median([r['joint'] for r in rows])} "
         f"| | {statistics.median(r['seconds'] for r in rows):.0f} |"

@@ -58,10 +58,13 @@ class LayerDecomposition:
     ) -> torch.Tensor:
         """x (rows, seq, d_model) with, in row r, the features weighted by ``removed[r]``
         (rows, d_sae; 1 = removed) and the error term weighted by ``error[r]`` (rows,) replaced
-        by their reference values at the ``real`` (rows, seq) tokens; differentiable in x and
-        in the weights where gradients are enabled (fractional weights interpolate)."""
+        by their reference values at the ``real`` (rows, seq) tokens; weights given per token
+        (rows, seq, d_sae) and (rows, seq) apply token by token. Differentiable in x and in the
+        weights where gradients are enabled (fractional weights interpolate)."""
         f, e = self.encode(x)  # (rows, seq, d_sae), (rows, seq, d_model)
-        delta = self._delta(f, e, removed[:, None, :], error[:, None, None])  # (rows, seq, d)
+        if removed.dim() == 2:  # the same weights at every token
+            removed, error = removed[:, None, :], error[:, None]
+        delta = self._delta(f, e, removed, error[..., None])  # (rows, seq, d)
         return (x.float() - real[..., None] * delta).to(x.dtype)
 
     def remove_each(

@@ -1,34 +1,38 @@
 """The whole circuit: nodes at several sites chosen together for the target.
 
 After Marks et al., *Sparse Feature Circuits* (2024), ``ablation.py``: the nodes of a site are
-its SAE features and its error term (the error node). A circuit C keeps some nodes of each site;
-every other node is removed (replaced by its reference value, see
-:mod:`circuitmap.circuit.decompose`) at every real token, in one forward that starts at the
-first site, where each later site reads the already edited stream. With m(.) the target's mean
-over prompts at their last token,
+its SAE features and its error term (the error node), each split by position class as
+circuit-tracer's graphs are per position (Ameisen et al., *Circuit Tracing*, 2025): a node at
+the context (the real tokens before the target's peak) and the same feature at the peak (the
+last token) are two nodes. A circuit C keeps some nodes of each site; every other node is
+removed (replaced by its reference value, see :mod:`circuitmap.circuit.decompose`) at the
+tokens of its class, in one forward that starts at the first site, where each later site reads
+the already edited stream. With m(.) the target's mean over prompts at their last token,
 
     F(C) = (m(C) - m(empty)) / (m(M) - m(empty))
 
 where M keeps every node (the clean model) and the empty circuit removes every node at every
-site. F(M minus C) (C removed, the rest kept) says what is left without the circuit. A ratio
-is undefined (None) unless m(M) is above 0 and its denominator above 1% of m(M) (see
-:func:`ratio`); a ratio above 1 is stored as it is.
+site and position. F(M minus C) (C removed, the rest kept) says what is left without the
+circuit. A ratio is undefined (None) unless m(M) is above 0 and its denominator above 1% of
+m(M) (see :func:`ratio`); a ratio above 1 is stored as it is.
 
-The circuit is learned for that objective on the build prompts, after the learned masks of
-"Scaling sparse feature circuit finding to Gemma 9B" (a follow-up of Marks et al.): every
-candidate node has a logit, and each of ``MASK_STEPS`` Adam steps runs the circuit of the
-``budget`` features of highest logit over all sites (and the error nodes of positive logit) in
-one forward and backward, with straight-through gradients (the sigmoid's) for the logits, on
-the loss mean over prompts of ((m_p(C) - m_p(M)) / (m(M) - m(empty)))^2. The circuit kept is
-the one of lowest loss seen. Candidates are each site's ``CANDIDATES`` active features of
-highest attribution, ranked by it at the start (the first step is the attribution circuit
-with the budget shared equally); error nodes start kept and do not count against the budget.
-The sites, unless given, are the evenly spaced layers whose attribution circuit does best on
-the build prompts (:func:`~circuitmap.circuit.whole_choice.choose_sites`).
+The circuit is learned for that objective on the build prompts
+(:mod:`circuitmap.circuit.whole_learn`), within a budget of feature nodes (of either class;
+error nodes on top): attribution pruning from every feature active on the build prompts, at
+both classes, down to the budget, each step ranking the kept nodes by the gradient of the
+target at the current circuit (Syed et al., *Attribution Patching Outperforms Automated
+Circuit Discovery*, 2023); then straight-through steps on the nodes' logits after the learned
+masks of "Scaling sparse feature circuit finding to Gemma 9B" (a follow-up of Marks et al.),
+whose forward is the circuit of the ``budget`` feature nodes of highest logit (and the error
+nodes of positive logit), on the loss ((m(C) - m(M)) / (m(M) - m(empty)))^2, i.e. (1 - F(C))^2
+on the build prompts; the circuit kept is the one of lowest loss seen. The sites, unless
+given, are the evenly spaced layers whose attribution circuit does best on the build prompts
+(:func:`~circuitmap.circuit.whole_choice.choose_sites`).
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -44,49 +48,99 @@ if TYPE_CHECKING:
     from circuitmap.model.load import LoadedModel
 
 CURVE = (5, 10, 20, 40)  # feature nodes of the whole-circuit curve (and the budget itself)
-Masks = dict[int, torch.Tensor]  # site -> (rows, d_sae + 1) kept weights; the last: error node
+# A node's position class, after circuit-tracer's per-position graphs: the real tokens before
+# the target's peak ("context") and the peak, the last token ("peak"). A feature (or a site's
+# error term) at the context and at the peak are two nodes, kept or removed apart.
+POSITIONS = ("context", "peak")
+Masks = dict[int, torch.Tensor]  # site -> (rows, 2, d_sae + 1) kept weights by position class
+# (POSITIONS' order); the last column: the error node
+Kept = list[int] | None  # a site's kept features at a position class (None: every feature)
 
 
 @dataclass
 class WholeCircuit:
-    """A target's circuit over its sites: each site's kept features, best first, whether its
-    error node is kept, and each kept feature's learned logit (``scores``, same order)."""
+    """A target's circuit over its sites: per site and position class, its kept features best
+    first (``nodes``), whether its error node is kept (``error_at``), and each kept feature's
+    learned logit (``scores``, same order)."""
 
     sites: list[int]
-    features: dict[int, list[int]]
-    errors: dict[int, bool]
-    scores: dict[int, list[float]]
+    nodes: dict[int, dict[str, list[int]]]
+    error_at: dict[int, dict[str, bool]]
+    scores: dict[int, dict[str, list[float]]]
     seconds: float
 
     @property
+    def features(self) -> dict[int, list[int]]:
+        """Each site's features kept at some position class, best first."""
+        return {
+            site: _unique(f for site_, _, f in self.ranked() if site_ == site)
+            for site in self.sites
+        }
+
+    @property
+    def errors(self) -> dict[int, bool]:
+        """Whether each site keeps its error node at some position class."""
+        return {site: any(self.error_at[site].values()) for site in self.sites}
+
+    @property
     def feature_nodes(self) -> int:
-        return sum(len(f) for f in self.features.values())
+        return sum(len(f) for by in self.nodes.values() for f in by.values())
 
     @property
     def error_nodes(self) -> int:
-        return sum(self.errors.values())
+        return sum(sum(by.values()) for by in self.error_at.values())
 
-    def ranked(self) -> list[tuple[int, int]]:
-        """Every kept feature as (site, feature), by score, best first."""
-        pairs = [
-            (score, site, f)
+    def count(self, position: str) -> tuple[int, int]:
+        """Feature and error nodes kept at ``position``."""
+        features = sum(len(self.nodes[site][position]) for site in self.sites)
+        return features, sum(self.error_at[site][position] for site in self.sites)
+
+    def ranked(self) -> list[tuple[int, str, int]]:
+        """Every kept feature node as (site, position class, feature), by score, best first."""
+        triples = [
+            (score, site, position, f)
             for site in self.sites
-            for f, score in zip(self.features[site], self.scores[site], strict=True)
+            for position in POSITIONS
+            for f, score in zip(
+                self.nodes[site][position], self.scores[site][position], strict=True
+            )
         ]
-        return [(site, f) for _, site, f in sorted(pairs, key=lambda p: -p[0])]
+        return [(s, p, f) for _, s, p, f in sorted(triples, key=lambda t: -t[0])]
 
-    def top(self, k: int) -> dict[int, list[int]]:
-        """The ``k`` best features of the circuit, by site."""
-        chosen: dict[int, list[int]] = {site: [] for site in self.sites}
-        for site, f in self.ranked()[:k]:
-            chosen[site].append(f)
+    def top(self, k: int) -> dict[int, dict[str, Kept]]:
+        """The ``k`` best feature nodes of the circuit, by site and position class."""
+        chosen: dict[int, dict[str, Kept]] = {s: {p: [] for p in POSITIONS} for s in self.sites}
+        for site, position, f in self.ranked()[:k]:
+            chosen[site][position].append(f)  # type: ignore[union-attr]
         return chosen
 
     @classmethod
     def from_dict(cls, data: dict) -> WholeCircuit:
-        keyed = {k: {int(s): v for s, v in data[k].items()} for k in ("features", "errors")}
-        scores = {int(s): v for s, v in data["scores"].items()}
-        return cls(data["sites"], **keyed, scores=scores, seconds=data["seconds"])
+        """Read back :func:`dataclasses.asdict`'s output; a circuit without position classes
+        keeps each of its nodes at both."""
+        if "nodes" not in data:
+            both = {
+                k: {s: {p: v for p in POSITIONS} for s, v in data[k].items()}
+                for k in ("features", "errors", "scores")
+            }
+            data = {
+                "sites": data["sites"],
+                "nodes": both["features"],
+                "error_at": both["errors"],
+                "scores": both["scores"],
+                "seconds": data["seconds"],
+            }
+        keyed = {
+            k: {int(s): v for s, v in data[k].items()} for k in ("nodes", "error_at", "scores")
+        }
+        return cls(data["sites"], **keyed, seconds=data["seconds"])
+
+
+def _unique(items) -> list[int]:
+    seen: dict[int, None] = {}
+    for item in items:
+        seen.setdefault(item, None)
+    return list(seen)
 
 
 def ratio(numerator: float, denominator: float, scale: float) -> float | None:
@@ -95,25 +149,34 @@ def ratio(numerator: float, denominator: float, scale: float) -> float | None:
     return numerator / denominator if scale > 0 and denominator > 0.01 * scale else None
 
 
+Site = Kept | dict[str, Kept]  # a site's kept features: the same at both classes, or by class
+Errors = bool | dict[str, bool]  # a site's error node kept: at both classes, or by class
+
+
 def masks_of(
     decompositions: dict[int, LayerDecomposition],
-    keep: list[tuple[dict[int, list[int] | None], dict[int, bool]]],
+    keep: Sequence[tuple[Mapping[int, Site], Mapping[int, Errors]]],
 ) -> Masks:
-    """Kept-weight masks, one row per entry of ``keep``: (features kept per site, None: every
-    feature; error node kept per site)."""
+    """Kept-weight masks, one row per entry of ``keep``: (features kept per site, error node
+    kept per site), each the same at both position classes or given by class."""
     masks = {}
     for site, dec in decompositions.items():
         d_sae = dec.directions.shape[0]
-        rows = torch.zeros(len(keep), d_sae + 1)
+        rows = torch.zeros(len(keep), len(POSITIONS), d_sae + 1)
         for row, (features, errors) in enumerate(keep):
-            chosen = features[site]
-            if chosen is None:
-                rows[row, :d_sae] = 1.0
-            else:
-                rows[row, chosen] = 1.0
-            rows[row, d_sae] = float(errors[site])
+            for c, position in enumerate(POSITIONS):
+                chosen, error = _at(features[site], position), _at(errors[site], position)
+                if chosen is None:
+                    rows[row, c, :d_sae] = 1.0
+                else:
+                    rows[row, c, chosen] = 1.0
+                rows[row, c, d_sae] = float(error)
         masks[site] = rows
     return masks
+
+
+def _at(value, position: str):
+    return value[position] if isinstance(value, dict) else value
 
 
 def masked_target(
@@ -152,10 +215,10 @@ def _group(
     edits = [start_at(lm.model, sites[0], run.resid[sites[0]].repeat(rows, 1, 1))]
     for site in sites:
         dec = decompositions[site]
-        kept = masks[site].repeat_interleave(n, 0)  # (rows * n, d_sae + 1)
+        kept = by_token(masks[site], run.real.shape[1]).repeat_interleave(n, 0)
 
         def edit(hidden: torch.Tensor, dec=dec, kept=kept) -> torch.Tensor:
-            edited = dec.remove(hidden.cpu(), real, 1 - kept[:, :-1], 1 - kept[:, -1])
+            edited = dec.remove(hidden.cpu(), real, 1 - kept[..., :-1], 1 - kept[..., -1])
             return edited.to(hidden.device, hidden.dtype)
 
         edits.append(edit_resid_pre(lm.model, site, edit))
@@ -164,12 +227,19 @@ def _group(
     return out.target(target).cpu().view(rows, n)
 
 
+def by_token(mask: torch.Tensor, seq: int) -> torch.Tensor:
+    """A site's mask (rows, 2, width) by token: (rows, seq, width), the peak's row at the last
+    column (left-padded prompts end at their peak) and the context's elsewhere."""
+    peak = torch.arange(seq) == seq - 1
+    return torch.where(peak[None, :, None], mask[:, 1:2], mask[:, 0:1])
+
+
 def active(dec: LayerDecomposition, run: PromptRun) -> torch.Tensor:
     """(d_sae,) bool: the features of ``dec``'s layer active at some real token of ``run``."""
     f, _ = dec.encode(run.resid[dec.layer])  # (n, seq, d_sae)
     return (f * run.real[..., None]).amax((0, 1)) > 0
 
 
-def nothing(sites: list[int]) -> tuple[dict[int, list[int] | None], dict[int, bool]]:
+def nothing(sites: list[int]) -> tuple[dict[int, Site], dict[int, Errors]]:
     """The empty circuit: every feature and error node removed at every site."""
     return {site: [] for site in sites}, {site: False for site in sites}

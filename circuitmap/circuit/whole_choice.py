@@ -3,14 +3,21 @@ method): its sites, then its nodes, learned on the build prompts."""
 
 from __future__ import annotations
 
-import math
 import time
 from typing import TYPE_CHECKING
 
 import torch
 
 from circuitmap.circuit.attribution import attribution
-from circuitmap.circuit.whole import WholeCircuit, active, masked_target, masks_of, nothing
+from circuitmap.circuit.whole import (
+    POSITIONS,
+    WholeCircuit,
+    active,
+    masked_target,
+    masks_of,
+    nothing,
+)
+from circuitmap.circuit.whole_learn import Objective, prune, straight_through
 
 if TYPE_CHECKING:
     from circuitmap.circuit.decompose import LayerDecomposition
@@ -18,24 +25,9 @@ if TYPE_CHECKING:
     from circuitmap.config import MapConfig, Target
     from circuitmap.model.load import LoadedModel
 
-MASK_STEPS = 24  # forward-and-backward passes that learn the circuit
+MASK_STEPS = 16  # straight-through steps that refine the pruned circuit
 MASK_LR = 0.1  # Adam's step on the nodes' logits
-CANDIDATES = 256  # features per site that may join the circuit: the best by attribution
-
-
-def _hard(logits: dict[int, torch.Tensor], budget: int) -> dict[int, torch.Tensor]:
-    """Binary kept weights (n_candidates + 1,) per site: the ``budget`` candidate features of
-    highest logit over all sites, and each error node whose logit is positive."""
-    pooled = torch.cat([v[:-1] for v in logits.values()])
-    top = pooled.topk(min(budget, len(pooled))).indices
-    chosen = torch.zeros(len(pooled))
-    chosen[top] = 1.0
-    hard, offset = {}, 0
-    for site, v in logits.items():
-        n = len(v) - 1
-        hard[site] = torch.cat([chosen[offset : offset + n], (v[-1:] > 0).float()])
-        offset += n
-    return hard
+PRUNE_STEPS = 24  # attribution-pruning steps from every active feature down to the budget
 
 
 def site_options(config: MapConfig, target: Target) -> list[list[int]]:
@@ -90,51 +82,53 @@ def choose_whole(
     target: Target,
     sites: list[int],
     budget: int,
-    steps: int = MASK_STEPS,
+    steps: int | None = None,
 ) -> WholeCircuit:
     """The circuit over ``sites`` with at most ``budget`` feature nodes, learned on the build
-    prompts ``run`` (see the module docstring)."""
+    prompts ``run`` (see the module docstring): attribution pruning from every active feature
+    (:func:`~circuitmap.circuit.whole_learn.prune`, ``PRUNE_STEPS`` steps), then ``steps``
+    (default ``MASK_STEPS``) straight-through steps that may swap its nodes."""
     start = time.perf_counter()
     decs = {site: decompositions[site] for site in sites}
-    clean = run.target  # (n,)
     with torch.no_grad():
         empty = masked_target(lm, decs, run, target, masks_of(decs, [nothing(sites)]))[0]
-    span = max(abs((clean - empty).mean().item()), 1e-6)
-    candidates, logits = {}, {}
-    for site, dec in decs.items():
-        scores = attribution(dec, run)[0].mean(0)  # (d_sae,)
-        fires = active(dec, run)
-        order = scores.masked_fill(~fires, -math.inf).argsort(descending=True)
-        count = min(CANDIDATES, int(fires.sum()))
-        candidates[site] = order[:count]
-        rank = torch.linspace(1.0, -1.0, count)  # the site's best first
-        logits[site] = torch.cat([rank, torch.ones(1)]).requires_grad_(True)
-    optimiser = torch.optim.Adam(list(logits.values()), lr=MASK_LR)
-    best: tuple[float, dict[int, torch.Tensor], dict[int, torch.Tensor]] = (math.inf, {}, {})
-    for _ in range(steps):
-        now = {site: v.detach().clone() for site, v in logits.items()}
-        hard = _hard(now, budget)
-        with torch.enable_grad():
-            masks = {}
-            for site, dec in decs.items():
-                soft = torch.sigmoid(logits[site])
-                kept = hard[site] + soft - soft.detach()  # straight-through: hard forward
-                full = torch.zeros(dec.directions.shape[0] + 1)
-                index = torch.cat([candidates[site], torch.tensor([len(full) - 1])])
-                masks[site] = full.index_put((index,), kept)[None]
-            values = masked_target(lm, decs, run, target, masks)[0]  # (n,)
-            loss = (((values - clean) / span) ** 2).mean()
-            optimiser.zero_grad()
-            loss.backward()
-        if loss.item() < best[0]:
-            best = (loss.item(), hard, now)
-        optimiser.step()
-    features, site_scores, errors = {}, {}, {}
-    _, hard, chosen_logits = best
+    span = max(abs((run.target - empty).mean().item()), 1e-6)
+    candidates = {site: active(dec, run).nonzero()[:, 0] for site, dec in decs.items()}
+    objective = Objective(
+        lambda masks: masked_target(lm, decs, run, target, masks)[0],
+        run.target,
+        {site: dec.directions.shape[0] for site, dec in decs.items()},
+        candidates,
+        span,
+    )
+    kept, effect = prune(objective, budget, PRUNE_STEPS)
+    top = max(max(float(v.max()) for v in effect.values()), 1e-12)
+    logits = {  # kept nodes in [0.5, 1], the rest in [-1, -0.5], by their last estimate
+        site: torch.where(kept[site] > 0, 0.5, -1.0) + 0.5 * effect[site] / top for site in sites
+    }
+    kept, logits = straight_through(
+        objective, logits, budget, MASK_STEPS if steps is None else steps, MASK_LR
+    )
+    return _circuit(sites, candidates, kept, logits, time.perf_counter() - start)
+
+
+def _circuit(
+    sites: list[int],
+    candidates: dict[int, torch.Tensor],
+    hard: dict[int, torch.Tensor],
+    logits: dict[int, torch.Tensor],
+    seconds: float,
+) -> WholeCircuit:
+    """The circuit of the kept weights ``hard`` over ``candidates``, best logit first."""
+    nodes: dict[int, dict[str, list[int]]] = {}
+    scores: dict[int, dict[str, list[float]]] = {}
+    errors: dict[int, dict[str, bool]] = {}
     for site in sites:
-        chosen = hard[site][:-1].nonzero()[:, 0]
-        order = chosen_logits[site][chosen].argsort(descending=True)
-        features[site] = candidates[site][chosen[order]].tolist()
-        site_scores[site] = chosen_logits[site][chosen[order]].tolist()
-        errors[site] = bool(hard[site][-1])
-    return WholeCircuit(sites, features, errors, site_scores, time.perf_counter() - start)
+        nodes[site], scores[site], errors[site] = {}, {}, {}
+        for c, position in enumerate(POSITIONS):
+            chosen = hard[site][c, :-1].nonzero()[:, 0]
+            order = logits[site][c, chosen].argsort(descending=True)
+            nodes[site][position] = candidates[site][chosen[order]].tolist()
+            scores[site][position] = logits[site][c, chosen[order]].tolist()
+            errors[site][position] = bool(hard[site][c, -1])
+    return WholeCircuit(sites, nodes, errors, scores, seconds)

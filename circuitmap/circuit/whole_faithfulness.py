@@ -10,7 +10,15 @@ from typing import TYPE_CHECKING
 import torch
 from scipy.integrate import trapezoid
 
-from circuitmap.circuit.whole import CURVE, WholeCircuit, active, masked_target, masks_of, ratio
+from circuitmap.circuit.whole import (
+    CURVE,
+    POSITIONS,
+    WholeCircuit,
+    active,
+    masked_target,
+    masks_of,
+    ratio,
+)
 
 if TYPE_CHECKING:
     from circuitmap.circuit.decompose import LayerDecomposition
@@ -39,6 +47,8 @@ class WholeFaithfulness:
     curve: dict[str, float | None]  # k -> F(the best k features and C's error nodes)
     area: float | None
     errors_only: float | None = None  # F(C's error nodes alone), which C's features add to
+    # position class -> [feature nodes, error nodes] the circuit keeps there
+    positions: dict[str, list[int]] | None = None
 
 
 def random_circuit(
@@ -46,16 +56,20 @@ def random_circuit(
     decompositions: dict[int, LayerDecomposition],
     run: PromptRun,
     seed: int,
-) -> dict[int, list[int]]:
-    """As many random active features per site as the circuit keeps, none of the circuit's."""
-    chosen = {}
+) -> dict[int, dict[str, list[int]]]:
+    """As many random active features per site and position class as the circuit keeps there,
+    none of the circuit's."""
+    chosen: dict[int, dict[str, list[int]]] = {}
     gen = torch.Generator().manual_seed(seed)
     for site in circuit.sites:
-        pool = active(decompositions[site], run)
-        pool[circuit.features[site]] = False
-        options = pool.nonzero()[:, 0]
-        pick = torch.randperm(len(options), generator=gen)[: len(circuit.features[site])]
-        chosen[site] = options[pick].tolist()
+        fires = active(decompositions[site], run)
+        chosen[site] = {}
+        for position in POSITIONS:
+            pool = fires.clone()
+            pool[circuit.nodes[site][position]] = False
+            options = pool.nonzero()[:, 0]
+            pick = torch.randperm(len(options), generator=gen)[: len(circuit.nodes[site][position])]
+            chosen[site][position] = options[pick].tolist()
     return chosen
 
 
@@ -72,27 +86,31 @@ def measure_whole(
     """Every figure of :class:`WholeFaithfulness` on ``run`` in one batched forward."""
     sites = circuit.sites
     decs = {site: decompositions[site] for site in sites}
-    every: dict[int, list[int] | None] = {site: None for site in sites}
-    none: dict[int, list[int] | None] = {site: [] for site in sites}
-    all_errors = {site: True for site in sites}
-    no_errors = {site: False for site in sites}
-    complement: dict[int, list[int] | None] = {}
+    every: dict = {site: None for site in sites}
+    none: dict = {site: [] for site in sites}
+    all_errors: dict = {site: True for site in sites}
+    no_errors: dict = {site: False for site in sites}
+    complement: dict = {}
     for site in sites:
         d_sae = decs[site].directions.shape[0]
-        inside = set(circuit.features[site])
-        complement[site] = [f for f in range(d_sae) if f not in inside]
-    not_errors = {site: not kept for site, kept in circuit.errors.items()}
+        complement[site] = {
+            p: sorted(set(range(d_sae)) - set(circuit.nodes[site][p])) for p in POSITIONS
+        }
+    not_errors: dict = {
+        site: {p: not kept for p, kept in by.items()} for site, by in circuit.error_at.items()
+    }
+    kept: dict = dict(circuit.nodes)
+    errors: dict = dict(circuit.error_at)
     ks = [k for k in CURVE if k < circuit.feature_nodes]
-    conditions: dict[str, tuple[dict[int, list[int] | None], dict[int, bool]]] = {
+    conditions: dict[str, tuple[dict, dict]] = {
         "M": (every, all_errors),
         "empty": (none, no_errors),
-        "C": (dict(circuit.features), circuit.errors),
-        "no_error": (dict(circuit.features), no_errors),
+        "C": (kept, errors),
+        "no_error": (kept, no_errors),
         "complement": (complement, not_errors),
         "random": (dict(random_circuit(circuit, decs, run, seed)), no_errors),
-        "errors_only": (none, circuit.errors),
-    }
-    conditions |= {f"top{k}": (dict(circuit.top(k)), circuit.errors) for k in ks}
+        "errors_only": (none, errors),
+    } | {f"top{k}": (dict(circuit.top(k)), errors) for k in ks}
     names = list(conditions)
     m = masked_target(lm, decs, run, target, masks_of(decs, list(conditions.values())))
     a = dict(zip(names, m.mean(1).tolist(), strict=True))
@@ -116,6 +134,7 @@ def measure_whole(
         errors_only=f("errors_only"),
         curve={str(k): f(f"top{k}") for k in ks} | {str(circuit.feature_nodes): f("C")},
         area=_area(points),
+        positions={p: list(circuit.count(p)) for p in POSITIONS},
     )
 
 

@@ -207,17 +207,30 @@ def test_the_whole_circuit_is_the_planted_path_and_reproduces_the_target(planted
     heldout = prompt_run(lm, split.heldout, [1, 2], TARGET)
     circuit = choose_whole(lm, decs, build, TARGET, [1, 2], budget=2, steps=4)
     assert circuit.features == {1: [A], 2: [B]}
+    assert circuit.feature_nodes <= 2  # the budget counts nodes of either position class
     measured = measure_whole(lm, decs, heldout, TARGET, circuit, budget=2)
     # Above 1 where the other features' silent means shrink the RMSNorm's scale.
     assert 0.9 < measured.circuit < 1.2
     assert measured.no_error == pytest.approx(measured.circuit, abs=1e-4)  # exact SAEs
     assert abs(measured.complement) < 0.05 and abs(measured.random) < 0.05
     every = list(range(2 * D_MODEL))
-    zeros = [0.0] * len(every)
-    whole = WholeCircuit([1, 2], {1: every, 2: every}, {1: True, 2: True}, {1: zeros, 2: zeros}, 0)
+    whole = _everywhere([1, 2], every, True)
     assert measure_whole(lm, decs, heldout, TARGET, whole, 2).circuit == pytest.approx(1)
-    empty = WholeCircuit([1, 2], {1: [], 2: []}, {1: False, 2: False}, {1: [], 2: []}, 0)
+    empty = _everywhere([1, 2], [], False)
     assert measure_whole(lm, decs, heldout, TARGET, empty, 2).circuit == pytest.approx(0)
+
+
+def _everywhere(sites: list[int], features: list[int], error: bool) -> WholeCircuit:
+    """A circuit keeping ``features`` and (or not) the error node at every site and position."""
+    return WholeCircuit.from_dict(
+        {
+            "sites": sites,
+            "features": {s: features for s in sites},
+            "errors": {s: error for s in sites},
+            "scores": {s: [0.0] * len(features) for s in sites},
+            "seconds": 0,
+        }
+    )
 
 
 def test_a_circuit_that_explains_one_layer_alone_scores_nothing_whole(planted):
