@@ -126,6 +126,18 @@ def table(targets: list[Target], rows: list[dict]) -> str:
     return "\n".join(lines)
 
 
+def benchmark_targets(lm, layers: str, per_layer: int) -> list[Target]:
+    """The top ``per_layer`` neurons of `circuitmap find` (definitions vs licences) at each of
+    the comma-separated target ``layers``."""
+    _, positive = read_prompt_set("definitions")
+    _, negative = read_prompt_set("licences")
+    return [
+        Target(int(layer), s.neuron)
+        for layer in layers.split(",")
+        for s in find_neurons(lm, int(layer), positive, negative, per_layer)
+    ]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--layers", default="6,9,12,15", help="target layers")
@@ -139,13 +151,7 @@ def main() -> None:
     )
     args = parser.parse_args()
     lm = load_model(ModelConfig())
-    _, positive = read_prompt_set("definitions")
-    _, negative = read_prompt_set("licences")
-    targets = [
-        Target(int(layer), s.neuron)
-        for layer in args.layers.split(",")
-        for s in find_neurons(lm, int(layer), positive, negative, args.per_layer)
-    ]
+    targets = benchmark_targets(lm, args.layers, args.per_layer)
     rows = [measure_target(target, args, lm) for target in targets]
     text = table(targets, rows)
     print("\n" + text)

@@ -27,15 +27,15 @@ import dataclasses
 import statistics
 import time
 
+from faithfulness import benchmark_targets
 from record import record
 
+from circuitmap.circuit.attribution import attribution
 from circuitmap.circuit.sweep import sweep_target
 from circuitmap.circuit.x_check import X_TOP, check_x, circuit_decodes
 from circuitmap.config import MapConfig, ModelConfig, OptimConfig, Target
-from circuitmap.files.prompt_sets import read_prompt_set
 from circuitmap.mapping.worker import Worker
 from circuitmap.model.load import load_model
-from circuitmap.validate.probe import find_neurons
 
 SETTINGS = {
     "report": OptimConfig.report(),
@@ -84,8 +84,7 @@ def measure_target(lm, target: Target, restarts: int) -> dict[str, list[dict]]:
 
 
 def _attribution_top(dec, run) -> list[int]:
-    from circuitmap.circuit.attribution import attribution
-
+    """The layer's top X_TOP features by attribution on ``run``."""
     per_prompt, _ = attribution(dec, run)
     return per_prompt.mean(0).topk(X_TOP).indices.tolist()
 
@@ -157,13 +156,7 @@ def main() -> None:
     parser.add_argument("--restarts", type=int, default=MapConfig.restarts, help="per layer")
     args = parser.parse_args()
     lm = load_model(ModelConfig())
-    _, positive = read_prompt_set("definitions")
-    _, negative = read_prompt_set("licences")
-    targets = [
-        Target(int(layer), s.neuron)
-        for layer in args.layers.split(",")
-        for s in find_neurons(lm, int(layer), positive, negative, args.per_layer)
-    ]
+    targets = benchmark_targets(lm, args.layers, args.per_layer)
     per_target = []
     for target in targets:
         start = time.perf_counter()
