@@ -151,7 +151,7 @@ def map_settings(
     ] = _MAP.edge_threshold,
     restarts: Annotated[
         int,
-        typer.Option(help="Random restarts per layer (feature nodes get agreement rates).", min=0),
+        typer.Option(help="Restarts per layer from corpus vectors (X's agreement).", min=0),
     ] = _MAP.restarts,
     controls: Annotated[
         int,

@@ -190,7 +190,7 @@ ReportSetting = Annotated[
         "--report-setting",
         help="The report's optimisation: Adam lr 0.05 on X itself for 50 steps, without limit "
         "(--space resid --lr-units raw --steps 50 --level 0 --no-norm-constraint; it overrides "
-        "those options).",
+        "those options, not --lr).",
     ),
 ]
 Prompt = Annotated[str, typer.Option(help="Patchscope prompt.")]
@@ -223,7 +223,7 @@ def optim_config(
 ) -> OptimConfig:
     """The optimisation's config; ``level`` 0 is no bound; ``report_setting``: the report's."""
     if report_setting:
-        return OptimConfig.report(seed=seed, init=init)
+        return OptimConfig.report(lr=lr, seed=seed, init=init)
     return OptimConfig(
         lr=lr,
         lr_units=lr_units,

@@ -196,10 +196,10 @@ def print_map(graph: Any, config: Any, run_dir: Path) -> None:
 
 def _print_x(target: str, sweep: Any, selection: Any) -> None:
     """Each layer's optimised X against its circuit: the level X reaches, its restarts'
-    agreement and its top features' share among the circuit's top 10."""
+    agreement and its top features' share among the layer's attribution top 10."""
     typer.echo(
         f"\ngradient Patchscope of {target} against its circuit:\n"
-        "layer  x corpus max  restart top-1  jaccard  X's top 5 in circuit top 10  "
+        "layer  x corpus max  restart top-1  jaccard  X's top 5 in attribution top 10  "
         "(attribution ranks)"
     )
     for layer, search in sorted(sweep.layers.items()):

@@ -502,7 +502,7 @@
       ).join(', '));
     }
     if (info.x_overlap !== undefined) {
-      rows.push("share among the circuit's top 10: " + Math.round(100 * info.x_overlap) + '%');
+      rows.push("share among the layer's attribution top 10: " + Math.round(100 * info.x_overlap) + '%');
     }
     rows.forEach(function (r) { panel.appendChild(el('div', r)); });
     if (info.circuit_decode !== undefined) {

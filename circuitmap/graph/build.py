@@ -52,7 +52,7 @@ Nodes (id -> attributes):
   ``restart_top1``, ``restart_jaccard`` and ``restart_consensus``
   (:mod:`circuitmap.method.restarts`), ``x_features`` (X_l's top added features),
   ``x_ranks`` (their attribution ranks), ``x_overlap`` (their share among the layer's
-  circuit top 10) and ``circuit_decode`` (the decode of the layer's circuit features;
+  attribution top 10) and ``circuit_decode`` (the decode of the layer's circuit features;
   :mod:`circuitmap.circuit.x_check`),
   ``neuronpedia`` (its URL, where the SAE has one), ``sae`` (the SAE: a release/id, or its
   folder's last two parts); per-layer faithfulness

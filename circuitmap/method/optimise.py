@@ -16,7 +16,8 @@ Two spaces (:class:`~circuitmap.config.OptimConfig`):
   quarter of the steps and raised linearly to full strength by five eighths, so X first reaches
   the bounded level and then keeps only the features it needs (a continuation of the sparsity
   penalty; cf. the L1 penalty of sparse dictionary learning, Olshausen & Field 1996). ||X|| is
-  rescaled into the corpus range inside the forward. X's SAE features are then z itself.
+  rescaled into the corpus range inside the forward (X = s (decode(z) + e), s = 1 unless ||X||
+  leaves that range). X's SAE features are reported as z: the code the optimisation chose.
 """
 
 from __future__ import annotations

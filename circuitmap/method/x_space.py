@@ -43,6 +43,8 @@ class CodeRows:
 
     def __init__(self, spaces: list[LayerSpace], inits: torch.Tensor) -> None:
         self.groups: list[tuple[LayerSpace, slice]] = []
+        for space in spaces:
+            _sae(space).requires_grad_(False)  # the SAE is fixed; only the codes learn
         for row, space in enumerate(spaces):
             if self.groups and self.groups[-1][0] is space:
                 self.groups[-1] = (space, slice(self.groups[-1][1].start, row + 1))
