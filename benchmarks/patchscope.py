@@ -53,6 +53,7 @@ def measure_target(lm, target: Target, restarts: int) -> dict[str, list[dict]]:
     run = worker.encoded_prompts(target, split, "build")
     decompositions = worker.decompositions(target, split, baseline)
     saes = worker.saes(config.upstream_layers(target))
+    scores = {layer: attribution(dec, run)[0].mean(0) for layer, dec in decompositions.items()}
     rows: dict[str, list[dict]] = {}
     for name, optim in SETTINGS.items():
         setting = dataclasses.replace(config, optim=optim)
@@ -63,7 +64,7 @@ def measure_target(lm, target: Target, restarts: int) -> dict[str, list[dict]]:
         for layer, search in sorted(sweep.layers.items()):
             low, high = baseline.norm_ranges[layer]
             norm = sweep.vectors[layer].norm().item()
-            x = check_x(search, decompositions[layer], run)
+            x = check_x(search, scores[layer])
             rows[name].append(
                 {
                     "layer": layer,
@@ -76,17 +77,11 @@ def measure_target(lm, target: Target, restarts: int) -> dict[str, list[dict]]:
                     "seconds": seconds / len(sweep.layers),
                 }
             )
-    ranked = {layer: _attribution_top(decompositions[layer], run) for layer in decompositions}
+    ranked = {layer: s.topk(X_TOP).indices.tolist() for layer, s in scores.items()}
     decodes = circuit_decodes(lm, config.patchscope, baseline.means, ranked, decompositions, run)
     for row in rows["default"]:
         row["circuit_decode"] = decodes.get(row["layer"], "")
     return rows
-
-
-def _attribution_top(dec, run) -> list[int]:
-    """The layer's top X_TOP features by attribution on ``run``."""
-    per_prompt, _ = attribution(dec, run)
-    return per_prompt.mean(0).topk(X_TOP).indices.tolist()
 
 
 def _median(values: list) -> str:

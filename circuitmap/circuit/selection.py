@@ -149,9 +149,10 @@ def select_circuit(
     circuit = choose_whole(lm, decompositions, run, target, sites, config.budget)
     for layer, dec in sorted(decompositions.items()):
         chosen = layers[layer]
-        _add_features(chosen, circuit.features.get(layer, []), dec, run, sweep, scale)
+        scores = attribution(dec, run)[0].mean(0)  # (d_sae,) clean attribution on the build
+        _add_features(chosen, circuit.features.get(layer, []), scores, dec, sweep, scale)
         chosen.contexts = feature_contexts(lm, dec, run, chosen.features)
-        x = check_x(sweep.layers[layer], dec, run)
+        x = check_x(sweep.layers[layer], scores)
         chosen.x_features, chosen.x_ranks, chosen.x_overlap = x.features, x.ranks, x.overlap
     return Selection(
         sweep.target, config.select, clean, layers, time.perf_counter() - start, circuit
@@ -161,17 +162,16 @@ def select_circuit(
 def _add_features(
     chosen: LayerSelection,
     features: list[int],
+    scores: torch.Tensor,
     dec: LayerDecomposition,
-    run: PromptRun,
     sweep: TargetSweep,
     scale: float,
 ) -> None:
-    """The layer keeps ``features`` too: those it did not keep join its kept ones (clean
-    attribution, activation on X_l, no agreement measured)."""
+    """The layer keeps ``features`` too: those it did not keep join its kept ones (their clean
+    attribution ``scores`` (d_sae,), activation on X_l, no agreement measured)."""
     extra = [f for f in features if f not in chosen.features]
     if not extra:
         return
-    per_prompt, _ = attribution(dec, run)  # (n, d_sae)
     on_x = dec.encode(sweep.vectors[dec.layer][None])[0][0]  # (d_sae,)
     rest = [i for i, f in enumerate(chosen.ranked) if i >= chosen.kept and f not in extra]
     head = list(range(chosen.kept))
@@ -179,7 +179,7 @@ def _add_features(
     index = torch.tensor(extra, dtype=torch.long)
     chosen.attribution = (
         [chosen.attribution[i] for i in head]
-        + (per_prompt.mean(0)[index] / scale).tolist()
+        + (scores[index] / scale).tolist()
         + [chosen.attribution[i] for i in rest]
     )
     chosen.activation = (

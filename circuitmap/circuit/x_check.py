@@ -19,7 +19,6 @@ from typing import TYPE_CHECKING
 
 import torch
 
-from circuitmap.circuit.attribution import attribution
 from circuitmap.method.patchscope import patchscope_rows
 
 if TYPE_CHECKING:
@@ -42,12 +41,10 @@ class XCheck:
     overlap: float | None  # share of ``features`` among the layer's top CIRCUIT_TOP
 
 
-def check_x(search: LayerSearch, dec: LayerDecomposition, run: PromptRun) -> XCheck:
-    """Compare X's top added features (``search``) with every feature's attribution on
-    ``run`` (the build prompts)."""
+def check_x(search: LayerSearch, scores: torch.Tensor) -> XCheck:
+    """Compare X's top added features (``search``) with every feature's mean attribution on
+    the build prompts, ``scores`` (d_sae,) (:func:`~circuitmap.circuit.attribution.attribution`)."""
     features = [f.index for f in search.features.added[:X_TOP]]
-    per_prompt, _ = attribution(dec, run)  # (n, d_sae)
-    scores = per_prompt.mean(0)  # (d_sae,)
     ranks = [int((scores > scores[f]).sum()) for f in features]
     overlap = sum(r < CIRCUIT_TOP for r in ranks) / len(ranks) if ranks else None
     return XCheck(features, ranks, overlap)
