@@ -13,11 +13,14 @@ from corpus vectors besides the Mean Vector) under each setting:
 
 Per setting, over all (target, layer) pairs: the activation X reaches as a multiple of the
 target's corpus maximum (median, share within 1x..10x), whether ||X|| lies in the layer's corpus
-norm range, the restarts' top-1 agreement and top-k Jaccard on the features X adds over the Mean
-Vector, the share of X's top 5 among the layer's top 10 by attribution on the build prompts
-(`circuitmap.circuit.x_check`), and the sweep's seconds. Then, for the first target, each
-layer's decode of X under each setting beside the decode of the layer's top attribution
-features. Written to ``benchmarks/results/patchscope.md`` with the command and the commit.
+norm range, the restarts' top-1 agreement and top-k Jaccard on the features each ascent adds to
+its start, the share of X's top 5 among the layer's top 10 by attribution on the build prompts
+(`circuitmap.circuit.x_check`), and the sweep's seconds. Beside them, a measure of the landscape
+that no optimiser changes: at each layer, the share of the corpus starts at which the SAE
+feature of largest gradient (d target / d code, at the start) is the Mean Vector's. Then, for
+the first target, each layer's decode of X under each setting beside the decode of the layer's
+top attribution features. Written to ``benchmarks/results/patchscope.md`` with the command and
+the commit.
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ import dataclasses
 import statistics
 import time
 
+import torch
 from faithfulness import benchmark_targets
 from record import record
 
@@ -35,6 +39,10 @@ from circuitmap.circuit.sweep import sweep_target
 from circuitmap.circuit.x_check import X_TOP, check_x, circuit_decodes
 from circuitmap.config import MapConfig, ModelConfig, OptimConfig, Target
 from circuitmap.mapping.worker import Worker
+from circuitmap.method.optimise import target_activation
+from circuitmap.method.restarts import restart_starts
+from circuitmap.method.x_space import CodeRows, LayerSpace
+from circuitmap.model.forward import prefix_cache
 from circuitmap.model.load import load_model
 
 SETTINGS = {
@@ -42,6 +50,34 @@ SETTINGS = {
     "report, rms lr": OptimConfig.report(lr_units="rms"),
     "default": OptimConfig(),
 }
+
+
+def gradient_top1(lm, config: MapConfig, target: Target, baseline, saes) -> dict[int, float]:
+    """Per upstream layer: the share of the corpus starts (the map's restarts) whose largest
+    code gradient d target / d z, z the start's SAE code in the default space, is at the
+    feature where the Mean Vector's is."""
+    optim = OptimConfig()
+    ids = lm.tokenizer(optim.dummy_prompt, return_tensors="pt")["input_ids"].to(lm.input_device)
+    prefix = prefix_cache(lm.model, ids[:, :-1], target.layer)
+    shares = {}
+    for layer in config.upstream_layers(target):
+        mean = baseline.means[layer]
+        starts = restart_starts(mean, baseline.vectors[layer], optim, config.restarts)
+        space = LayerSpace(layer, mean, baseline.norm_ranges[layer], saes[layer].sae)
+        rows = CodeRows([space] * len(starts), starts)
+        last = ids[:, -1:].expand(len(starts), -1)  # (starts, 1)
+        act = target_activation(
+            lm,
+            last,
+            layers=[layer] * len(starts),
+            vectors=rows.vectors(),
+            target=target,
+            prefix=prefix,
+        )  # (starts,)
+        (grad,) = torch.autograd.grad(act.sum(), rows.params)  # (starts, d_sae)
+        top = grad.argmax(-1)
+        shares[layer] = (top[1:] == top[0]).float().mean().item()
+    return shares
 
 
 def measure_target(lm, target: Target, restarts: int) -> dict[str, list[dict]]:
@@ -54,6 +90,7 @@ def measure_target(lm, target: Target, restarts: int) -> dict[str, list[dict]]:
     decompositions = worker.decompositions(target, split, baseline)
     saes = worker.saes(config.upstream_layers(target))
     scores = {layer: attribution(dec, run)[0].mean(0) for layer, dec in decompositions.items()}
+    gradient = gradient_top1(lm, config, target, baseline, saes)
     rows: dict[str, list[dict]] = {}
     for name, optim in SETTINGS.items():
         setting = dataclasses.replace(config, optim=optim)
@@ -73,6 +110,7 @@ def measure_target(lm, target: Target, restarts: int) -> dict[str, list[dict]]:
                     "top1": search.top1_agreement,
                     "jaccard": search.jaccard,
                     "overlap": x.overlap,
+                    "gradient_top1": gradient[layer],
                     "decode": search.contrastive_text,
                     "seconds": seconds / len(sweep.layers),
                 }
@@ -89,6 +127,11 @@ def _median(values: list) -> str:
     return f"{statistics.median(defined):.2f}" if defined else "–"
 
 
+def _mean(values: list) -> str:
+    defined = [v for v in values if v is not None]
+    return f"{statistics.mean(defined):.2f}" if defined else "–"
+
+
 def _share(values: list[bool]) -> str:
     return f"{sum(values) / len(values):.0%}" if values else "–"
 
@@ -96,7 +139,7 @@ def _share(values: list[bool]) -> str:
 def summary(per_target: list[dict[str, list[dict]]]) -> str:
     lines = [
         "| setting | target-layers | X ÷ corpus max (median) | within 1×–10× | ‖X‖ in corpus range "
-        "| restart top-1 agreement (median) | top-k Jaccard (median) | X's top 5 in the "
+        "| restart top-1 agreement (median / mean) | top-k Jaccard (median) | X's top 5 in the "
         "attribution top 10 (median) | s a layer (median) |",
         "|" + " --- |" * 9,
     ]
@@ -106,17 +149,26 @@ def summary(per_target: list[dict[str, list[dict]]]) -> str:
         lines.append(
             f"| {name} | {len(rows)} | {_median(levels)} "
             f"| {_share([v is not None and 1 <= v <= 10 for v in levels])} "
-            f"| {_share([r['in_norm'] for r in rows])} | {_median([r['top1'] for r in rows])} "
+            f"| {_share([r['in_norm'] for r in rows])} | {_median([r['top1'] for r in rows])} / "
+            f"{_mean([r['top1'] for r in rows])} "
             f"| {_median([r['jaccard'] for r in rows])} | {_median([r['overlap'] for r in rows])} "
             f"| {_median([r['seconds'] for r in rows])} |"
         )
+    rows = [row for target in per_target for row in target["default"]]
+    lines += [
+        "",
+        "At the same starts, the feature of largest gradient is the Mean Vector's at "
+        f"{_median([r['gradient_top1'] for r in rows])} of corpus starts (median over "
+        f"target-layers; mean {_mean([r['gradient_top1'] for r in rows])}).",
+    ]
     return "\n".join(lines)
 
 
 def per_layer(targets: list[Target], per_target: list[dict[str, list[dict]]]) -> str:
     lines = [
-        "| target | layer | setting | X ÷ corpus max | top-1 agreement | Jaccard | overlap |",
-        "|" + " --- |" * 7,
+        "| target | layer | setting | X ÷ corpus max | top-1 agreement | Jaccard | overlap "
+        "| gradient top-1 at the starts |",
+        "|" + " --- |" * 8,
     ]
     fmt = lambda v: "–" if v is None else f"{v:.2f}"  # noqa: E731
     for target, result in zip(targets, per_target, strict=True):
@@ -124,7 +176,8 @@ def per_layer(targets: list[Target], per_target: list[dict[str, list[dict]]]) ->
             for r in rows:
                 lines.append(
                     f"| {target.id} | {r['layer']} | {name} | {fmt(r['level'])} "
-                    f"| {fmt(r['top1'])} | {fmt(r['jaccard'])} | {fmt(r['overlap'])} |"
+                    f"| {fmt(r['top1'])} | {fmt(r['jaccard'])} | {fmt(r['overlap'])} "
+                    f"| {fmt(r['gradient_top1'])} |"
                 )
     return "\n".join(lines)
 

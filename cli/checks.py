@@ -207,7 +207,7 @@ def restarts_cmd(
     report_setting: o.ReportSetting = False,
 ) -> None:
     """Optimise from the Mean Vector and corpus vectors at each layer: does the same SAE feature
-    come back? Prints, on the features X adds over the Mean Vector: top-1 agreement, Jaccard of
+    come back? Prints, on the features each ascent adds to its start: top-1 agreement, Jaccard of
     top-k sets, the consensus, and the activation spread as multiples of the corpus maximum."""
     from circuitmap.config import CorpusConfig
     from circuitmap.files.corpus import corpus_texts

@@ -140,7 +140,7 @@ def sweep_target(
     for i, layer in enumerate(layers):
         block = slice(i * starts, (i + 1) * starts)
         codes = None if ascent.codes is None else ascent.codes[block]
-        added = added_codes(saes[layer], ascent.vectors[block], codes, means[i])
+        added = added_codes(saes[layer], ascent.vectors[block], codes, inits[block])
         restarts = compare_starts(layer, added, ascent.final[block], config.top_k)
         trajectory = ascent.trajectories[:, main[i]].tolist()
         results[layer] = LayerSearch(

@@ -2,9 +2,10 @@
 
 Starts are the map's own start (the reference: the Mean Vector by default) and K resid_pre
 vectors of the layer drawn from the corpus (seeded); all run together as rows of one batched
-optimisation. Each start is compared by the features its X adds over the Mean Vector (X's SAE
-code minus the Mean Vector's): top-1 agreement with the reference, Jaccard of the top-k sets,
-and the consensus (the features in the top-k of at least half of the starts).
+optimisation. Each start is compared by the features its ascent adds (X's SAE code minus its
+start's; for the reference, the Mean Vector's): top-1 agreement with the reference, Jaccard of
+the top-k sets, and the consensus (the features in the top-k of at least half of the starts). A
+start's own features are not counted: they say where it began, not what the ascent found.
 """
 
 from __future__ import annotations
@@ -65,14 +66,14 @@ def restart_starts(
 
 @torch.no_grad()
 def added_codes(
-    layer_sae: LayerSAE, vectors: torch.Tensor, codes: torch.Tensor | None, mean: torch.Tensor
+    layer_sae: LayerSAE, vectors: torch.Tensor, codes: torch.Tensor | None, starts: torch.Tensor
 ) -> torch.Tensor:
-    """(rows, d_sae): what each row's X (``vectors``, (rows, d_model)) adds over the Mean
-    Vector in SAE features: its ``codes`` (space ``"sae"``) or else its encoding, minus the
-    Mean Vector's encoding."""
+    """(rows, d_sae): what each row's ascent added to its start (``starts``, (rows, d_model))
+    in SAE features: X's ``codes`` (space ``"sae"``) or else the encoding of X (``vectors``,
+    (rows, d_model)), minus the start's encoding."""
     sae = layer_sae.sae
     encode = lambda x: sae.encode(x.float().to(sae.W_enc.device)).float().cpu()  # noqa: E731
-    return (codes if codes is not None else encode(vectors)) - encode(mean[None])
+    return (codes if codes is not None else encode(vectors)) - encode(starts)
 
 
 def compare_starts(
@@ -113,7 +114,7 @@ def restart_report(
     corpus_max: float | None = None,
 ) -> RestartReport:
     """Optimise from ``config.init``'s start and ``n_restarts`` corpus vectors (``corpus``,
-    (n, d_model)) and compare the SAE features their X add over the Mean Vector."""
+    (n, d_model)) and compare the SAE features their ascents add."""
     starts = restart_starts(mean, corpus, config, n_restarts)
     bound = norm_range if config.norm_constraint else None
     space = LayerSpace(layer_sae.layer, mean, bound, layer_sae.sae)
@@ -125,7 +126,7 @@ def restart_report(
         config=config,
         corpus_max=corpus_max,
     )
-    added = added_codes(layer_sae, ascent.vectors, ascent.codes, mean)
+    added = added_codes(layer_sae, ascent.vectors, ascent.codes, starts)
     report = compare_starts(layer_sae.layer, added, ascent.final, top_k)
     return dataclasses.replace(report, corpus_max=corpus_max)
 
