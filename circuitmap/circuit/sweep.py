@@ -20,7 +20,7 @@ from circuitmap.config import Target
 from circuitmap.files.layout import SWEEP_FILE, SWEEP_TENSORS_FILE
 from circuitmap.files.storage import atomic_write_json, read_json
 from circuitmap.files.tensors import atomic_save_tensors, read_tensors
-from circuitmap.method.optimise import optimise_rows
+from circuitmap.method.optimise import injected_activation, optimise_rows
 from circuitmap.method.patchscope import patchscope_rows
 from circuitmap.method.restarts import added_codes, compare_starts, restart_starts
 from circuitmap.method.x_space import LayerSpace
@@ -38,7 +38,7 @@ class LayerSearch:
     """The gradient Patchscope and SAE step at one upstream layer."""
 
     layer: int
-    mean_activation: float | None  # target activation with the Mean Vector (None: random init)
+    mean_activation: float | None  # target activation with the Mean Vector injected as it is
     final_activation: float  # with the optimised X
     trajectory: list[float]  # target activation before each Adam step
     contrastive_text: str
@@ -135,6 +135,7 @@ def sweep_target(
     main = torch.arange(len(layers)) * starts  # each layer's first row: the map's X
     xs = ascent.vectors[main]  # (layers, d_model)
     means = torch.stack([baseline.means[layer] for layer in layers])  # (layers, d_model)
+    at_mean = injected_activation(lm, target, layers, means, optim.dummy_prompt)  # (layers,)
     scopes = patchscope_rows(lm, layers=layers, signals=xs, noises=means, config=config.patchscope)
     results = {}
     for i, layer in enumerate(layers):
@@ -145,7 +146,7 @@ def sweep_target(
         trajectory = ascent.trajectories[:, main[i]].tolist()
         results[layer] = LayerSearch(
             layer=layer,
-            mean_activation=trajectory[0] if optim.init == "mean" else None,
+            mean_activation=at_mean[i].item(),
             final_activation=ascent.final[main[i]].item(),
             trajectory=trajectory,
             contrastive_text=scopes[i].contrastive_text,

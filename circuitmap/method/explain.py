@@ -24,7 +24,7 @@ from circuitmap.files.storage import (
 )
 from circuitmap.files.tensors import atomic_save_tensors, read_tensors
 from circuitmap.method.baseline import compute_baseline
-from circuitmap.method.optimise import optimise_vector, target_activation
+from circuitmap.method.optimise import injected_activation, optimise_vector
 from circuitmap.method.patchscope import check_prompt, patchscope
 from circuitmap.model.load import (
     cache_root,
@@ -134,7 +134,9 @@ def explain(
         sae=None if layer_sae is None else layer_sae.sae,
         corpus_max=base.target_max,
     )
-    mean_act = _mean_activation(lm, config, mean)
+    mean_act = injected_activation(
+        lm, config.target, [config.layer], mean[None], config.optim.dummy_prompt
+    )[0].item()
     seconds["optimise"] = time.perf_counter() - t
 
     features = None
@@ -165,19 +167,6 @@ def explain(
         features=features,
         seconds=seconds,
     )
-
-
-@torch.no_grad()
-def _mean_activation(lm: LoadedModel, config: ExplainConfig, mean: torch.Tensor) -> float:
-    """The target's activation with the Mean Vector (d_model,) injected into the dummy prompt."""
-    dummy = lm.tokenizer(config.optim.dummy_prompt, return_tensors="pt")["input_ids"]
-    return target_activation(
-        lm,
-        dummy.to(lm.input_device),
-        layers=[config.layer],
-        vectors=mean[None],
-        target=config.target,
-    )[0].item()
 
 
 def check_explain(config: ExplainConfig) -> None:

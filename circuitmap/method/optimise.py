@@ -85,6 +85,18 @@ def target_activation(
     return out.mlp[target.layer][:, -1, target.neuron]
 
 
+@torch.no_grad()
+def injected_activation(
+    lm: LoadedModel, target: Target, layers: list[int], vectors: torch.Tensor, prompt: str
+) -> torch.Tensor:
+    """(rows,) the target's activation at the last token of ``prompt`` (the dummy prompt) with
+    ``vectors[r]`` (rows, d_model) injected there as it is (no norm bound) at resid_pre of
+    ``layers[r]``: the Mean Vector's activation, for example."""
+    ids = lm.tokenizer(prompt, return_tensors="pt")["input_ids"].to(lm.input_device)
+    ids = ids.expand(len(layers), -1)  # (rows, seq)
+    return target_activation(lm, ids, layers=layers, vectors=vectors, target=target).cpu()
+
+
 def initial_vector(mean: torch.Tensor, config: OptimConfig) -> torch.Tensor:
     """X's starting point: the Mean Vector, or a seeded random direction of the same norm."""
     if config.init == "mean":

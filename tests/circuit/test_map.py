@@ -317,6 +317,25 @@ def test_restarts_from_the_same_seed_agree_exactly(tiny_map_setup):
     assert set(first.agreement) == set(first.top_sets[0])
 
 
+def test_restarts_count_what_each_ascent_adds_to_its_own_start(tiny_map_setup):
+    """A corpus start's own features say where it began: only what its ascent added counts."""
+    from circuitmap.method.restarts import added_codes, compare_starts
+    from circuitmap.sae.store import load_layer_sae
+
+    source = SAESource(sae_dir=str(tiny_map_setup["saes"]))
+    layer_sae = load_layer_sae(1, 32, tiny_map_setup["saes"], "x", source)
+    starts = torch.randn(3, 32) * 30  # (starts, d_model): their codes differ widely
+    with torch.no_grad():
+        own = layer_sae.sae.encode(starts).float()  # (starts, d_sae)
+    assert (own > 0.5).any()  # the starts have features of their own, above what was added
+    codes = own.clone()
+    codes[:, 3] += 0.5  # every ascent added feature 3, a little
+    added = added_codes(layer_sae, starts, codes, starts)
+    torch.testing.assert_close(added[:, 3], torch.full((3,), 0.5), rtol=1e-4, atol=1e-4)
+    report = compare_starts(1, added, torch.ones(3), top_k=2)
+    assert [top[0] for top in report.top_sets] == [3, 3, 3] and report.top1_agreement == 1.0
+
+
 @pytest.mark.parametrize("space", ["resid", "sae"])
 def test_one_batch_over_layers_and_starts_equals_separate_runs(tiny_map_setup, space):
     """Rows injecting at different layers with different lrs follow their own paths."""
