@@ -3,9 +3,10 @@
 Starts are the map's own start (the reference: the Mean Vector by default) and K resid_pre
 vectors of the layer drawn from the corpus (seeded); all run together as rows of one batched
 optimisation. Each start is compared by the features its ascent adds (X's SAE code minus its
-start's; for the reference, the Mean Vector's): top-1 agreement with the reference, Jaccard of
-the top-k sets, and the consensus (the features in the top-k of at least half of the starts). A
-start's own features are not counted: they say where it began, not what the ascent found.
+start's, which for the default reference is the Mean Vector's): top-1 agreement with the
+reference, Jaccard of the top-k sets, and the consensus (the features in the top-k of at least
+half of the starts). A start's own features are not counted: they say where it began, not what
+the ascent found.
 """
 
 from __future__ import annotations
