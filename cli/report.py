@@ -108,8 +108,9 @@ def _curve(f: Any) -> str:
     )
 
 
-def _print_whole(target: str, prompts: int, w: Any) -> None:
-    """The whole circuit's figures: the headline of a map."""
+def _print_whole(target: str, prompts: int, w: Any, build_fit: float | None) -> None:
+    """The whole circuit's figures: the headline of a map (``build_fit``: its F(C) on the build
+    prompts that chose it)."""
     curve = ", ".join(f"{k}: {_figure(v).strip()}" for k, v in w.curve.items())
     typer.echo(
         f"\n{target}: whole circuit at sites {', '.join(map(str, w.sites))}, "
@@ -117,7 +118,8 @@ def _print_whole(target: str, prompts: int, w: Any) -> None:
         f"at once on {prompts} held-out prompts (clean {w.clean:.2f}, empty {w.empty:.2f}):\n"
         f"  F(C) {_figure(w.circuit).strip()}; without its error nodes "
         f"{_figure(w.no_error).strip()}; F(M\\C) {_figure(w.complement).strip()}; random "
-        f"features {_figure(w.random).strip()}\n"
+        f"features {_figure(w.random).strip()}; on the build prompts that chose it F(C) "
+        f"{_figure(build_fit).strip()}\n"
         f"  F of the best k features (error nodes kept): {curve}; area "
         f"{_figure(w.area).strip()}"
     )
@@ -152,7 +154,8 @@ def print_map(graph: Any, config: Any, run_dir: Path) -> None:
             f = Faithfulness.load(folder)
             selection = Selection.load(folder)
             if f.whole is not None:
-                _print_whole(t.id, f.n_prompts, f.whole)
+                fit = None if selection.circuit is None else selection.circuit.build_fit
+                _print_whole(t.id, f.n_prompts, f.whole, fit)
             typer.echo(
                 f"\nper-layer diagnostics of {t.id} on {f.n_prompts} held-out prompts (clean "
                 f"{f.clean:.2f}; each layer edited alone):\n"

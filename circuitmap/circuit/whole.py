@@ -60,14 +60,16 @@ Kept = list[int] | None  # a site's kept features at a position class (None: eve
 @dataclass
 class WholeCircuit:
     """A target's circuit over its sites: per site and position class, its kept features best
-    first (``nodes``), whether its error node is kept (``error_at``), and each kept feature's
-    learned logit (``scores``, same order)."""
+    first (``nodes``), whether its error node is kept (``error_at``), each kept feature's
+    learned logit (``scores``, same order), and its F(C) on the build prompts that chose it
+    (``build_fit``; None: not measured, or no ratio), to set beside the held-out figure."""
 
     sites: list[int]
     nodes: dict[int, dict[str, list[int]]]
     error_at: dict[int, dict[str, bool]]
     scores: dict[int, dict[str, list[float]]]
     seconds: float
+    build_fit: float | None = None
 
     @property
     def features(self) -> dict[int, list[int]]:
@@ -133,7 +135,7 @@ class WholeCircuit:
         keyed = {
             k: {int(s): v for s, v in data[k].items()} for k in ("nodes", "error_at", "scores")
         }
-        return cls(data["sites"], **keyed, seconds=data["seconds"])
+        return cls(data["sites"], **keyed, seconds=data["seconds"], build_fit=data.get("build_fit"))
 
 
 def _unique(items) -> list[int]:

@@ -16,6 +16,7 @@ from circuitmap.circuit.whole import (
     masked_target,
     masks_of,
     nothing,
+    ratio,
 )
 from circuitmap.circuit.whole_learn import Objective, prune, straight_through
 
@@ -109,7 +110,10 @@ def choose_whole(
     kept, logits = straight_through(
         objective, logits, budget, MASK_STEPS if steps is None else steps, MASK_LR
     )
-    return _circuit(sites, candidates, kept, logits, time.perf_counter() - start)
+    with torch.no_grad():
+        m_c, m_m, m_0 = objective.values(kept).mean(), run.target.mean(), empty.mean()
+    fit = ratio((m_c - m_0).item(), (m_m - m_0).item(), m_m.item())
+    return _circuit(sites, candidates, kept, logits, time.perf_counter() - start, fit)
 
 
 def _circuit(
@@ -118,6 +122,7 @@ def _circuit(
     hard: dict[int, torch.Tensor],
     logits: dict[int, torch.Tensor],
     seconds: float,
+    build_fit: float | None,
 ) -> WholeCircuit:
     """The circuit of the kept weights ``hard`` over ``candidates``, best logit first."""
     nodes: dict[int, dict[str, list[int]]] = {}
@@ -131,4 +136,4 @@ def _circuit(
             nodes[site][position] = candidates[site][chosen[order]].tolist()
             scores[site][position] = logits[site][c, chosen[order]].tolist()
             errors[site][position] = bool(hard[site][c, -1])
-    return WholeCircuit(sites, nodes, errors, scores, seconds)
+    return WholeCircuit(sites, nodes, errors, scores, seconds, build_fit)

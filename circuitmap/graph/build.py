@@ -14,7 +14,8 @@ several targets, the most any target used): ``n_prompts`` (build prompts), ``eff
 a layer was measured against; 0: none); the whole circuit's figures on the held-out prompts
 (see :mod:`circuitmap.circuit.whole`; with several targets, their median): ``circuit_circuit``
 (F(C)), ``circuit_no_error``, ``circuit_complement`` (F(M minus C)), ``circuit_random``,
-``circuit_area``, ``circuit_feature_nodes``, ``circuit_error_nodes``; the per-layer diagnostics
+``circuit_area``, ``circuit_feature_nodes``, ``circuit_error_nodes``, and ``circuit_build`` (its
+F(C) on the build prompts that chose it, where the ratio is defined); the per-layer diagnostics
 (see :mod:`circuitmap.circuit.faithfulness`; with several targets, their mean):
 ``completeness``, ``sufficiency``, ``sufficiency_no_error``, ``error_share``,
 ``random_completeness``, ``random_sufficiency``, ``joint_sufficiency``,
@@ -186,6 +187,8 @@ def _graph_attributes(config: MapConfig, target: Target, result: TargetResult) -
     circuit = result.selection.circuit
     if circuit is not None:
         attributes["circuit_sites"] = ",".join(str(site) for site in circuit.sites)
+        if circuit.build_fit is not None:
+            attributes["circuit_build"] = circuit.build_fit
     if result.faithfulness is not None:
         summary = result.faithfulness.summary()
         attributes.update({k: v for k, v in summary.items() if v is not None})

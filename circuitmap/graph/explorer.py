@@ -47,7 +47,8 @@ def _faithfulness(raw: dict) -> str:
             f"F(C) {_figure(raw.get('circuit_circuit'))} · without its error nodes "
             f"{_figure(raw.get('circuit_no_error'))} · F(M∖C) "
             f"{_figure(raw.get('circuit_complement'))} · random features "
-            f"{_figure(raw.get('circuit_random'))}</div>"
+            f"{_figure(raw.get('circuit_random'))} (F(C) on the build prompts that chose it: "
+            f"{_figure(raw.get('circuit_build'))})</div>"
         )
     if "completeness" in raw or "sufficiency" in raw:
         lines.append(

@@ -29,6 +29,7 @@ CIRCUIT_FIGURES = (
     "circuit_area",
     "circuit_feature_nodes",
     "circuit_error_nodes",
+    "circuit_build",
 )
 
 

@@ -265,6 +265,7 @@ def test_validate_faithfulness_measures_a_map_made_without_it(run_cli, tiny_map_
     assert {"completeness", "sufficiency", "error_share"} <= set(graph.graph)
     page = (tmp_path / "circuit.html").read_text()
     assert "whole circuit on" in page and "per layer (" in page
+    assert "on the build prompts that chose it" in page
     bad = run_cli("validate", "faithfulness", str(tmp_path / "nope"))
     assert bad.exit_code == 2 and "Traceback" not in bad.output
 

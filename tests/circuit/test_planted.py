@@ -208,6 +208,8 @@ def test_the_whole_circuit_is_the_planted_path_and_reproduces_the_target(planted
     circuit = choose_whole(lm, decs, build, TARGET, [1, 2], budget=2, steps=4)
     assert circuit.features == {1: [A], 2: [B]}
     assert circuit.feature_nodes <= 2  # the budget counts nodes of either position class
+    on_build = measure_whole(lm, decs, build, TARGET, circuit, budget=2).circuit
+    assert circuit.build_fit == pytest.approx(on_build, abs=1e-4)  # beside the held-out figure
     measured = measure_whole(lm, decs, heldout, TARGET, circuit, budget=2)
     # Above 1 where the other features' silent means shrink the RMSNorm's scale.
     assert 0.9 < measured.circuit < 1.2
