@@ -12,10 +12,10 @@ selection and the whole circuit chosen on the build prompts; then the circuit is
 (``--steps``) only change the layers' decodes and X's features, not the circuit.
 
 Per target: the whole circuit's F(C), F(C) without its error nodes, F(M minus C), the random
-floor, the curve's area, its sites and feature / error node counts, and the per-layer
-diagnostics (mean completeness and sufficiency of each layer's circuit edited alone); then the
-medians over targets. A ratio above 1 is shown as it is. The table is written to
-``benchmarks/results/faithfulness.md`` with the command and the commit.
+floor, the curve's area, its F(C) on the build prompts that chose it, its sites and feature /
+error node counts, and the per-layer diagnostics (mean completeness and sufficiency of each
+layer's circuit edited alone); then the medians over targets. A ratio above 1 is shown as it is.
+The table is written to ``benchmarks/results/faithfulness.md`` with the command and the commit.
 """
 
 from __future__ import annotations
@@ -77,6 +77,7 @@ def measure_target(target: Target, args: argparse.Namespace, lm) -> dict:
     whole = result.whole
     row = {name: getattr(whole, name) for _, name in COLUMNS}
     row |= {
+        "build": None if chosen.circuit is None else chosen.circuit.build_fit,
         "sites": ",".join(map(str, whole.sites)),
         "features": whole.feature_nodes,
         "errors": whole.error_nodes,
@@ -102,15 +103,15 @@ def table(targets: list[Target], rows: list[dict]) -> str:
     head = (
         "| target | sites | feature nodes | error nodes | context / peak (features+errors) | "
         + " | ".join(title for title, _ in COLUMNS)
-        + " | per-layer completeness | per-layer sufficiency | per-layer circuits joint | "
-        "prompts build/effect/held-out | s |"
+        + " | F(C) on the build prompts | per-layer completeness | per-layer sufficiency "
+        "| per-layer circuits joint | prompts build/effect/held-out | s |"
     )
-    lines = [head, "|" + " --- |" * 15]
+    lines = [head, "|" + " --- |" * 16]
     for target, row in zip(targets, rows, strict=True):
         figures = " | ".join(_fmt(row[name]) for _, name in COLUMNS)
         lines.append(
             f"| {target.id} | {row['sites']} | {row['features']} | {row['errors']} "
-            f"| {row['by_position']} | {figures} "
+            f"| {row['by_position']} | {figures} | {_fmt(row['build'])} "
             f"| {_fmt(row['completeness'])} | {_fmt(row['sufficiency'])} | {_fmt(row['joint'])} "
             f"| {row['prompts']} | {row['seconds']:.0f} |"
         )
@@ -119,6 +120,7 @@ def table(targets: list[Target], rows: list[dict]) -> str:
         f"| **median of {len(rows)}** | | "
         f"{statistics.median(r['features'] for r in rows):.0f} | "
         f"{statistics.median(r['errors'] for r in rows):.0f} | | {medians} "
+        f"| {_median([r['build'] for r in rows])} "
         f"| {_median([r['completeness'] for r in rows])} "
         f"| {_median([r['sufficiency'] for r in rows])} | {_median([r['joint'] for r in rows])} "
         f"| | {statistics.median(r['seconds'] for r in rows):.0f} |"
