@@ -38,7 +38,7 @@ class LayerSearch:
     """The gradient Patchscope and SAE step at one upstream layer."""
 
     layer: int
-    mean_activation: float | None  # target activation with the Mean Vector injected as it is
+    mean_activation: float | None  # with the Mean Vector injected as it is (None: not measured)
     final_activation: float  # with the optimised X
     trajectory: list[float]  # target activation before each Adam step
     contrastive_text: str

@@ -31,7 +31,7 @@ if TYPE_CHECKING:
 @dataclass
 class RestartReport:
     layer: int
-    top_sets: list[list[int]]  # top-k features each start's X adds; row 0: the reference start
+    top_sets: list[list[int]]  # top-k features each start's ascent adds; row 0: the reference start
     activations: list[float]  # final target activation of each start
     top1_agreement: float | None  # share of other starts whose top-1 is the reference's
     jaccard: (
