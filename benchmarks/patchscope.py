@@ -39,10 +39,9 @@ from circuitmap.circuit.sweep import sweep_target
 from circuitmap.circuit.x_check import X_TOP, check_x, circuit_decodes
 from circuitmap.config import MapConfig, ModelConfig, OptimConfig, Target
 from circuitmap.mapping.worker import Worker
-from circuitmap.method.optimise import target_activation
+from circuitmap.method.optimise import dummy_tokens, target_activation
 from circuitmap.method.restarts import restart_starts
 from circuitmap.method.x_space import CodeRows, LayerSpace
-from circuitmap.model.forward import prefix_cache
 from circuitmap.model.load import load_model
 
 SETTINGS = {
@@ -57,18 +56,16 @@ def gradient_top1(lm, config: MapConfig, target: Target, baseline, saes) -> dict
     code gradient d target / d z, z the start's SAE code in the default space, is at the
     feature where the Mean Vector's is."""
     optim = OptimConfig()
-    ids = lm.tokenizer(optim.dummy_prompt, return_tensors="pt")["input_ids"].to(lm.input_device)
-    prefix = prefix_cache(lm.model, ids[:, :-1], target.layer)
+    last, prefix = dummy_tokens(lm, optim.dummy_prompt, target.layer)
     shares = {}
     for layer in config.upstream_layers(target):
         mean = baseline.means[layer]
         starts = restart_starts(mean, baseline.vectors[layer], optim, config.restarts)
         space = LayerSpace(layer, mean, baseline.norm_ranges[layer], saes[layer].sae)
         rows = CodeRows([space] * len(starts), starts)
-        last = ids[:, -1:].expand(len(starts), -1)  # (starts, 1)
         act = target_activation(
             lm,
-            last,
+            last.expand(len(starts), -1),  # (starts, 1)
             layers=[layer] * len(starts),
             vectors=rows.vectors(),
             target=target,

@@ -85,6 +85,15 @@ def target_activation(
     return out.mlp[target.layer][:, -1, target.neuron]
 
 
+def dummy_tokens(lm: LoadedModel, prompt: str, layer: int) -> tuple[torch.Tensor, Cache | None]:
+    """The dummy ``prompt``'s last token (1, 1) and the one-row cache of the tokens before it up
+    to ``layer`` (None for a one-token prompt): X changes no earlier token (attention is
+    causal), so those run once and each forward runs the last token against them."""
+    ids = lm.tokenizer(prompt, return_tensors="pt")["input_ids"].to(lm.input_device)
+    prefix = prefix_cache(lm.model, ids[:, :-1], layer) if ids.shape[1] > 1 else None
+    return ids[:, -1:], prefix
+
+
 @torch.no_grad()
 def injected_activation(
     lm: LoadedModel, target: Target, layers: list[int], vectors: torch.Tensor, prompt: str
@@ -165,11 +174,8 @@ def optimise_rows(
     each follows the path it would follow alone: one batch optimises all upstream layers (and
     restarts) of a target at once. ``corpus_max``: the target's largest corpus activation, for
     ``config.level`` (None or <= 0: no bound)."""
-    ids = lm.tokenizer(config.dummy_prompt, return_tensors="pt")["input_ids"].to(lm.input_device)
-    # X changes no earlier token (attention is causal): those run once, and each step runs the
-    # last token of every row against their cached keys and values.
-    prefix = prefix_cache(lm.model, ids[:, :-1], target.layer) if ids.shape[1] > 1 else None
-    last = ids[:, -1:].expand(len(spaces), -1)  # (rows, 1)
+    last, prefix = dummy_tokens(lm, config.dummy_prompt, target.layer)
+    last = last.expand(len(spaces), -1)  # (rows, 1)
     layers = [s.layer for s in spaces]
     missing = sorted({s.layer for s in spaces if s.sae is None})
     if config.space == "sae" and missing:
